@@ -1,0 +1,42 @@
+# xpm-sync: `make demo`, `make test`. Both build .venv from the pins when it is missing or stale.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.xpm-sync-installed
+
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+.PHONY: venv test lint demo lock clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	@$(BIN)/airflow db migrate > /dev/null
+	@$(BIN)/xpm-sync setup
+	@$(BIN)/xpm-sync settings
+	@$(BIN)/xpm-sync activity --limit 5
+
+# Regenerate the lock from a working .venv (after changing requirements*.txt).
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check | sort -f > constraints.txt
+
+clean:
+	rm -rf $(VENV) .airflow .pytest_cache .mypy_cache .ruff_cache

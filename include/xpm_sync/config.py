@@ -1,0 +1,79 @@
+"""The one reader of xpm-sync's configuration.
+
+Options live in Airflow's configuration, section `[xpm_sync]` (so `airflow.cfg` or
+`AIRFLOW__XPM_SYNC__<OPTION>` set them); their defaults are declared once, in `provider.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cache
+
+from sqlalchemy.engine import URL, make_url
+
+from xpm_sync.provider import CONFIG_OPTIONS
+
+log = logging.getLogger(__name__)
+
+PRACTICE_DB_FILENAME = "xpm_practice.db"
+
+
+def get(option: str) -> str:
+    """Return an `[xpm_sync]` option, falling back to its declared default."""
+    from airflow.configuration import conf
+
+    default = CONFIG_OPTIONS[option]["default"]
+    value = conf.get("xpm_sync", option, fallback=default)
+    return default if value is None else str(value)
+
+
+def get_int(option: str) -> int:
+    """Return an integer `[xpm_sync]` option."""
+    return int(get(option))
+
+
+def airflow_home() -> str:
+    """Return AIRFLOW_HOME as Airflow resolved it."""
+    from airflow.configuration import AIRFLOW_HOME
+
+    return os.path.abspath(AIRFLOW_HOME)
+
+
+def _url_from_connection(conn_id: str) -> URL | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    if conn.conn_type in ("postgres", "postgresql"):
+        return URL.create(
+            "postgresql+psycopg",
+            username=conn.login or None,
+            password=conn.password or None,
+            host=conn.host or None,
+            port=conn.port or None,
+            database=conn.schema or None,
+        )
+    if conn.conn_type == "sqlite":
+        return make_url(f"sqlite:///{conn.host}")
+    raise ValueError(
+        f"Connection {conn_id!r} has type {conn.conn_type!r}; the practice database must be a "
+        "'postgres' or 'sqlite' connection."
+    )
+
+
+@cache
+def store_url() -> URL:
+    """Where the practice database lives: the store connection, else `store_url`, else SQLite."""
+    url = _url_from_connection(get("store_conn_id"))
+    if url is None and get("store_url"):
+        url = make_url(get("store_url"))
+    if url is None:
+        url = make_url(f"sqlite:///{os.path.join(airflow_home(), PRACTICE_DB_FILENAME)}")
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+    log.debug("Practice database: %s", url.render_as_string(hide_password=True))
+    return url

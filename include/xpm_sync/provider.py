@@ -1,0 +1,112 @@
+"""Airflow provider metadata: the `xpm` connection type and the `[xpm_sync]` configuration section.
+
+Airflow finds this through the `apache_airflow_provider` entry point. The configuration section
+declared here is the one home of xpm-sync's settings and their defaults; `xpm_sync.config` is
+their one reader.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xpm_sync import __version__
+
+XERO_IDENTITY_URL = "https://identity.xero.com"
+XERO_LOGIN_URL = "https://login.xero.com/identity/connect/authorize"
+XERO_CONNECTIONS_URL = "https://api.xero.com/connections"
+XPM_API_URL = "https://api.xero.com/practicemanager/3.1/"
+DEFAULT_SCOPES = "offline_access openid profile email practicemanager"
+
+
+def _option(
+    description: str, default: str, example: str | None = None, kind: str = "string"
+) -> dict[str, Any]:
+    return {
+        "description": description,
+        "version_added": None,
+        "type": kind,
+        "example": example,
+        "default": default,
+    }
+
+
+CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
+    "conn_id": _option("Airflow connection holding the XPM app's OAuth client.", "xpm_default"),
+    "store_conn_id": _option(
+        "Airflow connection (postgres or sqlite) for the practice database. Used when it exists.",
+        "xpm_store",
+    ),
+    "store_url": _option(
+        "SQLAlchemy URL of the practice database when no store connection exists. Empty means a "
+        "SQLite file named xpm_practice.db beside Airflow's own database, in AIRFLOW_HOME.",
+        "",
+        "postgresql+psycopg://xpm@db/practice",
+    ),
+    "api_pool": _option("Airflow pool that bounds calls in flight to XPM (5 per practice).", "xpm_api"),
+    "api_pool_slots": _option("Slots of the XPM pool; XPM allows 5 calls in flight.", "5", kind="integer"),
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe xpm-sync to Airflow's providers manager."""
+    return {
+        "package-name": "xpm-sync",
+        "name": "Xero Practice Manager sync",
+        "description": "Keeps a practice database in step with Xero Practice Manager.",
+        "versions": [__version__],
+        "connection-types": [
+            {
+                "connection-type": "xpm",
+                "hook-class-name": "xpm_sync.hooks.xpm.XpmHook",
+                "hook-name": "Xero Practice Manager",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "port", "extra"],
+                    "relabeling": {"login": "Client ID", "password": "Client secret"},
+                    "placeholders": {
+                        "login": "The Xero app's client id (developer.xero.com > My Apps)",
+                        "password": "The Xero app's client secret",
+                    },
+                },
+                "conn-fields": {
+                    "scopes": {
+                        "label": "Scopes",
+                        "description": "OAuth scopes, space separated. offline_access keeps the "
+                        "connection alive; practicemanager (or practicemanager.read) grants XPM.",
+                        "schema": {"type": ["string", "null"], "default": DEFAULT_SCOPES},
+                    },
+                    "redirect_uri": {
+                        "label": "Redirect URI",
+                        "description": "Exactly as registered on the Xero app.",
+                        "schema": {"type": ["string", "null"], "default": "http://localhost:8765/callback"},
+                    },
+                    "tenant_id": {
+                        "label": "Practice (tenant) id",
+                        "description": "Pinned on first connect; leave empty to choose when connecting.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "identity_url": {
+                        "label": "Identity base URL",
+                        "schema": {"type": ["string", "null"], "default": XERO_IDENTITY_URL},
+                    },
+                    "authorize_url": {
+                        "label": "Authorize URL",
+                        "schema": {"type": ["string", "null"], "default": XERO_LOGIN_URL},
+                    },
+                    "connections_url": {
+                        "label": "Connections URL",
+                        "schema": {"type": ["string", "null"], "default": XERO_CONNECTIONS_URL},
+                    },
+                    "api_url": {
+                        "label": "XPM API base URL",
+                        "schema": {"type": ["string", "null"], "default": XPM_API_URL},
+                    },
+                },
+            }
+        ],
+        "config": {
+            "xpm_sync": {
+                "description": "Settings of the xpm-sync pipeline.",
+                "options": CONFIG_OPTIONS,
+            }
+        },
+    }

@@ -1,0 +1,87 @@
+"""The practice's settings: what is mastered where.
+
+- *Maintain jobs locally* (off by default): jobs are mastered in the practice database.
+- *Sync custom fields from XPM* (on by default): off means custom fields are mastered locally.
+- *Maintain invoices locally*: reserved; it cannot be turned on yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from xpm_sync import activity
+from xpm_sync.store.models import ActivityStatus, PracticeSetting
+
+LABELS = {
+    "maintain_jobs_locally": "Maintain jobs locally",
+    "sync_custom_fields_from_xpm": "Sync custom fields from XPM",
+    "maintain_invoices_locally": "Maintain invoices locally",
+}
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+class SettingRefused(ValueError):
+    """A setting change that is not allowed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class PracticeSettings:
+    maintain_jobs_locally: bool = False
+    sync_custom_fields_from_xpm: bool = True
+    maintain_invoices_locally: bool = False
+
+
+def _parse_bool(name: str, value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SettingRefused(f"{LABELS[name]} must be on or off, not {value!r}.")
+
+
+def load(session: Session) -> PracticeSettings:
+    """The settings in force: stored values over the defaults."""
+    stored = {row.name: row.value for row in session.scalars(select(PracticeSetting))}
+    values = {
+        f.name: _parse_bool(f.name, stored[f.name]) for f in fields(PracticeSettings) if f.name in stored
+    }
+    return PracticeSettings(**values)
+
+
+def change(session: Session, name: str, value: str | bool, *, actor: str | None) -> PracticeSettings:
+    """Change one setting after checking it, and log the change in Practice Activity."""
+    if name not in LABELS:
+        raise SettingRefused(f"Unknown setting {name!r}. Settings: {', '.join(LABELS)}.")
+    new = _parse_bool(name, value)
+    if name == "maintain_invoices_locally" and new:
+        raise SettingRefused(
+            "Maintain invoices locally is not supported yet: invoices stay mastered in XPM. "
+            "The setting stays off."
+        )
+    old = getattr(load(session), name)
+    if old == new:
+        return load(session)
+    row = session.get(PracticeSetting, name)
+    text = "true" if new else "false"
+    if row is None:
+        session.add(PracticeSetting(name=name, value=text, updated_by=actor))
+    else:
+        row.value = text
+        row.updated_by = actor
+    activity.record(
+        session,
+        ActivityStatus.SUCCESS,
+        "Settings",
+        f"{LABELS[name]} turned {'on' if new else 'off'}",
+        details={"setting": name, "old": old, "new": new},
+        actor=actor,
+    )
+    session.flush()
+    return load(session)

@@ -1,0 +1,1 @@
+"""The practice database: models, engine, migrations and upserts."""

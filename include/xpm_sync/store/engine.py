@@ -1,0 +1,79 @@
+"""Engines and sessions for the practice database: the one path to it.
+
+SQLite runs in WAL mode with a busy timeout and foreign keys on. Its transactions are begun by
+us, not by the driver, so that a caller that must serialise writers (the token refresh) can ask
+for `BEGIN IMMEDIATE` with the `sqlite_begin="IMMEDIATE"` execution option.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def make_engine(url: URL | str) -> Engine:
+    """Create an engine for `url`, configured for the practice database."""
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def get_engine(url: URL | str | None = None) -> Engine:
+    """Return this process's engine for `url` (default: the configured practice database)."""
+    if url is None:
+        from xpm_sync.config import store_url
+
+        url = store_url()
+    key = make_url(url).render_as_string(hide_password=False)
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = make_engine(key)
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (for tests and forked workers)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session whose transaction commits when the block ends and rolls back on error."""
+    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    with factory.begin() as session:
+        yield session

@@ -1,0 +1,472 @@
+"""The practice database: SQLAlchemy 2 typed models.
+
+Every table that mirrors XPM is keyed by the practice's tenant id plus XPM's own key (a UUID, or
+the job number for jobs), so two practices never share a row. Columns marked `info={"meta": True}`
+belong to the sync, not to XPM; the upsert leaves them out when deciding whether a row changed.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from xpm_sync.store.types import UtcDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+META = {"meta": True}
+Money = Numeric(18, 4)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+
+
+class ActivityStatus(enum.StrEnum):
+    """The statuses a Practice Activity entry can have."""
+
+    SUCCESS = "Success"
+    FAILURE = "Failure"
+    IN_PROGRESS = "In Progress"
+    ACTION_REQUIRED = "Action Required"
+    ALERT = "Alert"
+
+
+class ConnectionStatus(enum.StrEnum):
+    """Where an XPM connection stands."""
+
+    CONNECTED = "connected"
+    NEEDS_RECONNECT = "needs_reconnect"
+    DISCONNECTED = "disconnected"
+
+
+class Synced:
+    """Columns every table mirrored from XPM carries."""
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True, sort_order=-10)
+    synced_at: Mapped[datetime] = mapped_column(default=utcnow, info=META)
+    removed_upstream_at: Mapped[datetime | None] = mapped_column(info=META)
+    pending_push: Mapped[bool] = mapped_column(default=False, server_default=false(), info=META)
+
+
+# --- the connection -----------------------------------------------------------------------------
+
+
+class XpmConnection(Base):
+    """One OAuth grant to one practice. The token set is Fernet-encrypted; `version` guards writes."""
+
+    __tablename__ = "xpm_connection"
+    __table_args__ = (UniqueConstraint("conn_id", "tenant_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conn_id: Mapped[str] = mapped_column(String(250))
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    tenant_name: Mapped[str | None] = mapped_column(String(255))
+    xero_connection_id: Mapped[str | None] = mapped_column(String(36))
+    auth_event_id: Mapped[str | None] = mapped_column(String(36))
+    active: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[str] = mapped_column(String(32), default=ConnectionStatus.CONNECTED.value)
+    token_ciphertext: Mapped[str | None] = mapped_column(Text)
+    scopes: Mapped[str | None] = mapped_column(String(500))
+    access_expires_at: Mapped[datetime | None]
+    refresh_issued_at: Mapped[datetime | None]
+    connected_by: Mapped[str | None] = mapped_column(String(255))
+    connected_by_email: Mapped[str | None] = mapped_column(String(255))
+    connected_at: Mapped[datetime | None]
+    last_refresh_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    alert_sent_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- reference data -----------------------------------------------------------------------------
+
+
+class Staff(Synced, Base):
+    __tablename__ = "staff"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(100))
+    mobile: Mapped[str | None] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(Text)
+    payroll_code: Mapped[str | None] = mapped_column(String(100))
+    web_url: Mapped[str | None] = mapped_column(String(500))
+
+
+class Category(Synced, Base):
+    __tablename__ = "categories"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+
+
+class JobState(Synced, Base):
+    __tablename__ = "job_states"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    code: Mapped[str | None] = mapped_column(String(100))
+
+
+class ClientGroup(Synced, Base):
+    __tablename__ = "client_groups"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    taxable: Mapped[bool | None]
+    web_url: Mapped[str | None] = mapped_column(String(500))
+
+
+class CustomFieldDefinition(Synced, Base):
+    __tablename__ = "custom_field_definitions"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    field_type: Mapped[str | None] = mapped_column(String(50))
+    value_element: Mapped[str | None] = mapped_column(String(20))
+    link_url: Mapped[str | None] = mapped_column(String(500))
+    options: Mapped[str | None] = mapped_column(Text)
+    use_client: Mapped[bool | None]
+    use_contact: Mapped[bool | None]
+    use_job: Mapped[bool | None]
+    use_lead: Mapped[bool | None]
+    use_supplier: Mapped[bool | None]
+    use_job_task: Mapped[bool | None]
+    use_job_cost: Mapped[bool | None]
+    use_job_time: Mapped[bool | None]
+
+
+# --- clients ------------------------------------------------------------------------------------
+
+
+class Client(Synced, Base):
+    __tablename__ = "clients"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    legacy_id: Mapped[str | None] = mapped_column(String(20))
+    name: Mapped[str | None] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(String(50))
+    gender: Mapped[str | None] = mapped_column(String(20))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    middle_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str | None] = mapped_column(String(100))
+    other_name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(255))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    date_of_death: Mapped[date | None] = mapped_column(Date)
+    place_of_birth_city: Mapped[str | None] = mapped_column(String(100))
+    place_of_birth_country_code: Mapped[str | None] = mapped_column(String(10))
+    address: Mapped[str | None] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
+    post_code: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str | None] = mapped_column(String(100))
+    postal_address: Mapped[str | None] = mapped_column(Text)
+    postal_city: Mapped[str | None] = mapped_column(String(100))
+    postal_region: Mapped[str | None] = mapped_column(String(100))
+    postal_post_code: Mapped[str | None] = mapped_column(String(20))
+    postal_country: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(100))
+    fax: Mapped[str | None] = mapped_column(String(100))
+    website: Mapped[str | None] = mapped_column(String(255))
+    referral_source: Mapped[str | None] = mapped_column(String(255))
+    export_code: Mapped[str | None] = mapped_column(String(100))
+    industry: Mapped[str | None] = mapped_column(String(255))
+    is_prospect: Mapped[bool | None]
+    is_archived: Mapped[bool | None]
+    is_deleted: Mapped[bool | None]
+    account_manager_uuid: Mapped[str | None] = mapped_column(String(36))
+    job_manager_uuid: Mapped[str | None] = mapped_column(String(36))
+    client_type: Mapped[str | None] = mapped_column(String(100))
+    billing_client_uuid: Mapped[str | None] = mapped_column(String(36))
+    tax_number: Mapped[str | None] = mapped_column(String(50))
+    company_number: Mapped[str | None] = mapped_column(String(50))
+    business_number: Mapped[str | None] = mapped_column(String(50))
+    business_structure: Mapped[str | None] = mapped_column(String(100))
+    balance_month: Mapped[int | None]
+    prepare_gst: Mapped[bool | None]
+    gst_registered: Mapped[bool | None]
+    gst_period: Mapped[str | None] = mapped_column(String(50))
+    gst_basis: Mapped[str | None] = mapped_column(String(50))
+    provisional_tax_basis: Mapped[str | None] = mapped_column(String(50))
+    provisional_tax_ratio: Mapped[Decimal | None] = mapped_column(Money)
+    signed_tax_authority: Mapped[bool | None]
+    tax_agent: Mapped[str | None] = mapped_column(String(100))
+    agency_status: Mapped[str | None] = mapped_column(String(50))
+    return_type: Mapped[str | None] = mapped_column(String(50))
+    prepare_activity_statement: Mapped[bool | None]
+    prepare_tax_return: Mapped[bool | None]
+    branch_number: Mapped[str | None] = mapped_column(String(20))
+    bank_bsb: Mapped[str | None] = mapped_column(String(20))
+    bank_account_name: Mapped[str | None] = mapped_column(String(255))
+    bank_account_number: Mapped[str | None] = mapped_column(String(50))
+    bank_name: Mapped[str | None] = mapped_column(String(255))
+    active_ato_client: Mapped[bool | None]
+    client_code: Mapped[str | None] = mapped_column(String(50))
+    web_url: Mapped[str | None] = mapped_column(String(500))
+    custom_fields_fetched_at: Mapped[datetime | None] = mapped_column(info=META)
+
+
+class Contact(Synced, Base):
+    __tablename__ = "contacts"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    legacy_id: Mapped[str | None] = mapped_column(String(20))
+    name: Mapped[str | None] = mapped_column(String(255))
+    salutation: Mapped[str | None] = mapped_column(String(100))
+    addressee: Mapped[str | None] = mapped_column(String(255))
+    mobile: Mapped[str | None] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(100))
+    is_deleted: Mapped[bool | None]
+
+
+class ClientContact(Synced, Base):
+    """A contact's place at a client (primary or not, and the position held)."""
+
+    __tablename__ = "client_contacts"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "client_uuid"], ["clients.tenant_id", "clients.uuid"]),
+        ForeignKeyConstraint(["tenant_id", "contact_uuid"], ["contacts.tenant_id", "contacts.uuid"]),
+    )
+
+    client_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    contact_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    is_primary: Mapped[bool | None]
+    position: Mapped[str | None] = mapped_column(String(255))
+
+
+class ClientGroupMember(Synced, Base):
+    __tablename__ = "client_group_members"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "group_uuid"], ["client_groups.tenant_id", "client_groups.uuid"]),
+        ForeignKeyConstraint(["tenant_id", "client_uuid"], ["clients.tenant_id", "clients.uuid"]),
+    )
+
+    group_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class ClientRelationship(Synced, Base):
+    __tablename__ = "client_relationships"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "client_uuid"], ["clients.tenant_id", "clients.uuid"]),
+        Index("ix_client_relationships_client", "tenant_id", "client_uuid"),
+    )
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_uuid: Mapped[str] = mapped_column(String(36))
+    related_client_uuid: Mapped[str | None] = mapped_column(String(36))
+    relationship_type: Mapped[str | None] = mapped_column(String(100))
+    number_of_shares: Mapped[int | None]
+    percentage: Mapped[Decimal | None] = mapped_column(Money)
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+class Job(Synced, Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_client", "tenant_id", "client_uuid"),)
+
+    job_number: Mapped[str] = mapped_column(String(50), primary_key=True)
+    uuid: Mapped[str | None] = mapped_column(String(36))
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    client_uuid: Mapped[str | None] = mapped_column(String(36))
+    client_order_number: Mapped[str | None] = mapped_column(String(100))
+    contact_uuid: Mapped[str | None] = mapped_column(String(36))
+    budget: Mapped[Decimal | None] = mapped_column(Money)
+    state: Mapped[str | None] = mapped_column(String(100))
+    job_type: Mapped[str | None] = mapped_column(String(100))
+    start_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    completed_date: Mapped[date | None] = mapped_column(Date)
+    internal_id: Mapped[str | None] = mapped_column(String(50))
+    manager_uuid: Mapped[str | None] = mapped_column(String(36))
+    partner_uuid: Mapped[str | None] = mapped_column(String(36))
+    web_url: Mapped[str | None] = mapped_column(String(500))
+    is_current: Mapped[bool | None] = mapped_column(info=META)
+    custom_fields_fetched_at: Mapped[datetime | None] = mapped_column(info=META)
+
+
+class JobAssignment(Synced, Base):
+    __tablename__ = "job_assignments"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "job_number"], ["jobs.tenant_id", "jobs.job_number"]),
+    )
+
+    job_number: Mapped[str] = mapped_column(String(50), primary_key=True)
+    staff_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    allocated_minutes: Mapped[int | None]
+
+
+# --- custom field values ------------------------------------------------------------------------
+
+
+class CustomFieldValue:
+    """The value columns: XPM fills the one its definition's `ValueElement` names."""
+
+    field_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    text_value: Mapped[str | None] = mapped_column(Text)
+    number_value: Mapped[Decimal | None] = mapped_column(Money)
+    decimal_value: Mapped[Decimal | None] = mapped_column(Money)
+    boolean_value: Mapped[bool | None]
+    date_value: Mapped[date | None] = mapped_column(Date)
+
+
+class ClientCustomFieldValue(CustomFieldValue, Synced, Base):
+    __tablename__ = "client_custom_field_values"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "client_uuid"], ["clients.tenant_id", "clients.uuid"]),
+    )
+
+    client_uuid: Mapped[str] = mapped_column(String(36), primary_key=True, sort_order=-5)
+
+
+class JobCustomFieldValue(CustomFieldValue, Synced, Base):
+    __tablename__ = "job_custom_field_values"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "job_number"], ["jobs.tenant_id", "jobs.job_number"]),
+    )
+
+    job_number: Mapped[str] = mapped_column(String(50), primary_key=True, sort_order=-5)
+
+
+# --- tax returns --------------------------------------------------------------------------------
+
+
+class TaxReturn(Synced, Base):
+    """A register row: one client's return for one tax year, derived from XPM data.
+
+    XPM has no tax-return resource and Xero has no public Tax API, so the register is built from
+    each client's tax settings and the client's tax-return jobs.
+    """
+
+    __tablename__ = "tax_returns"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "client_uuid"], ["clients.tenant_id", "clients.uuid"]),
+    )
+
+    client_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tax_year: Mapped[int] = mapped_column(primary_key=True)
+    return_type: Mapped[str | None] = mapped_column(String(50))
+    balance_month: Mapped[int | None]
+    agency_status: Mapped[str | None] = mapped_column(String(50))
+    job_number: Mapped[str | None] = mapped_column(String(50))
+    job_state: Mapped[str | None] = mapped_column(String(100))
+    due_date: Mapped[date | None] = mapped_column(Date)
+    completed_date: Mapped[date | None] = mapped_column(Date)
+
+
+# --- the pipeline's own records -----------------------------------------------------------------
+
+
+class PracticeActivity(Base):
+    """Append-only log of what the pipeline did, as the practice sees it."""
+
+    __tablename__ = "practice_activity"
+    __table_args__ = (Index("ix_practice_activity_occurred_at", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    tenant_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None]
+    actor: Mapped[str | None] = mapped_column(String(255))
+
+
+class SyncState(Base):
+    """An entity's checkpoint for one practice: advanced only after its rows are committed."""
+
+    __tablename__ = "sync_state"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(64), primary_key=True)
+    watermark: Mapped[datetime | None]
+    cursor: Mapped[dict[str, Any] | None]
+    last_full_sync_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_status: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_run_id: Mapped[str | None] = mapped_column(String(250))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PracticeSetting(Base):
+    __tablename__ = "practice_settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class OutboxEntry(Base):
+    """A local change waiting to be pushed to XPM."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_key: Mapped[str] = mapped_column(String(50))
+    operation: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiUsage(Base):
+    """Calls made to XPM per practice and day, with the limits XPM last reported."""
+
+    __tablename__ = "api_usage"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    calls: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    rate_limited: Mapped[int] = mapped_column(default=0)
+    min_remaining: Mapped[int | None]
+    day_remaining: Mapped[int | None]
+    app_min_remaining: Mapped[int | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
