@@ -77,6 +77,13 @@ def _activity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sandbox(args: argparse.Namespace) -> int:
+    from xpm_sandbox.server import serve
+
+    serve(host=args.host, port=args.port, seed=args.seed, clients=args.clients, jobs=args.jobs, staff=args.staff)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and documentation."""
     parser = argparse.ArgumentParser(prog="xpm-sync", description=__doc__)
@@ -96,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("value", nargs="?", help="on or off")
     st.add_argument("--by", default=getpass.getuser(), help="who is making the change")
     st.set_defaults(handler=_settings)
+
+    sb = sub.add_parser("sandbox", help="serve the XPM sandbox (a stand-in for XPM and Xero identity)")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int, default=8700)
+    sb.add_argument("--seed", type=int, default=1)
+    sb.add_argument("--clients", type=int, default=200)
+    sb.add_argument("--jobs", type=int, default=600)
+    sb.add_argument("--staff", type=int, default=12)
+    sb.set_defaults(handler=_sandbox)
 
     act = sub.add_parser("activity", help="show the newest Practice Activity entries")
     act.add_argument("--limit", type=int, default=20)

@@ -18,9 +18,7 @@ XPM_API_URL = "https://api.xero.com/practicemanager/3.1/"
 DEFAULT_SCOPES = "offline_access openid profile email practicemanager"
 
 
-def _option(
-    description: str, default: str, example: str | None = None, kind: str = "string"
-) -> dict[str, Any]:
+def _option(description: str, default: str, example: str | None = None, kind: str = "string") -> dict[str, Any]:
     return {
         "description": description,
         "version_added": None,

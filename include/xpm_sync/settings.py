@@ -49,9 +49,7 @@ def _parse_bool(name: str, value: str | bool) -> bool:
 def load(session: Session) -> PracticeSettings:
     """The settings in force: stored values over the defaults."""
     stored = {row.name: row.value for row in session.scalars(select(PracticeSetting))}
-    values = {
-        f.name: _parse_bool(f.name, stored[f.name]) for f in fields(PracticeSettings) if f.name in stored
-    }
+    values = {f.name: _parse_bool(f.name, stored[f.name]) for f in fields(PracticeSettings) if f.name in stored}
     return PracticeSettings(**values)
 
 
@@ -62,8 +60,7 @@ def change(session: Session, name: str, value: str | bool, *, actor: str | None)
     new = _parse_bool(name, value)
     if name == "maintain_invoices_locally" and new:
         raise SettingRefused(
-            "Maintain invoices locally is not supported yet: invoices stay mastered in XPM. "
-            "The setting stays off."
+            "Maintain invoices locally is not supported yet: invoices stay mastered in XPM. The setting stays off."
         )
     old = getattr(load(session), name)
     if old == new:

@@ -323,9 +323,7 @@ class Job(Synced, Base):
 
 class JobAssignment(Synced, Base):
     __tablename__ = "job_assignments"
-    __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "job_number"], ["jobs.tenant_id", "jobs.job_number"]),
-    )
+    __table_args__ = (ForeignKeyConstraint(["tenant_id", "job_number"], ["jobs.tenant_id", "jobs.job_number"]),)
 
     job_number: Mapped[str] = mapped_column(String(50), primary_key=True)
     staff_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -349,18 +347,14 @@ class CustomFieldValue:
 
 class ClientCustomFieldValue(CustomFieldValue, Synced, Base):
     __tablename__ = "client_custom_field_values"
-    __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "client_uuid"], ["clients.tenant_id", "clients.uuid"]),
-    )
+    __table_args__ = (ForeignKeyConstraint(["tenant_id", "client_uuid"], ["clients.tenant_id", "clients.uuid"]),)
 
     client_uuid: Mapped[str] = mapped_column(String(36), primary_key=True, sort_order=-5)
 
 
 class JobCustomFieldValue(CustomFieldValue, Synced, Base):
     __tablename__ = "job_custom_field_values"
-    __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "job_number"], ["jobs.tenant_id", "jobs.job_number"]),
-    )
+    __table_args__ = (ForeignKeyConstraint(["tenant_id", "job_number"], ["jobs.tenant_id", "jobs.job_number"]),)
 
     job_number: Mapped[str] = mapped_column(String(50), primary_key=True, sort_order=-5)
 
@@ -376,9 +370,7 @@ class TaxReturn(Synced, Base):
     """
 
     __tablename__ = "tax_returns"
-    __table_args__ = (
-        ForeignKeyConstraint(["tenant_id", "client_uuid"], ["clients.tenant_id", "clients.uuid"]),
-    )
+    __table_args__ = (ForeignKeyConstraint(["tenant_id", "client_uuid"], ["clients.tenant_id", "clients.uuid"]),)
 
     client_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
     tax_year: Mapped[int] = mapped_column(primary_key=True)

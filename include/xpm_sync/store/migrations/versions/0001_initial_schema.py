@@ -347,9 +347,7 @@ def upgrade() -> None:
             ["clients.tenant_id", "clients.uuid"],
             name=op.f("fk_client_custom_field_values_tenant_id_clients"),
         ),
-        sa.PrimaryKeyConstraint(
-            "tenant_id", "client_uuid", "field_uuid", name=op.f("pk_client_custom_field_values")
-        ),
+        sa.PrimaryKeyConstraint("tenant_id", "client_uuid", "field_uuid", name=op.f("pk_client_custom_field_values")),
     )
     op.create_table(
         "client_group_members",
@@ -369,9 +367,7 @@ def upgrade() -> None:
             ["client_groups.tenant_id", "client_groups.uuid"],
             name=op.f("fk_client_group_members_tenant_id_client_groups"),
         ),
-        sa.PrimaryKeyConstraint(
-            "tenant_id", "group_uuid", "client_uuid", name=op.f("pk_client_group_members")
-        ),
+        sa.PrimaryKeyConstraint("tenant_id", "group_uuid", "client_uuid", name=op.f("pk_client_group_members")),
     )
     op.create_table(
         "client_relationships",
@@ -432,9 +428,7 @@ def upgrade() -> None:
             ["jobs.tenant_id", "jobs.job_number"],
             name=op.f("fk_job_custom_field_values_tenant_id_jobs"),
         ),
-        sa.PrimaryKeyConstraint(
-            "tenant_id", "job_number", "field_uuid", name=op.f("pk_job_custom_field_values")
-        ),
+        sa.PrimaryKeyConstraint("tenant_id", "job_number", "field_uuid", name=op.f("pk_job_custom_field_values")),
     )
     op.create_table(
         "tax_returns",

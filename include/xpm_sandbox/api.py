@@ -1,0 +1,364 @@
+"""XPM 3.1 endpoints the sync uses: handlers over a practice, returning XML bodies.
+
+Business errors come back as HTTP 200 with `<Status>ERROR</Status>`, as XPM does.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+from defusedxml import ElementTree
+
+from xpm_sandbox import render
+from xpm_sandbox.model import Practice
+
+Body = str | Iterator[bytes]
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: bytes
+    base_url: str
+    now: datetime
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    spec_path: str
+    handler: Callable[..., Body]
+    writes: bool = False
+
+
+ROUTES: list[Route] = []
+_write_lock = threading.Lock()
+
+
+def route(method: str, spec_path: str, *, writes: bool = False) -> Callable[[Callable[..., Body]], Callable[..., Body]]:
+    """Register a handler for a path written as in the OpenAPI description."""
+    regex = re.sub(r"\\\{[^}]+\\\}", "([^/]+)", re.escape(spec_path.lstrip("/")))
+
+    def register(fn: Callable[..., Body]) -> Callable[..., Body]:
+        ROUTES.append(Route(method, re.compile(f"^{regex}$"), spec_path, fn, writes))
+        return fn
+
+    return register
+
+
+def resolve(method: str, path: str) -> tuple[Route, tuple[str, ...]] | None:
+    for r in ROUTES:
+        if r.method == method:
+            m = r.pattern.match(path)
+            if m:
+                return r, m.groups()
+    return None
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("true", "yes", "1")
+
+
+def _parse_xml(body: bytes) -> Any:
+    try:
+        return ElementTree.fromstring(body)
+    except Exception:
+        return None
+
+
+def _send_date(text: str) -> date | None:
+    """Dates sent to XPM are `YYYYMMDD`; ISO dates are read too."""
+    text = text.strip()
+    for fmt in ("%Y%m%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+# --- reference data -----------------------------------------------------------------------------
+
+
+@route("GET", "/staff.api/list")
+def staff_list(p: Practice, req: Request) -> Body:
+    return render.envelope("List", render.collection("StaffList", map(render.staff, p.staff.values())))
+
+
+@route("GET", "/staff.api/get/{identifier}")
+def staff_get(p: Practice, req: Request, uuid: str) -> Body:
+    s = p.staff.get(uuid)
+    return render.envelope("Get", render.staff(s)) if s else render.error("Get", "Invalid staff identifier")
+
+
+@route("GET", "/category.api/list")
+def category_list(p: Practice, req: Request) -> Body:
+    items = (render.named("Category", c) for c in p.categories.values())
+    return render.envelope("List", render.collection("Categories", items))
+
+
+@route("GET", "/jobstate.api/list")
+def jobstate_list(p: Practice, req: Request) -> Body:
+    items = (render.named("JobState", s) for s in p.job_states.values())
+    return render.envelope("List", render.collection("JobStates", items))
+
+
+@route("GET", "/clientgroup.api/list")
+def group_list(p: Practice, req: Request) -> Body:
+    return render.envelope("List", render.collection("Groups", map(render.group, p.groups.values())))
+
+
+@route("GET", "/clientgroup.api/get/{identifier}")
+def group_get(p: Practice, req: Request, uuid: str) -> Body:
+    g = p.groups.get(uuid)
+    if g is None:
+        return render.error("Get", "Invalid group identifier")
+    members = render.collection(
+        "Clients", (render.named("Client", _client_ref(p, m)) for m in g.members if m in p.clients)
+    )
+    return render.envelope("Get", render.group(g).replace("</Group>", members + "</Group>"))
+
+
+def _client_ref(p: Practice, uuid: str) -> Any:
+    from xpm_sandbox.model import Named
+
+    return Named(uuid, p.clients[uuid].name)
+
+
+@route("GET", "/customfield.api/definition")
+def field_definitions(p: Practice, req: Request) -> Body:
+    items = map(render.field_definition, p.field_definitions.values())
+    return render.envelope("Definition", render.collection("CustomFieldDefinitions", items))
+
+
+# --- clients ------------------------------------------------------------------------------------
+
+
+@route("GET", "/client.api/list")
+def client_list(p: Practice, req: Request) -> Body:
+    detailed = _flag(req.query.get("detailed"))
+    clients: Iterable[Any] = list(p.clients.values())
+    since = req.query.get("modifiedsince")
+    if since:
+        try:
+            cutoff = datetime.strptime(since, "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            return render.error("List", "Invalid modifiedsince date. Expected format yyyy-MM-ddTHH:mm:ss")
+        clients = [c for c in clients if c.modified_at >= cutoff]
+    return render.chunked_list("List", "Clients", (render.client(p, c, detailed=detailed) for c in clients))
+
+
+@route("GET", "/client.api/paged-list")
+def client_paged(p: Practice, req: Request) -> Body:
+    try:
+        size = max(1, min(1000, int(req.query.get("pageSize", "50"))))
+        start = int(req.query.get("pageToken") or 0)
+    except ValueError:
+        return render.error("PagedList", "Invalid pageSize or pageToken")
+    live = [c for c in p.clients.values() if not c.is_archived and not c.is_deleted]
+    page = live[start : start + size]
+    items = "".join(render.client(p, c, detailed=False) for c in page)
+    base = f"{req.base_url}client.api/paged-list"
+    links = render.el("First", f"{base}?{urlencode({'pageSize': size})}")
+    if start + size < len(live):
+        links += render.el("Next", f"{base}?{urlencode({'pageSize': size, 'pageToken': start + size})}")
+    body = f"<Clients>{items}</Clients><Pagination><Links>{links}</Links></Pagination>"
+    return render.envelope("PagedList", body)
+
+
+@route("GET", "/client.api/get/{identifier}")
+def client_get(p: Practice, req: Request, uuid: str) -> Body:
+    c = p.clients.get(uuid)
+    return (
+        render.envelope("Get", render.client(p, c, detailed=True))
+        if c
+        else render.error("Get", "Invalid client identifier")
+    )
+
+
+@route("GET", "/client.api/get/{identifier}/customfield")
+def client_fields(p: Practice, req: Request, uuid: str) -> Body:
+    c = p.clients.get(uuid)
+    return (
+        render.envelope("Get", render.field_values(p, c.custom_fields))
+        if c
+        else render.error("Get", "Invalid client identifier")
+    )
+
+
+@route("PUT", "/client.api/update/{identifier}/customfield", writes=True)
+def client_fields_update(p: Practice, req: Request, uuid: str) -> Body:
+    c = p.clients.get(uuid)
+    if c is None:
+        return render.error("Update", "Invalid client identifier")
+    problem = _apply_fields(p, c.custom_fields, req.body, want="use_client")
+    if problem:
+        return render.error("Update", problem)
+    c.modified_at = req.now
+    return render.envelope("Update", "")
+
+
+def _apply_fields(p: Practice, values: dict[str, object], body: bytes, *, want: str) -> str:
+    root = _parse_xml(body)
+    if root is None or root.tag != "CustomFields":
+        return "The request body must be a CustomFields element"
+    changes: dict[str, object] = {}
+    for item in root.findall("CustomField"):
+        uuid = (item.findtext("UUID") or "").strip()
+        d = p.field_definitions.get(uuid) or next(
+            (f for f in p.field_definitions.values() if f.name == (item.findtext("Name") or "").strip()), None
+        )
+        if d is None or not getattr(d, want):
+            return f"Invalid custom field {uuid or item.findtext('Name')}"
+        raw = item.findtext(d.value_element)
+        if raw is None or raw.strip() == "":
+            changes[d.uuid] = None
+            continue
+        raw = raw.strip()
+        value: object
+        if d.value_element == "Boolean":
+            value = raw.lower() == "true"
+        elif d.value_element == "Date":
+            value = _send_date(raw)
+            if value is None:
+                return f"Invalid date for custom field {d.name}"
+        elif d.value_element in ("Decimal", "Number"):
+            try:
+                value = Decimal(raw) if d.value_element == "Decimal" else int(raw)
+            except (InvalidOperation, ValueError):
+                return f"Invalid number for custom field {d.name}"
+        else:
+            value = raw
+        changes[d.uuid] = value
+    with _write_lock:
+        for key, value in changes.items():
+            if value is None or value is False:
+                values.pop(key, None)
+            else:
+                values[key] = value
+    return ""
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+@route("GET", "/job.api/current")
+def job_current(p: Practice, req: Request) -> Body:
+    detailed = _flag(req.query.get("detailed"))
+    jobs = [j for j in p.jobs.values() if p.is_current(j)]
+    return render.chunked_list("Current", "Jobs", (render.job(p, j, detailed=detailed) for j in jobs))
+
+
+@route("GET", "/job.api/list")
+def job_list(p: Practice, req: Request) -> Body:
+    start, end = _send_date(req.query.get("from", "")), _send_date(req.query.get("to", ""))
+    if start is None or end is None:
+        return render.error("List", "from and to are required, formatted yyyyMMdd")
+    if end < start:
+        return render.error("List", "to must not be before from")
+    if end - start > timedelta(days=366):
+        return render.error("List", "The date range cannot be more than one year")
+    detailed = _flag(req.query.get("detailed"))
+    jobs = [j for j in p.jobs.values() if start <= j.created_on <= end]
+    return render.chunked_list("List", "Jobs", (render.job(p, j, detailed=detailed) for j in jobs))
+
+
+@route("GET", "/job.api/get/{jobNumber}")
+def job_get(p: Practice, req: Request, number: str) -> Body:
+    j = p.jobs.get(number)
+    return (
+        render.envelope("Get", render.job(p, j, detailed=True)) if j else render.error("Get", "Invalid job identifier")
+    )
+
+
+@route("GET", "/job.api/get/{jobNumber}/customfield")
+def job_fields(p: Practice, req: Request, number: str) -> Body:
+    j = p.jobs.get(number)
+    return (
+        render.envelope("Get", render.field_values(p, j.custom_fields))
+        if j
+        else render.error("Get", "Invalid job identifier")
+    )
+
+
+@route("PUT", "/job.api/update/{jobNumber}/customfield", writes=True)
+def job_fields_update(p: Practice, req: Request, number: str) -> Body:
+    j = p.jobs.get(number)
+    if j is None:
+        return render.error("Update", "Invalid job identifier")
+    problem = _apply_fields(p, j.custom_fields, req.body, want="use_job")
+    return render.error("Update", problem) if problem else render.envelope("Update", "")
+
+
+@route("PUT", "/job.api/state", writes=True)
+def job_state(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    if root is None or root.tag != "Job":
+        return render.error("State", "The request body must be a Job element")
+    j = p.jobs.get((root.findtext("ID") or "").strip())
+    if j is None:
+        return render.error("State", "Invalid job identifier")
+    state = p.state_by_code((root.findtext("State") or "").strip())
+    if state is None:
+        return render.error("State", "Invalid state code")
+    with _write_lock:
+        j.state = state.name
+        j.completed_date = req.now.date() if state.name == "Completed" else None
+    return render.envelope("State", "")
+
+
+@route("PUT", "/job.api/update", writes=True)
+def job_update(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    if root is None or root.tag != "Job":
+        return render.error("Update", "The request body must be a Job element")
+    j = p.jobs.get((root.findtext("ID") or "").strip())
+    if j is None:
+        return render.error("Update", "Invalid job identifier")
+    name = (root.findtext("Name") or "").strip()
+    start, due = _send_date(root.findtext("StartDate") or ""), _send_date(root.findtext("DueDate") or "")
+    if not name or start is None or due is None:
+        return render.error("Update", "Name, StartDate and DueDate are required")
+    budget_text = (root.findtext("Budget") or "").strip()
+    try:
+        budget = Decimal(budget_text) if budget_text else None
+    except InvalidOperation:
+        return render.error("Update", "Invalid budget")
+    client_uuid = (root.findtext("ClientUUID") or root.findtext("ClientID") or "").strip()
+    if client_uuid and client_uuid not in p.clients:
+        return render.error("Update", "Invalid client identifier")
+    with _write_lock:
+        # Fields left out are blanked, as XPM does: callers must send the whole job.
+        j.name, j.start_date, j.due_date, j.budget = name, start, due, budget
+        j.description = root.findtext("Description") or ""
+        if client_uuid:
+            j.client_uuid = client_uuid
+        category = (root.findtext("CategoryUUID") or root.findtext("CategoryID") or "").strip()
+        if category in p.categories:
+            j.category_uuid = category
+    return render.envelope("Update", render.job(p, j, detailed=True))
+
+
+# --- invoices (read only, reserved) -------------------------------------------------------------
+
+
+@route("GET", "/invoice.api/current")
+def invoice_current(p: Practice, req: Request) -> Body:
+    return render.envelope("Current", "<Invoices />")
+
+
+@route("GET", "/invoice.api/list")
+def invoice_list(p: Practice, req: Request) -> Body:
+    if _send_date(req.query.get("from", "")) is None or _send_date(req.query.get("to", "")) is None:
+        return render.error("List", "from and to are required, formatted yyyyMMdd")
+    return render.envelope("List", "<Invoices />")

@@ -1,0 +1,168 @@
+"""The sandbox's practice data: plain records, the truth the sync is compared against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+
+@dataclass(slots=True)
+class Staff:
+    uuid: str
+    name: str
+    email: str
+    phone: str = ""
+    mobile: str = ""
+    address: str = ""
+    payroll_code: str = ""
+
+
+@dataclass(slots=True)
+class Named:
+    """A category or a job state (the state's `code` is its interface code)."""
+
+    uuid: str
+    name: str
+    code: str = ""
+
+
+@dataclass(slots=True)
+class Contact:
+    uuid: str
+    name: str
+    email: str = ""
+    mobile: str = ""
+    phone: str = ""
+    position: str = ""
+    salutation: str = ""
+    addressee: str = ""
+    is_primary: bool = False
+
+
+@dataclass(slots=True)
+class Relationship:
+    uuid: str
+    type: str
+    related_uuid: str
+    related_name: str
+    number_of_shares: int | None = None
+    percentage: Decimal | None = None
+    start_date: date | None = None
+
+
+@dataclass(slots=True)
+class Group:
+    uuid: str
+    name: str
+    taxable: bool = False
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Client:
+    uuid: str
+    name: str
+    modified_at: datetime
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    date_of_birth: date | None = None
+    address: str = ""
+    city: str = ""
+    region: str = ""
+    post_code: str = ""
+    country: str = ""
+    phone: str = ""
+    website: str = ""
+    referral_source: str = ""
+    is_prospect: bool = False
+    is_archived: bool = False
+    is_deleted: bool = False
+    account_manager_uuid: str = ""
+    job_manager_uuid: str = ""
+    client_type: str = ""
+    tax_number: str = ""
+    company_number: str = ""
+    business_number: str = ""
+    business_structure: str = ""
+    balance_month: int | None = None
+    gst_registered: bool = False
+    prepare_gst: bool = False
+    gst_period: str = ""
+    gst_basis: str = ""
+    provisional_tax_basis: str = ""
+    provisional_tax_ratio: Decimal | None = None
+    signed_tax_authority: bool = False
+    tax_agent: str = ""
+    agency_status: str = ""
+    return_type: str = ""
+    prepare_activity_statement: bool = False
+    prepare_tax_return: bool = False
+    active_ato_client: bool = False
+    client_code: str = ""
+    contacts: list[Contact] = field(default_factory=list)
+    group_uuids: list[str] = field(default_factory=list)
+    relationships: list[Relationship] = field(default_factory=list)
+    custom_fields: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Job:
+    number: str
+    uuid: str
+    name: str
+    client_uuid: str
+    state: str
+    created_on: date
+    start_date: date
+    due_date: date
+    description: str = ""
+    client_order_number: str = ""
+    budget: Decimal | None = None
+    job_type: str = ""
+    completed_date: date | None = None
+    internal_id: str = ""
+    manager_uuid: str = ""
+    partner_uuid: str = ""
+    category_uuid: str = ""
+    assigned: list[tuple[str, int]] = field(default_factory=list)
+    custom_fields: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FieldDefinition:
+    uuid: str
+    name: str
+    type: str
+    value_element: str
+    use_client: bool
+    use_job: bool
+    options: str = ""
+    link_url: str = ""
+
+
+CLOSED_STATES = frozenset({"Completed", "Cancelled"})
+
+
+@dataclass
+class Practice:
+    """One XPM practice (tenant) and everything in it."""
+
+    tenant_id: str
+    name: str
+    active: bool = True
+    staff: dict[str, Staff] = field(default_factory=dict)
+    categories: dict[str, Named] = field(default_factory=dict)
+    job_states: dict[str, Named] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    clients: dict[str, Client] = field(default_factory=dict)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    field_definitions: dict[str, FieldDefinition] = field(default_factory=dict)
+
+    def state_by_code(self, code: str) -> Named | None:
+        """The job state whose interface code is `code`."""
+        return next((s for s in self.job_states.values() if s.code == code), None)
+
+    def is_current(self, job: Job) -> bool:
+        return job.state not in CLOSED_STATES
