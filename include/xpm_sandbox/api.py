@@ -13,11 +13,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
+from uuid import uuid4
 
 from defusedxml import ElementTree
 
 from xpm_sandbox import render
-from xpm_sandbox.model import Practice
+from xpm_sandbox.model import Client, Contact, Job, Named, Practice, Staff, Task
 
 Body = str | Iterator[bytes]
 
@@ -129,9 +130,7 @@ def group_get(p: Practice, req: Request, uuid: str) -> Body:
     return render.envelope("Get", render.group(g).replace("</Group>", members + "</Group>"))
 
 
-def _client_ref(p: Practice, uuid: str) -> Any:
-    from xpm_sandbox.model import Named
-
+def _client_ref(p: Practice, uuid: str) -> Named:
     return Named(uuid, p.clients[uuid].name)
 
 
@@ -362,3 +361,223 @@ def invoice_list(p: Practice, req: Request) -> Body:
     if _send_date(req.query.get("from", "")) is None or _send_date(req.query.get("to", "")) is None:
         return render.error("List", "from and to are required, formatted yyyyMMdd")
     return render.envelope("List", "<Invoices />")
+
+
+# --- writes the sync does not use, kept so the sandbox answers every recorded call ---------------
+
+
+def _find_client(p: Practice, node: Any) -> Client | None:
+    if node is None:
+        return None
+    key = (node.findtext("UUID") or node.findtext("ID") or node.text or "").strip()
+    return p.clients.get(key)
+
+
+def _apply_text(target: Any, root: Any, fields: dict[str, str]) -> None:
+    for tag, attr in fields.items():
+        value = root.findtext(tag)
+        if value is not None:
+            setattr(target, attr, value.strip())
+
+
+CLIENT_FIELDS = {
+    "Name": "name", "Email": "email", "Address": "address", "City": "city", "Region": "region",
+    "PostCode": "post_code", "Country": "country", "Phone": "phone", "Website": "website",
+}  # fmt: skip
+CONTACT_FIELDS = {
+    "Name": "name", "Mobile": "mobile", "Email": "email", "Phone": "phone", "Position": "position",
+    "Salutation": "salutation", "Addressee": "addressee",
+}  # fmt: skip
+STAFF_FIELDS = {
+    "Name": "name", "Email": "email", "Phone": "phone", "Mobile": "mobile", "Address": "address",
+    "PayrollCode": "payroll_code",
+}  # fmt: skip
+
+
+@route("POST", "/client.api/add", writes=True)
+def client_add(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    if root is None or root.tag != "Client" or not (root.findtext("Name") or "").strip():
+        return render.error("Add", "A client needs a Name")
+    client = Client(uuid=str(uuid4()), name="", modified_at=req.now)
+    _apply_text(client, root, CLIENT_FIELDS)
+    with _write_lock:
+        p.clients[client.uuid] = client
+    return render.envelope("Add", render.client(p, client, detailed=True))
+
+
+@route("PUT", "/client.api/update", writes=True)
+def client_update(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    client = _find_client(p, root)
+    if client is None:
+        return render.error("Update", "Invalid client identifier")
+    with _write_lock:
+        _apply_text(client, root, CLIENT_FIELDS)
+        client.modified_at = req.now
+    return render.envelope("Update", render.client(p, client, detailed=True))
+
+
+@route("GET", "/client.api/search")
+def client_search(p: Practice, req: Request) -> Body:
+    query = (req.query.get("query") or "").lower()
+    detailed = _flag(req.query.get("detailed"))
+    found = [c for c in p.clients.values() if query and query in c.name.lower()]
+    return render.envelope(
+        "Search", render.collection("Clients", (render.client(p, c, detailed=detailed) for c in found))
+    )
+
+
+def _contact_owner(p: Practice, contact_uuid: str) -> tuple[Client, Contact] | None:
+    for client in p.clients.values():
+        for contact in client.contacts:
+            if contact.uuid == contact_uuid:
+                return client, contact
+    return None
+
+
+@route("POST", "/client.api/contact", writes=True)
+def contact_add(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    client = _find_client(p, root.find("Client") if root is not None else None)
+    if client is None:
+        return render.error("Contact", "Invalid client identifier")
+    contact = Contact(uuid=str(uuid4()), name="")
+    _apply_text(contact, root, CONTACT_FIELDS)
+    with _write_lock:
+        client.contacts.append(contact)
+        client.modified_at = req.now
+    return render.envelope("Contact", render.contact(contact))
+
+
+@route("PUT", "/client.api/contact/{identifier}", writes=True)
+def contact_update(p: Practice, req: Request, contact_uuid: str) -> Body:
+    root, found = _parse_xml(req.body), _contact_owner(p, contact_uuid)
+    if root is None or found is None:
+        return render.error("Contact", "Invalid contact identifier")
+    with _write_lock:
+        _apply_text(found[1], root, CONTACT_FIELDS)
+        found[0].modified_at = req.now
+    return render.envelope("Contact", render.contact(found[1]))
+
+
+@route("DELETE", "/client.api/contact/{identifier}", writes=True)
+def contact_delete(p: Practice, req: Request, contact_uuid: str) -> Body:
+    found = _contact_owner(p, contact_uuid)
+    if found is None:
+        return render.error("Contact", "Invalid contact identifier")
+    with _write_lock:
+        found[0].contacts.remove(found[1])
+        found[0].modified_at = req.now
+    return render.envelope("Contact", render.contact(found[1]))
+
+
+@route("POST", "/job.api/add", writes=True)
+def job_add(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    if root is None or root.tag != "Job":
+        return render.error("Add", "The request body must be a Job element")
+    client = p.clients.get((root.findtext("ClientUUID") or root.findtext("ClientID") or "").strip())
+    start, due = _send_date(root.findtext("StartDate") or ""), _send_date(root.findtext("DueDate") or "")
+    name = (root.findtext("Name") or "").strip()
+    if client is None:
+        return render.error("Add", "Invalid client identifier")
+    if not name or start is None or due is None:
+        return render.error("Add", "Name, StartDate and DueDate are required")
+    with _write_lock:
+        number = f"J{len(p.jobs) + 1:06d}"
+        job = Job(number, str(uuid4()), name, client.uuid, "Planned", req.now.date(), start, due)
+        job.description = root.findtext("Description") or ""
+        job.internal_id = str(40_000_000 + len(p.jobs) + 1)
+        p.jobs[number] = job
+    return render.envelope("Add", render.job(p, job, detailed=True))
+
+
+@route("PUT", "/job.api/assign", writes=True)
+def job_assign(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    job = p.jobs.get((root.findtext("ID") or "").strip()) if root is not None else None
+    if job is None:
+        return render.error("Assign", "Invalid job identifier")
+    with _write_lock:
+        for op in root:
+            if op.tag == "ID":
+                continue
+            staff_uuid = op.get("uuid") or op.get("id") or ""
+            if op.tag.startswith("add") and staff_uuid not in p.staff:
+                return render.error("Assign", f"Invalid staff identifier for {op.tag} request")
+            if op.tag == "add" and staff_uuid not in [s for s, _ in job.assigned]:
+                job.assigned.append((staff_uuid, 0))
+            elif op.tag == "remove":
+                job.assigned = [(s, m) for s, m in job.assigned if s != staff_uuid]
+            elif op.tag in ("add-manager", "add-partner"):
+                setattr(job, f"{op.tag[4:]}_uuid", staff_uuid)
+            elif op.tag in ("remove-manager", "remove-partner"):
+                setattr(job, f"{op.tag[7:]}_uuid", "")
+    return render.envelope("Assign", render.job(p, job, detailed=True))
+
+
+@route("POST", "/job.api/delete", writes=True)
+def job_delete(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    number = (root.findtext("ID") or "").strip() if root is not None else ""
+    with _write_lock:
+        if p.jobs.pop(number, None) is None:
+            return render.error("Delete", "Invalid job identifier")
+    return render.envelope("Delete", "")
+
+
+@route("POST", "/job.api/applytemplate", writes=True)
+def job_apply_template(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    job = p.jobs.get((root.findtext("ID") or "").strip()) if root is not None else None
+    if job is None:
+        return render.error("ApplyTemplate", "Invalid job identifier")
+    template = p.templates.get((root.findtext("TemplateUUID") or root.findtext("TemplateID") or "").strip())
+    if template is None:
+        return render.error("ApplyTemplate", "Invalid job template identifier")
+    with _write_lock:
+        if (root.findtext("TaskMode") or "AddNew") == "Replace":
+            job.tasks.clear()
+        job.tasks.extend(Task(str(uuid4()), name, task_uuid) for task_uuid, name in template.tasks)
+    return render.envelope("ApplyTemplate", render.job(p, job, detailed=True))
+
+
+@route("GET", "/template.api/list")
+def template_list(p: Practice, req: Request) -> Body:
+    items = (render.named("Template", Named(t.uuid, t.name)) for t in p.templates.values())
+    return render.envelope("List", render.collection("Templates", items))
+
+
+@route("POST", "/staff.api/add", writes=True)
+def staff_add(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    if root is None or root.tag != "Staff" or not (root.findtext("Name") or "").strip():
+        return render.error("Add", "A staff member needs a Name")
+    member = Staff(uuid=str(uuid4()), name="", email="")
+    _apply_text(member, root, STAFF_FIELDS)
+    with _write_lock:
+        p.staff[member.uuid] = member
+    # XPM names this reply "Get", not "Add".
+    return render.envelope("Get", render.staff(member))
+
+
+@route("PUT", "/staff.api/update", writes=True)
+def staff_update(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    member = p.staff.get((root.findtext("UUID") or root.findtext("ID") or "").strip()) if root is not None else None
+    if member is None:
+        return render.error("Update", "Invalid staff identifier")
+    with _write_lock:
+        _apply_text(member, root, STAFF_FIELDS)
+    return render.envelope("Update", render.staff(member))
+
+
+@route("POST", "/staff.api/delete", writes=True)
+def staff_delete(p: Practice, req: Request) -> Body:
+    root = _parse_xml(req.body)
+    key = (root.findtext("UUID") or root.findtext("ID") or "").strip() if root is not None else ""
+    with _write_lock:
+        if p.staff.pop(key, None) is None:
+            return render.error("Delete", "Invalid staff identifier")
+    return render.envelope("Delete", "")

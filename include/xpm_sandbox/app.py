@@ -228,7 +228,9 @@ def create_app(sandbox: Sandbox) -> FastAPI:
                         media_type="application/json",
                         headers={"www-authenticate": "Bearer error=invalid_token"},
                     )
-                return _problem(503, "Unavailable", "ServiceNotAvailable")
+                return _problem(
+                    503, "Unavailable", "ServiceNotAvailable", {"www-authenticate": "Bearer error=invalid_token"}
+                )
             if fault and fault.kind in ("slow", "hang"):
                 await asyncio.sleep(fault.seconds or (3600 if fault.kind == "hang" else 2))
             req = api.Request(

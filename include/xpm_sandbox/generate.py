@@ -21,6 +21,7 @@ from xpm_sandbox.model import (
     Practice,
     Relationship,
     Staff,
+    Template,
 )
 
 FIRST = [
@@ -139,6 +140,11 @@ JOB_KINDS = [
     ("Activity Statement", "BAS", "Compliance"),
     ("Monthly Bookkeeping", "Bookkeeping", "Bookkeeping"),
     ("Advisory Meeting", "Advisory", "Consulting"),
+]
+TEMPLATES = [
+    ("Tax Return - Individual", ["Gather records", "Prepare return", "Partner review", "Lodge"]),
+    ("Annual Accounts", ["Bank reconciliation", "Year-end adjustments", "Financial statements"]),
+    ("Xero Setup/Conversion", ["Xero Setup"]),
 ]
 FIELD_DEFS = [
     # name, XPM type, value element, on clients, on jobs, options
@@ -288,6 +294,9 @@ def build_practice(
     for fname, ftype, element, on_client, on_job, options in FIELD_DEFS:
         d = FieldDefinition(new_uuid(rng), fname, ftype, element, on_client, on_job, options)
         practice.field_definitions[d.uuid] = d
+    for template_name, task_names in TEMPLATES:
+        template = Template(new_uuid(rng), template_name, [(new_uuid(rng), t) for t in task_names])
+        practice.templates[template.uuid] = template
     client_defs = [d for d in practice.field_definitions.values() if d.use_client]
     job_defs = [d for d in practice.field_definitions.values() if d.use_job]
 

@@ -108,6 +108,26 @@ class Client:
 
 
 @dataclass(slots=True)
+class Task:
+    uuid: str
+    name: str
+    task_uuid: str
+    estimated_minutes: int = 0
+    actual_minutes: int = 0
+    description: str = ""
+    completed: bool = False
+    billable: bool = True
+    folder: str = ""
+
+
+@dataclass(slots=True)
+class Template:
+    uuid: str
+    name: str
+    tasks: list[tuple[str, str]] = field(default_factory=list)  # (task type uuid, task name)
+
+
+@dataclass(slots=True)
 class Job:
     number: str
     uuid: str
@@ -127,6 +147,7 @@ class Job:
     partner_uuid: str = ""
     category_uuid: str = ""
     assigned: list[tuple[str, int]] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
     custom_fields: dict[str, object] = field(default_factory=dict)
 
 
@@ -159,6 +180,7 @@ class Practice:
     clients: dict[str, Client] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     field_definitions: dict[str, FieldDefinition] = field(default_factory=dict)
+    templates: dict[str, Template] = field(default_factory=dict)
 
     def state_by_code(self, code: str) -> Named | None:
         """The job state whose interface code is `code`."""

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
-from xpm_sandbox.model import Client, FieldDefinition, Group, Job, Named, Practice, Staff
+from xpm_sandbox.model import Client, Contact, FieldDefinition, Group, Job, Named, Practice, Staff, Task
 
 
 def _text(value: object) -> str:
@@ -119,15 +119,7 @@ def client(p: Practice, c: Client, *, detailed: bool) -> str:
         el("PrepareTaxReturn", yes_no(c.prepare_tax_return)),
         el("ActiveAtoClient", yes_no(c.active_ato_client)),
         el("ClientCode", c.client_code),
-        collection(
-            "Contacts",
-            (
-                f"<Contact>{el('UUID', k.uuid)}{el('Name', k.name)}{el('Mobile', k.mobile)}{el('Email', k.email)}"
-                f"{el('Phone', k.phone)}{el('Position', k.position)}{el('Salutation', k.salutation)}"
-                f"{el('Addressee', k.addressee)}{el('IsPrimary', yes_no(k.is_primary))}</Contact>"
-                for k in c.contacts
-            ),
-        ),
+        collection("Contacts", map(contact, c.contacts)),
     ]
     if detailed:
         parts.append("<Notes />")
@@ -147,6 +139,23 @@ def client(p: Practice, c: Client, *, detailed: bool) -> str:
             )
         )
     return f"<Client>{''.join(parts)}</Client>"
+
+
+def contact(k: Contact) -> str:
+    return (
+        f"<Contact>{el('UUID', k.uuid)}{el('Name', k.name)}{el('Mobile', k.mobile)}{el('Email', k.email)}"
+        f"{el('Phone', k.phone)}{el('Position', k.position)}{el('Salutation', k.salutation)}"
+        f"{el('Addressee', k.addressee)}{el('IsPrimary', yes_no(k.is_primary))}</Contact>"
+    )
+
+
+def task(t: Task) -> str:
+    return (
+        f"<Task>{el('UUID', t.uuid)}{el('Name', t.name)}{el('TaskUUID', t.task_uuid)}"
+        f"{el('EstimatedMinutes', t.estimated_minutes)}{el('ActualMinutes', t.actual_minutes)}"
+        f"{el('Description', t.description)}{el('Completed', true_false(t.completed))}"
+        f"{el('Billable', true_false(t.billable))}{el('Folder', t.folder)}</Task>"
+    )
 
 
 def job(p: Practice, j: Job, *, detailed: bool) -> str:
@@ -177,7 +186,7 @@ def job(p: Practice, j: Job, *, detailed: bool) -> str:
         ),
     ]
     if detailed:
-        parts += ["<Tasks />", "<Milestones />", "<Notes />"]
+        parts += [collection("Tasks", map(task, j.tasks)), "<Milestones />", "<Notes />"]
     return f"<Job>{''.join(parts)}</Job>"
 
 

@@ -29,6 +29,4 @@ def test_every_dag_has_tags_retries_and_no_catchup(dagbag):
         assert dag.tags, f"{dag_id} has no tags"
         assert dag.catchup is False, f"{dag_id} catches up"
         for task in dag.tasks:
-            assert task.retries >= 1 or getattr(task, "xpm_no_retry", False), (
-                f"{dag_id}.{task.task_id} has no retries"
-            )
+            assert task.retries >= 1 or getattr(task, "xpm_no_retry", False), f"{dag_id}.{task.task_id} has no retries"
