@@ -18,6 +18,7 @@ from xml.etree import ElementTree as StdET
 import pytest
 import requests
 import yaml
+from defusedxml import ElementTree as SafeET
 
 from tests.conftest import REPO
 from tests.xpm_sandbox.conftest import Connected, control
@@ -137,7 +138,7 @@ def _vocabulary(elem: StdET.Element, known: set[str], where: str, problems: list
 
 
 def _recorded_tags(body: str) -> set[str]:
-    return {e.tag.lower() for e in StdET.fromstring(body).iter()}
+    return {e.tag.lower() for e in SafeET.fromstring(body).iter()}
 
 
 def _swap_ids(text: str, conn: Connected) -> str:
@@ -157,8 +158,7 @@ def _swap_ids(text: str, conn: Connected) -> str:
     text = re.sub(r"<Client>\s*<ID>\d+</ID>", f"<Client><UUID>{client.uuid}</UUID>", text)
     text = re.sub(r"<TemplateID>1254078</TemplateID>", f"<TemplateUUID>{template.uuid}</TemplateUUID>", text)
     text = re.sub(r'id="859230"', f'uuid="{staff[0].uuid}"', text)
-    text = re.sub(r"<Staff>\s*<ID>\d+</ID>", f"<Staff><UUID>{staff[-1].uuid}</UUID>", text)
-    return text
+    return re.sub(r"<Staff>\s*<ID>\d+</ID>", f"<Staff><UUID>{staff[-1].uuid}</UUID>", text)
 
 
 def _prepare(name: str, conn: Connected) -> dict[str, str]:
@@ -194,7 +194,7 @@ def test_the_sandbox_answers_like_the_recording(conn: Connected, name: str, inte
     if not recorded_body:
         assert reply.content == b""
     elif recorded_body.lstrip().startswith("<"):
-        rec_root, our_root = StdET.fromstring(recorded_body), StdET.fromstring(reply.content)
+        rec_root, our_root = SafeET.fromstring(recorded_body), SafeET.fromstring(reply.content)
         assert our_root.tag == rec_root.tag == "Response"
         assert our_root.get("api-method") == rec_root.get("api-method")
         problems: list[str] = []
