@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 
 import requests
-
 from tests.xpm_sandbox.conftest import connect
+
 from xpm_sandbox.server import SandboxServer
 
 
@@ -17,7 +17,11 @@ def main() -> None:
     with SandboxServer(clients=20_000, jobs=100_000) as srv:
         srv.sandbox.identity.access_lifetime = srv.sandbox.identity.access_lifetime * 100
         conn = connect(srv)
-        for path in ("client.api/list?detailed=true", "job.api/current?detailed=true", "job.api/list?from=20250101&to=20251231"):
+        for path in (
+            "client.api/list?detailed=true",
+            "job.api/current?detailed=true",
+            "job.api/list?from=20250101&to=20251231",
+        ):
             started = time.perf_counter()
             size = 0
             with requests.get(conn.api + path, headers=conn.headers(), stream=True, timeout=300) as reply:
