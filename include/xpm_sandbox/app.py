@@ -112,6 +112,9 @@ def create_app(sandbox: Sandbox) -> FastAPI:
     @app.post("/connect/token")
     async def token(request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode()))
+        fault = gate.take_fault("connect/token", explicit=True)
+        if fault and fault.kind in ("500", "503"):
+            return Response(status_code=int(fault.kind))
         try:
             app_ = ident.authenticate_client(*_basic_auth(request))
             grant_type = form.get("grant_type")
@@ -125,6 +128,9 @@ def create_app(sandbox: Sandbox) -> FastAPI:
                 raise OAuthError("unsupported_grant_type")
         except OAuthError as exc:
             return _oauth_error(exc)
+        if fault and fault.kind in ("slow", "hang"):
+            # The token was issued; the caller may give up before this reply arrives (a lost reply).
+            await asyncio.sleep(fault.seconds or 3600)
         return JSONResponse(reply, headers={"Cache-Control": "no-store"})
 
     @app.post("/connect/revocation")

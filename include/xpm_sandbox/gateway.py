@@ -116,10 +116,16 @@ class Gateway:
         with self._lock:
             self._in_flight[tenant_id] -= 1
 
-    def take_fault(self, path: str) -> Fault | None:
-        """The first pending fault that matches `path`, used up by this call."""
+    def take_fault(self, path: str, *, explicit: bool = False) -> Fault | None:
+        """The first pending fault that matches `path`, used up by this call.
+
+        With `explicit`, only a fault that names the path matches (identity endpoints are never hit
+        by a fault meant for "any API call").
+        """
         with self._lock:
             for fault in self.faults:
+                if explicit and not fault.path:
+                    continue
                 if fault.path in path and fault.remaining > 0:
                     fault.remaining -= 1
                     if fault.remaining == 0:

@@ -249,7 +249,24 @@ class Identity:
 
     def _issue(self, grant: Grant) -> dict[str, Any]:
         now = self.clock()
-        access, refresh = secrets.token_urlsafe(40), secrets.token_urlsafe(40)
+        # Like Xero's, the access token is a JWT that names the sign-in's auth event.
+        access = jwt.encode(
+            {
+                "nbf": int(now.timestamp()),
+                "exp": int((now + self.access_lifetime).timestamp()),
+                "iss": "https://identity.xero.com",
+                "aud": "https://identity.xero.com/resources",
+                "client_id": grant.client_id,
+                "sub": grant.user.xero_user_id,
+                "xero_userid": grant.user.xero_user_id,
+                "authentication_event_id": grant.auth_event_id,
+                "jti": secrets.token_hex(16),
+                "scope": grant.scopes.split(),
+            },
+            self.id_token_key,
+            algorithm="HS256",
+        )
+        refresh = secrets.token_urlsafe(40)
         self.access_tokens[access] = AccessToken(grant, now + self.access_lifetime)
         self.refresh_tokens[refresh] = RefreshToken(grant, now)
         id_token = jwt.encode(

@@ -84,6 +84,92 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connect(args: argparse.Namespace) -> int:
+    from xpm_sync.oauth import callback, flow
+    from xpm_sync.oauth.settings import load
+
+    settings, engine = load(args.conn_id), get_engine()
+    url = flow.start(settings, engine, requested_by=args.by, switch_practice=args.switch_practice)
+    if args.sandbox_user:
+        redirect = callback.sandbox_consent(settings, url, args.sandbox_user)
+    else:
+        print("Sign in to Xero as an XPM Administrator with 'Authorise 3rd Party Full Access' at:\n")
+        print(f"  {url}\n")
+        if callback.is_loopback(settings.redirect_uri) and not args.paste:
+            print(f"Waiting for Xero to send the browser back to {settings.redirect_uri} ...")
+            redirect = callback.wait_for_redirect(settings.redirect_uri)
+        else:
+            redirect = input("Paste the address your browser was sent to: ")
+
+    def choose(found: list[flow.Practice]) -> str | None:
+        if not sys.stdin.isatty():
+            return None
+        print(flow.WRONG_PRACTICE_WARNING)
+        for number, practice in enumerate(found, 1):
+            print(f"  {number}. {practice.name} (practice id {practice.tenant_id})")
+        answer = input("Which practice? ").strip()
+        return found[int(answer) - 1].tenant_id if answer.isdigit() and 0 < int(answer) <= len(found) else answer
+
+    result = flow.complete(settings, engine, redirect, practice=args.practice, choose=choose)
+    verb = "Reconnected" if result.reconnected else ("Switched" if result.switched else "Connected")
+    print(f"{verb}: XPM practice {result.tenant_name!r} ({result.tenant_id}), signed in as {result.connected_by}.")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from xpm_sync.api.usage import calls_today
+    from xpm_sync.store.models import XpmConnection
+
+    engine = get_engine()
+    with session_scope(engine) as session:
+        row = session.scalars(
+            select(XpmConnection).where(XpmConnection.conn_id == args.conn_id, XpmConnection.active.is_(True))
+        ).first()
+        if row is None:
+            info: dict[str, object] = {"conn_id": args.conn_id, "status": "not connected"}
+        else:
+            calls, left = calls_today(engine, row.tenant_id)
+            info = {
+                "conn_id": args.conn_id,
+                "practice": row.tenant_name,
+                "tenant_id": row.tenant_id,
+                "status": row.status,
+                "connected_by": row.connected_by,
+                "connected_at": row.connected_at.isoformat(timespec="seconds") if row.connected_at else None,
+                "last_refresh_at": row.last_refresh_at.isoformat(timespec="seconds") if row.last_refresh_at else None,
+                "last_error": row.last_error,
+                "calls_today": calls,
+                "calls_left_today": left,
+            }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    if info["status"] == "needs_reconnect":
+        print("XPM needs to reconnect.")
+    for key, value in info.items():
+        if value is not None:
+            print(f"{key.replace('_', ' '):<18} {value}")
+    return 0
+
+
+def _disconnect(args: argparse.Namespace) -> int:
+    from xpm_sync.errors import XpmError
+    from xpm_sync.oauth import flow
+    from xpm_sync.oauth.settings import load
+    from xpm_sync.oauth.tokens import TokenStore
+
+    settings, engine = load(args.conn_id), get_engine()
+    try:
+        access: str | None = TokenStore(settings, engine).access_token()
+    except XpmError:
+        access = None
+    name = flow.disconnect(settings, engine, access_token=access, requested_by=args.by)
+    print(f"Disconnected from {name}." if name else "XPM was not connected.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and documentation."""
     parser = argparse.ArgumentParser(prog="xpm-sync", description=__doc__)
@@ -113,6 +199,24 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--staff", type=int, default=12)
     sb.set_defaults(handler=_sandbox)
 
+    conn = sub.add_parser("connect", help="connect XPM through Xero's sign-in (or reconnect it)")
+    conn.add_argument("--practice", help="practice id or name, when the sign-in reaches several")
+    conn.add_argument("--switch-practice", action="store_true", help="allow moving to another practice")
+    conn.add_argument("--paste", action="store_true", help="paste the redirect URL instead of listening for it")
+    conn.add_argument("--sandbox-user", help="sandbox only: complete consent as this seeded user")
+    conn.set_defaults(handler=_connect)
+
+    status = sub.add_parser("status", help="show the XPM connection and today's API calls")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+
+    disc = sub.add_parser("disconnect", help="revoke the XPM connection and forget its tokens")
+    disc.set_defaults(handler=_disconnect)
+
+    for command in (conn, status, disc):
+        command.add_argument("--conn-id", default=None, help="the xpm connection (default: [xpm_sync] conn_id)")
+        command.add_argument("--by", default=getpass.getuser(), help="who is acting")
+
     act = sub.add_parser("activity", help="show the newest Practice Activity entries")
     act.add_argument("--limit", type=int, default=20)
     act.add_argument("--json", action="store_true")
@@ -128,10 +232,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "name", None) and getattr(args, "value", None) is None:
         print(f"Say on or off, e.g. `xpm-sync settings {args.name} on`.", file=sys.stderr)
         return 2
+    if hasattr(args, "conn_id") and args.conn_id is None:
+        from xpm_sync import config
+
+        args.conn_id = config.get("conn_id")
     handler: Handler = args.handler
+    from xpm_sync.errors import XpmError
+
     try:
         return handler(args)
-    except settings.SettingRefused as exc:
+    except (settings.SettingRefused, XpmError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
 

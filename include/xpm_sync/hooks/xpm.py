@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from datetime import date
+from functools import cached_property
 from typing import Any
 
+import requests
 from airflow.providers.http.hooks.http import HttpHook
+from requests.auth import AuthBase
+
+from xpm_sync.api import records
+from xpm_sync.api.client import XpmApi
+from xpm_sync.api.usage import Usage
+from xpm_sync.api.xml import iter_items, read_status
+from xpm_sync.errors import XpmError
+from xpm_sync.oauth import settings as xpm_settings
+from xpm_sync.oauth.tokens import TokenStore
+from xpm_sync.store.engine import get_engine
+
+
+class XpmAuth(AuthBase):
+    """Adds the bearer token and the pinned practice to every request, just before it is sent."""
+
+    def __init__(self, tokens: TokenStore, tenant_id: str) -> None:
+        self.tokens = tokens
+        self.tenant_id = tenant_id
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.tokens.access_token()}"
+        request.headers["xero-tenant-id"] = self.tenant_id
+        return request
 
 
 class XpmHook(HttpHook):
@@ -13,7 +41,7 @@ class XpmHook(HttpHook):
     The connection holds the Xero app's client id (login) and secret (password); its extras hold
     the scopes, redirect URI, pinned practice and base URLs. Tokens are not kept on the
     connection: Airflow 3 task code cannot write connections, so they live, encrypted, in the
-    practice database.
+    practice database, and every worker refreshes them through one row lock.
     """
 
     conn_name_attr = "xpm_conn_id"
@@ -21,6 +49,149 @@ class XpmHook(HttpHook):
     conn_type = "xpm"
     hook_name = "Xero Practice Manager"
 
-    def __init__(self, xpm_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        xpm_conn_id: str = default_conn_name,
+        *,
+        store_url: str | None = None,
+        timeout: tuple[float, float] = (10.0, 300.0),
+        max_attempts: int = 5,
+        backoff: Any = None,
+        sleep: Any = time.sleep,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(method="GET", http_conn_id=xpm_conn_id, **kwargs)
         self.xpm_conn_id = xpm_conn_id
+        self._store_url = store_url
+        self._timeout = timeout
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._sleep = sleep
+
+    # --- static connection data, read once --------------------------------------------------
+
+    @cached_property
+    def settings(self) -> xpm_settings.XpmSettings:
+        return xpm_settings.load(self.xpm_conn_id)
+
+    @cached_property
+    def engine(self) -> Any:
+        return get_engine(self._store_url)
+
+    @cached_property
+    def tokens(self) -> TokenStore:
+        return TokenStore(self.settings, self.engine, retry_wait=self._backoff)
+
+    @cached_property
+    def tenant_id(self) -> str:
+        return self.tokens.tenant_id()
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """A session that authenticates each request with a valid token and the pinned practice."""
+        session = requests.Session()
+        self.base_url = self.settings.api_url
+        session.auth = XpmAuth(self.tokens, self.tenant_id)
+        session.headers.update({"Accept": "application/xml", "User-Agent": "xpm-sync"})
+        if headers:
+            session.headers.update(headers)
+        return self._configure_session_from_mount_adapters(session)
+
+    @cached_property
+    def api(self) -> XpmApi:
+        usage = Usage(self.engine, self.tenant_id, sleep=self._sleep)
+        return XpmApi(
+            self.get_conn(),
+            self.settings.api_url,
+            usage,
+            refresh=lambda: self.tokens.access_token(force_refresh=True),
+            on_auth_failure=self.tokens.mark_needs_reconnect,
+            timeout=self._timeout,
+            max_attempts=self._max_attempts,
+            backoff=self._backoff,
+            sleep=self._sleep,
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap call to XPM; (ok, a sentence saying what was found)."""
+        try:
+            categories = list(self.categories())
+        except XpmError as exc:
+            return False, str(exc)
+        row_name = self.practice_name()
+        return True, f"Connected to the XPM practice {row_name!r}: {len(categories)} job categories read."
+
+    def practice_name(self) -> str | None:
+        from sqlalchemy.orm import Session
+
+        with Session(self.engine) as session:
+            row = self.tokens.connection(session)
+            return row.tenant_name if row else None
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def _list(self, path: str, items: tuple[str, ...], convert: Any, **params: Any) -> Iterator[records.Record]:
+        with self.api.stream(path, **params) as body:
+            yield from iter_items(body, items, convert, method=path)
+
+    def staff(self) -> Iterator[records.Record]:
+        return self._list("staff.api/list", ("StaffList", "Staff"), records.staff)
+
+    def categories(self) -> Iterator[records.Record]:
+        return self._list("category.api/list", ("Categories", "Category"), records.named)
+
+    def job_states(self) -> Iterator[records.Record]:
+        return self._list("jobstate.api/list", ("JobStates", "JobState"), records.named)
+
+    def client_groups(self) -> Iterator[records.Record]:
+        return self._list("clientgroup.api/list", ("Groups", "Group"), records.client_group)
+
+    def field_definitions(self) -> Iterator[records.Record]:
+        return self._list(
+            "customfield.api/definition", ("CustomFieldDefinitions", "CustomFieldDefinition"), records.field_definition
+        )
+
+    def clients(self, *, detailed: bool = True, modified_since: str | None = None) -> Iterator[records.Record]:
+        """All clients, or those modified since `modified_since` (`yyyy-MM-ddTHH:mm:ss`, UTC)."""
+        params: dict[str, str] = {"detailed": "true" if detailed else "false"}
+        if modified_since:
+            params["modifiedsince"] = modified_since
+        return self._list("client.api/list", ("Clients", "Client"), records.client, **params)
+
+    def client(self, uuid: str) -> records.Record:
+        return next(self._list(f"client.api/get/{uuid}", ("Client",), records.client))
+
+    def current_jobs(self, *, detailed: bool = True) -> Iterator[records.Record]:
+        return self._list("job.api/current", ("Jobs", "Job"), records.job, detailed="true" if detailed else "false")
+
+    def jobs_created(self, start: date, end: date, *, detailed: bool = True) -> Iterator[records.Record]:
+        """Jobs created from `start` to `end` (XPM allows at most a year per call)."""
+        params = {
+            "from": start.strftime("%Y%m%d"),
+            "to": end.strftime("%Y%m%d"),
+            "detailed": "true" if detailed else "false",
+        }
+        return self._list("job.api/list", ("Jobs", "Job"), records.job, **params)
+
+    def job(self, number: str) -> records.Record:
+        return next(self._list(f"job.api/get/{number}", ("Job",), records.job))
+
+    def client_field_values(self, uuid: str) -> list[records.Record]:
+        return list(
+            self._list(f"client.api/get/{uuid}/customfield", ("CustomFields", "CustomField"), records.field_value)
+        )
+
+    def job_field_values(self, number: str) -> list[records.Record]:
+        return list(
+            self._list(f"job.api/get/{number}/customfield", ("CustomFields", "CustomField"), records.field_value)
+        )
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def set_job_state(self, number: str, state_code: str) -> None:
+        """Move a job to the state whose interface code is `state_code`."""
+        from xml.sax.saxutils import escape
+
+        body = f"<Job><ID>{escape(number)}</ID><State>{escape(state_code)}</State></Job>"
+        read_status(self.api.send_xml("PUT", "job.api/state", body), method="job.api/state")

@@ -106,6 +106,22 @@ class XpmConnection(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class OAuthAttempt(Base):
+    """A sign-in started and not yet finished: its `state`, PKCE verifier (encrypted) and who began it."""
+
+    __tablename__ = "oauth_attempts"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    conn_id: Mapped[str] = mapped_column(String(250))
+    requested_by: Mapped[str | None] = mapped_column(String(255))
+    verifier_ciphertext: Mapped[str] = mapped_column(Text)
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    switch_practice: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    consumed_at: Mapped[datetime | None]
+
+
 # --- reference data -----------------------------------------------------------------------------
 
 

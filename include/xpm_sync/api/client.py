@@ -1,0 +1,185 @@
+"""One request loop for every call to XPM: status to exception, retries, Retry-After, accounting.
+
+Retried: transient failures (5xx, timeouts, dropped connections) with exponential backoff, and
+429 `minute` after waiting the `Retry-After` XPM gives. Not retried: authentication (a 401 after
+a fresh token, 403), 429 `day` (stop and resume next run), business errors, bad payloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+import urllib3
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from xpm_sync.api.usage import Usage
+from xpm_sync.errors import (
+    RECONNECT_HINT,
+    XpmAuthError,
+    XpmDailyLimitReached,
+    XpmError,
+    XpmRateLimitError,
+    XpmTransientError,
+)
+
+log = logging.getLogger(__name__)
+
+BODY_IN_MESSAGES = 200
+
+
+class TokenExpired(Exception):
+    """401 TokenExpired: the access token lapsed in flight. Refresh once and try again."""
+
+
+class _Retryable(XpmRateLimitError):
+    """429 minute or concurrency: wait Retry-After, then retry."""
+
+
+def _detail(reply: requests.Response) -> str:
+    try:
+        body = reply.json()
+        return str(body.get("Detail") or body.get("Title") or "")
+    except (ValueError, AttributeError):
+        return reply.text[:BODY_IN_MESSAGES]
+
+
+def raise_for_status(reply: requests.Response, what: str) -> None:
+    """Map an XPM gateway answer to the error hierarchy; return quietly for 200."""
+    status = reply.status_code
+    if status == 200:
+        return
+    if status == 401:
+        detail = _detail(reply)
+        if detail.startswith("TokenExpired"):
+            raise TokenExpired(detail)
+        raise XpmAuthError(f"XPM refused the access token for {what} (401 {detail}). " + RECONNECT_HINT)
+    if status == 403:
+        raise XpmAuthError(
+            f"XPM refused access to the practice for {what} (403 {_detail(reply)}). The practice may have been "
+            "disconnected, or the user who connected it is no longer an XPM Administrator with "
+            "'Authorise 3rd Party Full Access'. " + RECONNECT_HINT
+        )
+    if status == 429:
+        problem = (reply.headers.get("X-Rate-Limit-Problem") or "minute").lower()
+        try:
+            retry_after = float(reply.headers.get("Retry-After") or 60)
+        except ValueError:
+            retry_after = 60.0
+        if problem in ("day", "daily"):
+            raise XpmDailyLimitReached(
+                f"XPM's daily limit for this practice is spent ({what}); try again in {retry_after / 3600:.1f} h. "
+                "What was synced is kept; the next run resumes.",
+                problem=problem,
+                retry_after=retry_after,
+            )
+        raise _Retryable(f"XPM rate limit ({problem}) on {what}", problem=problem, retry_after=retry_after)
+    if status >= 500:
+        raise XpmTransientError(f"XPM answered {status} for {what}: {_detail(reply)}")
+    raise XpmError(f"XPM answered {status} for {what}: {_detail(reply)}")
+
+
+class XpmApi:
+    """Sends requests to one practice through a session whose auth adds the token and tenant."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        base_url: str,
+        usage: Usage,
+        *,
+        refresh: Callable[[], object],
+        on_auth_failure: Callable[[str], object],
+        timeout: tuple[float, float] = (10.0, 300.0),
+        max_attempts: int = 5,
+        backoff: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.session = session
+        self.base_url = base_url
+        self.usage = usage
+        self.refresh = refresh
+        self.on_auth_failure = on_auth_failure
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff = backoff or wait_exponential(multiplier=2, min=2, max=60)
+        self.sleep = sleep
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, XpmRateLimitError):
+            return error.retry_after
+        return float(self.backoff(state))
+
+    def _send(self, method: str, path: str, *, stream: bool, **kwargs: Any) -> requests.Response:
+        what = f"{method} {path}"
+        self.usage.pace()
+        try:
+            reply = self.session.request(method, self.base_url + path, timeout=self.timeout, stream=stream, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise XpmTransientError(f"XPM did not answer {what} ({type(exc).__name__})") from None
+        self.usage.record(reply.status_code, reply.headers)
+        try:
+            raise_for_status(reply, what)
+        except BaseException:
+            reply.close()
+            raise
+        return reply
+
+    def request(self, method: str, path: str, *, stream: bool = False, **kwargs: Any) -> requests.Response:
+        """Send one call, retrying what is worth retrying; auth failures are reported and raised."""
+        refreshed = False
+        retrying = Retrying(
+            retry=retry_if_exception_type((XpmTransientError, _Retryable)),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        while True:
+            try:
+                for attempt in retrying:
+                    with attempt:
+                        return self._send(method, path, stream=stream, **kwargs)
+            except TokenExpired as exc:
+                if refreshed:
+                    message = f"XPM refused a freshly refreshed token ({exc}). " + RECONNECT_HINT
+                    self.on_auth_failure(message)
+                    raise XpmAuthError(message) from None
+                refreshed = True
+                self.refresh()
+                continue
+            except _Retryable as exc:
+                raise XpmRateLimitError(str(exc), problem=exc.problem, retry_after=exc.retry_after) from None
+            except XpmAuthError as exc:
+                if not isinstance(exc, XpmDailyLimitReached):
+                    self.on_auth_failure(str(exc))
+                raise
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def stream(self, path: str, **params: Any) -> Iterator[Any]:
+        """GET `path` and yield its body as a file-like stream for the XML reader."""
+        reply = self.request("GET", path, stream=True, params=params or None)
+        try:
+            reply.raw.decode_content = True
+            yield reply.raw
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            requests.ConnectionError,
+            urllib3.exceptions.HTTPError,
+        ) as exc:
+            raise XpmTransientError(f"XPM's answer to GET {path} broke off ({type(exc).__name__})") from None
+        finally:
+            reply.close()
+
+    def send_xml(self, method: str, path: str, body: str) -> bytes:
+        """Send an XML body (a write) and return the answer's bytes."""
+        reply = self.request(
+            method, path, data=body.encode("utf-8"), headers={"Content-Type": "application/xml; charset=utf-8"}
+        )
+        return reply.content

@@ -1,0 +1,127 @@
+"""Streaming, defensive reading of XPM's XML.
+
+Bodies are parsed as they arrive (lxml `iterparse`), one record at a time, so a 50 MB client list
+needs little memory. Anything with a DOCTYPE is refused before parsing: XPM never sends one, and
+it is how entity-expansion ("billion laughs") and external-entity attacks arrive. Entities are not
+resolved and nothing is fetched from the network in any case.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
+
+from lxml import etree
+
+from xpm_sync.errors import XpmBusinessError, XpmPayloadError
+
+T = TypeVar("T")
+PROLOG_LIMIT = 1 << 20
+_ROOT_START = re.compile(rb"<[A-Za-z_]")
+
+
+class _Guarded(io.RawIOBase):
+    """A stream that refuses XML carrying a DOCTYPE or entity declaration before its root element."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self._source = source
+        head = b""
+        while (found := _ROOT_START.search(head)) is None:
+            chunk = source.read(65536)
+            if not chunk:
+                break
+            head += chunk
+            if len(head) > PROLOG_LIMIT:
+                raise XpmPayloadError("XPM's answer has over 1 MB before its first element; refused as unsafe")
+        prolog = (head[: found.start()] if found else head).upper()
+        if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
+            raise XpmPayloadError("XPM's answer declares a DOCTYPE or entities; refused unread as unsafe")
+        self._head = head
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._offset < len(self._head):
+            chunk = self._head[self._offset : self._offset + len(buffer)]
+            self._offset += len(chunk)
+        else:
+            chunk = self._source.read(len(buffer)) or b""
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def local(tag: object) -> str:
+    """An element's name, lower-cased: XPM's casing is not always the documented one."""
+    return tag.lower() if isinstance(tag, str) else ""
+
+
+def iter_items(
+    source: IO[bytes] | bytes,
+    path: tuple[str, ...],
+    convert: Callable[[Any], T],
+    *,
+    method: str = "",
+) -> Iterator[T]:
+    """Yield `convert(element)` for each element at `path` under `<Response>`, checking `<Status>`.
+
+    `path` names the elements below `<Response>`, e.g. `("Clients", "Client")` for a list or
+    `("Client",)` for one record. A `<Status>ERROR</Status>` answer raises `XpmBusinessError`;
+    broken XML raises `XpmPayloadError` (records yielded before the break must not be committed).
+    """
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    want = ("response",) + tuple(p.lower() for p in path)
+    depth_path: list[str] = []
+    status: str | None = None
+    description = ""
+    seen_root = False
+    try:
+        parser = etree.iterparse(
+            _Guarded(stream),
+            events=("start", "end"),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        for event, elem in parser:
+            name = local(elem.tag)
+            if event == "start":
+                depth_path.append(name)
+                if len(depth_path) == 1:
+                    if name != "response":
+                        raise XpmPayloadError(f"expected an XPM <Response>, got <{elem.tag}>")
+                    seen_root = True
+                continue
+            if len(depth_path) == 2 and name == "status":
+                status = (elem.text or "").strip().upper()
+            elif len(depth_path) == 2 and name == "errordescription":
+                description = (elem.text or "").strip()
+            elif tuple(depth_path) == want:
+                if status != "OK":
+                    raise XpmPayloadError(f"XPM answered records before an OK status ({status!r})")
+                yield convert(elem)
+                elem.clear(keep_tail=False)
+                parent = elem.getparent()
+                while parent is not None and elem.getprevious() is not None:
+                    del parent[0]
+            depth_path.pop()
+    except etree.XMLSyntaxError as exc:
+        raise XpmPayloadError(f"XPM's answer is not well-formed XML (truncated or malformed): {exc.msg}") from None
+    if not seen_root:
+        raise XpmPayloadError("XPM's answer was empty")
+    if status == "ERROR":
+        raise XpmBusinessError(description or "no description given", method=method)
+    if status != "OK":
+        raise XpmPayloadError(f"XPM's answer has no OK status ({status!r})")
+
+
+def read_status(source: IO[bytes] | bytes, *, method: str = "") -> None:
+    """Check an answer that carries no records (writes): OK, or raise."""
+    for _ in iter_items(source, ("__none__",), lambda e: e, method=method):
+        pass

@@ -1,0 +1,365 @@
+"""Connecting XPM: the authorization-code flow with PKCE, practice choice, pinning and disconnect.
+
+1. `start()` records a pending attempt (random `state`, PKCE verifier encrypted, who asked, expiry)
+   and returns Xero's authorize URL.
+2. The administrator signs in at Xero and allows access; Xero redirects back with `code` and `state`.
+3. `complete()` checks the state, exchanges the code, lists the practices this sign-in connected
+   (`/connections` filtered by the sign-in's auth event and tenant type PRACTICEMANAGER), lets the
+   administrator choose when there are several, enforces the pinned practice, and stores the tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jwt
+import requests
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from xpm_sync import activity
+from xpm_sync.errors import XpmOAuthError, XpmTransientError
+from xpm_sync.oauth.settings import XpmSettings
+from xpm_sync.oauth.tokens import (
+    TokenEndpointError,
+    TokenSet,
+    decrypt_tokens,
+    encrypt_tokens,
+    fernet,
+    post_token,
+)
+from xpm_sync.store.models import ActivityStatus, ConnectionStatus, OAuthAttempt, XpmConnection
+from xpm_sync.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_LIFETIME = timedelta(minutes=15)
+NO_PRACTICE = (
+    "Xero connected no XPM practice. The person who signs in must be an XPM Administrator with the staff "
+    "privilege 'Authorise 3rd Party Full Access'. In XPM, go to Business > Settings > Staff, open that "
+    "person, tick 'Authorise 3rd Party Full Access' under Privileges (their access level must be "
+    "Administrator), save, and connect again."
+)
+WRONG_PRACTICE_WARNING = (
+    "Choose carefully: the practice chosen here is the one xpm-sync will read from and write to. "
+    "Connecting the wrong practice syncs the wrong practice's data."
+)
+
+
+@dataclass(frozen=True)
+class Practice:
+    tenant_id: str
+    name: str
+    connection_id: str
+
+
+@dataclass(frozen=True)
+class ConnectResult:
+    tenant_id: str
+    tenant_name: str
+    connected_by: str
+    reconnected: bool
+    switched: bool
+
+
+Chooser = Callable[[list[Practice]], str | None]
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE verifier (86 characters) and its S256 challenge."""
+    verifier = secrets.token_urlsafe(64)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def start(
+    settings: XpmSettings,
+    engine: Engine,
+    *,
+    requested_by: str | None,
+    switch_practice: bool = False,
+    clock: Callable[[], datetime] = utcnow,
+) -> str:
+    """Record a pending sign-in and return the URL the administrator must open."""
+    state = secrets.token_urlsafe(32)
+    verifier, challenge = pkce_pair()
+    now = clock()
+    with Session(engine) as session, session.begin():
+        session.add(
+            OAuthAttempt(
+                state=state,
+                conn_id=settings.conn_id,
+                requested_by=requested_by,
+                verifier_ciphertext=fernet().encrypt(verifier.encode()).decode(),
+                redirect_uri=settings.redirect_uri,
+                switch_practice=switch_practice,
+                created_at=now,
+                expires_at=now + ATTEMPT_LIFETIME,
+            )
+        )
+    query = {
+        "response_type": "code",
+        "client_id": settings.client_id,
+        "redirect_uri": settings.redirect_uri,
+        "scope": settings.scopes,
+        "state": state,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    return f"{settings.authorize_url}?{urlencode(query)}"
+
+
+def _callback_params(redirect_url: str) -> dict[str, str]:
+    params = {k: v[0] for k, v in parse_qs(urlsplit(redirect_url.strip()).query).items()}
+    if "error" in params:
+        if params["error"] == "access_denied":
+            raise XpmOAuthError("Access was not allowed at Xero (the sign-in was cancelled). Start again.")
+        raise XpmOAuthError(f"Xero ended the sign-in with {params['error']}: {params.get('error_description', '')}")
+    if "code" not in params or "state" not in params:
+        raise XpmOAuthError("That is not the address Xero sent you back to: it has no code and state. Start again.")
+    return params
+
+
+def _claim_attempt(engine: Engine, settings: XpmSettings, state: str, now: datetime) -> tuple[OAuthAttempt, str]:
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        attempt = session.get(OAuthAttempt, state, with_for_update=True)
+        if attempt is None or attempt.conn_id != settings.conn_id:
+            raise XpmOAuthError(
+                "This sign-in was not started here (unknown state): it may be forged, or from another "
+                "installation. Start again with `xpm-sync connect`."
+            )
+        if attempt.consumed_at is not None:
+            raise XpmOAuthError("This sign-in was already used. Start again with `xpm-sync connect`.")
+        if now > attempt.expires_at:
+            raise XpmOAuthError("This sign-in took too long and expired. Start again with `xpm-sync connect`.")
+        attempt.consumed_at = now
+        verifier = fernet().decrypt(attempt.verifier_ciphertext.encode()).decode()
+    return attempt, verifier
+
+
+def _exchange(
+    settings: XpmSettings, http: requests.Session, code: str, verifier: str, redirect_uri: str
+) -> dict[str, Any]:
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
+    try:
+        return post_token(settings, form, http=http, timeout=30)
+    except TokenEndpointError as exc:
+        if exc.error == "invalid_client":
+            raise XpmOAuthError(
+                "Xero rejected the app's client id or secret (invalid_client). Copy the Client ID and Client "
+                "secret from the app at developer.xero.com into the XPM connection, then connect again."
+            ) from None
+        if exc.error == "invalid_grant":
+            raise XpmOAuthError(
+                "Xero refused the sign-in code (invalid_grant): it was used already, expired, or the redirect "
+                f"URI differs from the one registered on the app (this connection uses {redirect_uri}). "
+                "Check the app's redirect URIs and start again."
+            ) from None
+        raise XpmOAuthError(f"Xero refused the sign-in code ({exc.error}). Start again.") from None
+    except XpmTransientError as exc:
+        raise XpmOAuthError(f"{exc}. Start again.") from None
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """Read a JWT's claims without checking its signature: for display and filtering only."""
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims
+
+
+def practices_of(settings: XpmSettings, http: requests.Session, access_token: str) -> list[Practice]:
+    """The XPM practices this sign-in connected."""
+    reply = http.get(settings.connections_url, headers={"Authorization": f"Bearer {access_token}"}, timeout=30)
+    if reply.status_code != 200:
+        raise XpmOAuthError(f"Xero's connections list answered {reply.status_code}. Start again.")
+    event = _claims(access_token).get("authentication_event_id")
+    found = []
+    for row in reply.json():
+        if row.get("tenantType") != "PRACTICEMANAGER":
+            continue
+        if event and row.get("authEventId") not in (None, event):
+            continue
+        found.append(Practice(row["tenantId"], row.get("tenantName") or "(unnamed XPM practice)", row["id"]))
+    return found
+
+
+def _revoke_quietly(settings: XpmSettings, http: requests.Session, refresh_token: str) -> None:
+    try:
+        http.post(
+            settings.revocation_url,
+            data={"token": refresh_token},
+            auth=(settings.client_id, settings.client_secret),
+            timeout=15,
+        )
+    except requests.RequestException:
+        log.warning("Could not revoke an unused XPM grant; it will expire unused in 60 days")
+
+
+def _choose(found: list[Practice], choose: Chooser | None, practice: str | None) -> Practice:
+    if practice:
+        match = [p for p in found if practice in (p.tenant_id, p.name)]
+        if not match:
+            names = ", ".join(f"{p.name} ({p.tenant_id})" for p in found)
+            raise XpmOAuthError(f"This sign-in did not connect the practice {practice!r}. It connected: {names}.")
+        return match[0]
+    if len(found) == 1:
+        return found[0]
+    picked = choose(found) if choose else None
+    chosen = next((p for p in found if picked in (p.tenant_id, p.name)), None)
+    if chosen is None:
+        names = "; ".join(f"{p.name} (practice id {p.tenant_id})" for p in found)
+        raise XpmOAuthError(
+            f"This sign-in reaches several XPM practices: {names}. {WRONG_PRACTICE_WARNING} "
+            "Connect again and say which, e.g. `xpm-sync connect --practice <practice id>`."
+        )
+    return chosen
+
+
+def complete(
+    settings: XpmSettings,
+    engine: Engine,
+    redirect_url: str,
+    *,
+    practice: str | None = None,
+    choose: Chooser | None = None,
+    http: requests.Session | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> ConnectResult:
+    """Finish a sign-in from the URL Xero redirected to; store the tokens for the chosen practice."""
+    http = http or requests.Session()
+    params = _callback_params(redirect_url)
+    attempt, verifier = _claim_attempt(engine, settings, params["state"], clock())
+    reply = _exchange(settings, http, params["code"], verifier, attempt.redirect_uri)
+    tokens = TokenSet.from_reply(reply, clock())
+    identity = _claims(str(reply.get("id_token", "")))
+    person = identity.get("name") or identity.get("email") or attempt.requested_by or "unknown user"
+    found = practices_of(settings, http, tokens.access_token)
+    if not found:
+        _revoke_quietly(settings, http, tokens.refresh_token)
+        raise XpmOAuthError(NO_PRACTICE)
+    chosen = _choose(found, choose, practice)
+    return _store(settings, engine, attempt, chosen, tokens, person, identity.get("email"), http, clock())
+
+
+def _store(
+    settings: XpmSettings,
+    engine: Engine,
+    attempt: OAuthAttempt,
+    chosen: Practice,
+    tokens: TokenSet,
+    person: str,
+    email: str | None,
+    http: requests.Session,
+    now: datetime,
+) -> ConnectResult:
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        rows = session.scalars(select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id)).all()
+        current = next((r for r in rows if r.active), None)
+        pinned = current.tenant_id if current else settings.pinned_tenant_id
+        switched = bool(pinned and pinned != chosen.tenant_id)
+        if switched and not attempt.switch_practice:
+            _revoke_quietly(settings, http, tokens.refresh_token)
+            pinned_name = current.tenant_name if current else pinned
+            raise XpmOAuthError(
+                f"This connection is pinned to the practice {pinned_name!r}, but the sign-in chose "
+                f"{chosen.name!r}. Nothing was changed. To reconnect, choose {pinned_name!r}. To move this "
+                "installation to another practice on purpose, run `xpm-sync connect --switch-practice`."
+            )
+        old_refresh = None
+        if current and current.token_ciphertext and current.tenant_id == chosen.tenant_id:
+            old_refresh = decrypt_tokens(current.token_ciphertext).refresh_token
+        reconnected = bool(current and current.tenant_id == chosen.tenant_id)
+        for r in rows:
+            r.active = False
+        row = next((r for r in rows if r.tenant_id == chosen.tenant_id), None)
+        if row is None:
+            row = XpmConnection(conn_id=settings.conn_id, tenant_id=chosen.tenant_id, version=0)
+            session.add(row)
+        row.active = True
+        row.tenant_name = chosen.name
+        row.xero_connection_id = chosen.connection_id
+        row.auth_event_id = _claims(tokens.access_token).get("authentication_event_id")
+        row.status = ConnectionStatus.CONNECTED.value
+        row.token_ciphertext = encrypt_tokens(tokens)
+        row.scopes = tokens.scope
+        row.access_expires_at = tokens.expires_at
+        row.refresh_issued_at = row.connected_at = now
+        row.connected_by, row.connected_by_email = person, email
+        row.last_error = row.last_error_at = None
+        row.alert_sent_at = None
+        row.version = (row.version or 0) + 1
+        if switched:
+            message = (
+                f"XPM practice switched from {current.tenant_name if current else pinned} to {chosen.name} by {person}"
+            )
+        elif reconnected:
+            message = f"XPM connection reset by {person}"
+        else:
+            message = f"XPM connected to {chosen.name} by {person}"
+        activity.record(
+            session,
+            ActivityStatus.SUCCESS,
+            "Connection",
+            message,
+            details={"practice": chosen.name, "tenant_id": chosen.tenant_id, "requested_by": attempt.requested_by},
+            actor=attempt.requested_by or person,
+            tenant_id=chosen.tenant_id,
+        )
+    if old_refresh and old_refresh != tokens.refresh_token:
+        _revoke_quietly(settings, http, old_refresh)
+    return ConnectResult(chosen.tenant_id, chosen.name, person, reconnected, switched)
+
+
+def disconnect(
+    settings: XpmSettings,
+    engine: Engine,
+    *,
+    access_token: str | None,
+    requested_by: str | None,
+    http: requests.Session | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> str | None:
+    """Revoke the grant, drop the practice's connection at Xero and forget the tokens here."""
+    http = http or requests.Session()
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        row = session.scalars(
+            select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id, XpmConnection.active.is_(True))
+        ).first()
+        if row is None:
+            return None
+        if access_token and row.xero_connection_id:
+            try:
+                http.delete(
+                    f"{settings.connections_url.rstrip('/')}/{row.xero_connection_id}",
+                    headers={"Authorization": f"Bearer {access_token}"},
+                    timeout=15,
+                )
+            except requests.RequestException:
+                log.warning("Could not remove the practice's connection at Xero")
+        if row.token_ciphertext:
+            try:
+                _revoke_quietly(settings, http, decrypt_tokens(row.token_ciphertext).refresh_token)
+            except Exception:
+                log.warning("Stored XPM tokens could not be read to revoke them")
+        row.status = ConnectionStatus.DISCONNECTED.value
+        row.token_ciphertext = None
+        row.version += 1
+        activity.record(
+            session,
+            ActivityStatus.SUCCESS,
+            "Connection",
+            f"XPM disconnected from {row.tenant_name} by {requested_by or 'unknown user'}",
+            actor=requested_by,
+            tenant_id=row.tenant_id,
+        )
+        return row.tenant_name

@@ -1,0 +1,179 @@
+"""The parser reads every recorded XPM body into typed records, and maps every gateway error."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+from xpm_sync.api import records
+from xpm_sync.api.client import TokenExpired, raise_for_status
+from xpm_sync.api.xml import iter_items, read_status
+from xpm_sync.errors import XpmAuthError, XpmBusinessError, XpmDailyLimitReached, XpmRateLimitError, XpmTransientError
+
+RECORDED = REPO.parent / "shared" / "xpm-reference" / "recorded"
+
+# The element path and converter for each kind of recorded answer.
+SHAPES = {
+    "category": (("Categories", "Category"), records.named),
+    "template__list": (("Templates", "Template"), records.named),
+    "client__get": (("Client",), records.client),
+    "client__add": (("Client",), records.client),
+    "client__update": (("Client",), records.client),
+    "client__list": (("Clients", "Client"), records.client),
+    "client__search": (("Clients", "Client"), records.client),
+    "staff__list": (("StaffList", "Staff"), records.staff),
+    "connection__get": (("StaffList", "Staff"), records.staff),
+    "staff__add": (("Staff",), records.staff),
+    "staff__update": (("Staff",), records.staff),
+    "job__current": (("Jobs", "Job"), records.job),
+    "job__": (("Job",), records.job),
+    "connection__post": (("Job",), records.job),
+    "connection__put": (("Job",), records.job),
+}
+
+
+def _shape(stem: str):
+    for prefix, shape in SHAPES.items():
+        if stem.startswith(prefix):
+            return shape
+    return None
+
+
+def _cases():
+    for path in sorted(RECORDED.glob("*.json")):
+        for index, item in enumerate(json.loads(path.read_text())):
+            yield pytest.param(path.stem, item["response"], id=f"{path.stem}-{index}")
+
+
+def _reply(response: dict) -> requests.Response:
+    reply = requests.Response()
+    reply.status_code = response["status"]
+    reply.headers.update(response["headers"])
+    reply._content = response["body"].encode()
+    return reply
+
+
+@pytest.mark.parametrize(("stem", "response"), list(_cases()))
+def test_every_recorded_answer_is_read(stem, response):
+    body = response["body"].encode()
+    if response["status"] != 200:
+        with pytest.raises((XpmAuthError, XpmRateLimitError, XpmTransientError, TokenExpired)):
+            raise_for_status(_reply(response), "GET recorded")
+        return
+    text = response["body"]
+    if "<Status>ERROR</Status>" in text:
+        with pytest.raises(XpmBusinessError) as caught:
+            read_status(body)
+        assert caught.value.description in text
+        return
+    shape = _shape(stem)
+    if shape is None:  # answers that carry no record of the sync's entities (deletes, state changes)
+        assert stem.startswith(("job__state", "job__delete", "staff__delete", "contact__", "connection__delete"))
+        read_status(body)
+        return
+    path, convert = shape
+    rows = list(iter_items(body, path, convert))
+    assert len(rows) == text.count(f"<{path[-1]}>")
+    key = "job_number" if convert is records.job else "uuid"
+    assert all(row[key] for row in rows)
+
+
+def test_client_fields_are_typed():
+    body = json.loads((RECORDED / "client__get.json").read_text())[0]["response"]["body"].encode()
+    (client,) = iter_items(body, ("Client",), records.client)
+    assert client["uuid"] == "0183f65c-08c6-47b7-af05-3da072e901ae"
+    assert client["legacy_id"] == "32014284"
+    assert (client["name"], client["email"]) == ("Get Client Test", "NEW@EMAIL.COM")
+    assert client["is_archived"] is False
+    assert client["prepare_tax_return"] is False
+    assert client["branch_number"] == "1"
+    assert client["address"] is None  # empty elements are None, not ""
+    assert client["_contacts"][0]["name"] == "contact name"
+    assert client["_contacts"][0]["_is_primary"] is False
+    assert client["_detailed"] is True
+
+
+def test_job_fields_are_typed():
+    body = json.loads((RECORDED / "job__get.json").read_text())[0]["response"]["body"].encode()
+    (job,) = iter_items(body, ("Job",), records.job)
+    assert job["job_number"] == "J000014"
+    assert job["start_date"] == date(2019, 11, 1)
+    assert job["due_date"] == date(2019, 11, 7)
+    assert (job["state"], job["client_uuid"], job["manager_uuid"]) == ("Planned", "24097642", "859317")
+    assert job["_assigned"] == [{"staff_uuid": "859317", "allocated_minutes": None}]
+
+
+def test_the_3_1_shape_and_value_types():
+    body = (
+        b'<Response api-method="Get"><Status>OK</Status><Job><ID>J000001</ID><UUID>u-1</UUID><Name>N</Name>'
+        b"<Client><UUID>c-1</UUID><Name>C</Name></Client><Budget>1234.50</Budget><State>Planned</State>"
+        b"<StartDate>2026-07-01T00:00:00</StartDate><DueDate>0001-01-01T00:00:00</DueDate>"
+        b"<Assigned><Staff><UUID>s-1</UUID><Name>S</Name><AllocatedMinutes>90</AllocatedMinutes></Staff></Assigned>"
+        b"</Job></Response>"
+    )
+    (job,) = iter_items(body, ("Job",), records.job)
+    assert (job["uuid"], job["client_uuid"], job["budget"]) == ("u-1", "c-1", Decimal("1234.50"))
+    assert job["due_date"] is None  # XPM's "no date"
+    assert job["_assigned"] == [{"staff_uuid": "s-1", "allocated_minutes": 90}]
+
+
+@pytest.mark.parametrize(
+    ("element", "message"),
+    [
+        pytest.param("<StartDate>31/02/2026</StartDate>", "not a date", id="odd-date"),
+        pytest.param("<Budget>lots</Budget>", "not a number", id="not-a-number"),
+        pytest.param("<Budget>NaN</Budget>", "not a finite number", id="nan"),
+    ],
+)
+def test_odd_values_are_clear_errors(element, message):
+    from xpm_sync.errors import XpmPayloadError
+
+    body = f"<Response><Status>OK</Status><Job><ID>J1</ID>{element}</Job></Response>".encode()
+    with pytest.raises(XpmPayloadError, match=message):
+        list(iter_items(body, ("Job",), records.job))
+
+
+def test_unknown_elements_are_ignored():
+    staff = b"<Staff><UUID>s</UUID><Name>A</Name><Shoe>9</Shoe></Staff>"
+    body = b"<Response><Status>OK</Status><StaffList>" + staff + b"</StaffList></Response>"
+    assert list(iter_items(body, ("StaffList", "Staff"), records.staff))[0]["name"] == "A"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "error"),
+    [
+        pytest.param(
+            429, {"Retry-After": "22", "X-Rate-Limit-Problem": "minute"}, "", XpmRateLimitError, id="429-minute"
+        ),
+        pytest.param(
+            429, {"Retry-After": "5000", "X-Rate-Limit-Problem": "day"}, "", XpmDailyLimitReached, id="429-day"
+        ),
+        pytest.param(503, {}, '{"Detail":"ServiceNotAvailable"}', XpmTransientError, id="503"),
+        pytest.param(500, {}, '{Status":500}', XpmTransientError, id="500-odd-body"),
+        pytest.param(403, {}, '{"Detail":"AuthenticationUnsuccessful"}', XpmAuthError, id="403"),
+        pytest.param(401, {}, '{"Detail":"AuthenticationUnsuccessful"}', XpmAuthError, id="401"),
+        pytest.param(
+            401, {}, '{"Detail":"TokenExpired: token expired at 04/29/2020 09:22:02"}', TokenExpired, id="401-expired"
+        ),
+    ],
+)
+def test_gateway_answers_map_to_the_error_hierarchy(status, headers, body, error):
+    with pytest.raises(error):
+        raise_for_status(_reply({"status": status, "headers": headers, "body": body}), "GET x")
+
+
+def test_a_daily_limit_error_carries_the_wait_and_is_not_retried_by_airflow():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(XpmDailyLimitReached) as caught:
+        raise_for_status(
+            _reply({"status": 429, "headers": {"Retry-After": "7200", "X-Rate-Limit-Problem": "day"}, "body": ""}),
+            "GET x",
+        )
+    assert caught.value.retry_after == 7200
+    assert isinstance(caught.value, AirflowFailException)
