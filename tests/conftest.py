@@ -24,6 +24,7 @@ _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="xpm-sync-tests-airflow-"))
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__FERNET_KEY": "Gk7nW8b3u8sT2G1pBv9m0tQ4cZy5xR6aJhL3eNwK1oA=",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -72,6 +73,37 @@ def airflow_db(airflow_home: Path) -> Path:
         env=os.environ.copy(),
     )
     return airflow_home
+
+
+@pytest.fixture
+def extra_dags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder for DAG files written by a test, served to Airflow as a second DAG bundle."""
+    import json
+
+    folder = tmp_path / "test_dags"
+    folder.mkdir()
+    bundles = [
+        {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}},
+        {
+            "name": "xpm-test-dags",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(folder), "refresh_interval": 0},
+        },
+    ]
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+    return folder
+
+
+def load_dag_file(path: Path, name: str):  # type: ignore[no-untyped-def]
+    """Import a DAG file the way the DAG processor would, and return its module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import date
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 # Slow down once fewer than this many calls are left in the minute (5 callers may share it).
 PACE_BELOW = 8
+MINUTE = 60.0
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -29,19 +31,33 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
 
 
 class Usage:
-    """Records each call's outcome and XPM's remaining limits in `api_usage`."""
+    """Records each call's outcome and XPM's remaining limits in `api_usage`, and paces calls."""
 
-    def __init__(self, engine: Engine | None, tenant_id: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        engine: Engine | None,
+        tenant_id: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.tenant_id = tenant_id
         self.sleep = sleep
+        self.clock = clock
+        self._window: deque[float] = deque()
         self.calls = 0
         self.min_remaining: int | None = None
         self.day_remaining: int | None = None
 
     def record(self, status: int, headers: Mapping[str, str]) -> None:
         self.calls += 1
-        self.min_remaining = _header_int(headers, "X-MinLimit-Remaining")
+        if status == 429:
+            # Not counted by XPM; the Retry-After wait that follows governs the next call.
+            self.min_remaining = None
+        else:
+            self._window.append(self.clock())
+            self.min_remaining = _header_int(headers, "X-MinLimit-Remaining")
         day = _header_int(headers, "X-DayLimit-Remaining")
         self.day_remaining = day if day is not None else self.day_remaining
         if self.engine is None:
@@ -76,11 +92,22 @@ class Usage:
             session.execute(stmt)
 
     def pace(self) -> None:
-        """Before a call: wait a little when the minute's calls are nearly spent."""
-        if self.min_remaining is not None and self.min_remaining < PACE_BELOW:
-            wait = float(PACE_BELOW - self.min_remaining)
+        """Before a call: when the minute's calls are nearly spent, wait for room to free up.
+
+        XPM counts calls over a moving minute. Our own oldest call in it leaves the minute at a
+        known time, so that is what we wait for; if the calls were made elsewhere (other workers),
+        we wait a few seconds per missing call and let Retry-After be the backstop.
+        """
+        if self.min_remaining is None or self.min_remaining >= PACE_BELOW:
+            return
+        now = self.clock()
+        while self._window and self._window[0] <= now - MINUTE:
+            self._window.popleft()
+        wait = self._window[0] + MINUTE - now if self._window else float(PACE_BELOW - self.min_remaining)
+        if wait > 0:
             log.info("XPM reports %s calls left this minute; waiting %.0f s", self.min_remaining, wait)
             self.sleep(wait)
+            self.min_remaining = None
 
 
 def calls_today(engine: Engine, tenant_id: str, day: date | None = None) -> tuple[int, int | None]:

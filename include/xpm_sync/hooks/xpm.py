@@ -58,6 +58,7 @@ class XpmHook(HttpHook):
         max_attempts: int = 5,
         backoff: Any = None,
         sleep: Any = time.sleep,
+        clock: Any = time.monotonic,
         **kwargs: Any,
     ) -> None:
         super().__init__(method="GET", http_conn_id=xpm_conn_id, **kwargs)
@@ -67,6 +68,7 @@ class XpmHook(HttpHook):
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._sleep = sleep
+        self._clock = clock
 
     # --- static connection data, read once --------------------------------------------------
 
@@ -100,7 +102,7 @@ class XpmHook(HttpHook):
 
     @cached_property
     def api(self) -> XpmApi:
-        usage = Usage(self.engine, self.tenant_id, sleep=self._sleep)
+        usage = Usage(self.engine, self.tenant_id, sleep=self._sleep, clock=self._clock)
         return XpmApi(
             self.get_conn(),
             self.settings.api_url,

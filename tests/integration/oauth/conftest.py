@@ -1,0 +1,99 @@
+"""An `xpm` connection pointed at a live sandbox, and a practice database to hold its tokens."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from tenacity import wait_none
+
+from tests.xpm_sandbox.conftest import REDIRECT
+from xpm_sandbox.server import SandboxServer, connection_extras
+from xpm_sandbox.state import USERS
+from xpm_sync.hooks.xpm import XpmHook
+from xpm_sync.oauth import callback, flow
+from xpm_sync.oauth.settings import XpmSettings, load
+from xpm_sync.oauth.tokens import TokenSet, decrypt_tokens, encrypt_tokens
+from xpm_sync.store import migrate
+from xpm_sync.store.models import XpmConnection
+
+
+@dataclass
+class Xpm:
+    srv: SandboxServer
+    engine: Engine
+    store_url: str
+    settings: XpmSettings
+    slept: list[float]
+
+    def connect(self, user: str = USERS.admin, **kwargs: Any) -> flow.ConnectResult:
+        switch = kwargs.pop("switch_practice", False)
+        url = flow.start(self.settings, self.engine, requested_by="tester", switch_practice=switch)
+        redirect = callback.sandbox_consent(self.settings, url, user)
+        return flow.complete(self.settings, self.engine, redirect, **kwargs)
+
+    def hook(self, **kwargs: Any) -> XpmHook:
+        return XpmHook(store_url=self.store_url, backoff=wait_none(), sleep=self.sleep, clock=self.now, **kwargs)
+
+    def now(self) -> float:
+        """The sandbox's clock, in seconds: the hook paces by the same time XPM counts by."""
+        return float(self.srv.sandbox.clock.now().timestamp())
+
+    def sleep(self, seconds: float) -> None:
+        """Instead of sleeping, move the sandbox's clock: waits are recorded and honoured."""
+        self.slept.append(seconds)
+        self.control("clock", {"advance_seconds": seconds})
+
+    def control(self, path: str, payload: dict[str, Any] | None = None) -> Any:
+        reply = requests.post(f"{self.srv.url}/_sandbox/{path}", json=payload or {}, timeout=10)
+        reply.raise_for_status()
+        return reply.json()
+
+    def row(self) -> XpmConnection:
+        with Session(self.engine) as session:
+            row = session.scalars(select(XpmConnection).where(XpmConnection.active.is_(True))).one()
+            session.expunge(row)
+            return row
+
+    def stored_tokens(self) -> TokenSet:
+        return decrypt_tokens(self.row().token_ciphertext or "")
+
+    def expire_access_token(self) -> None:
+        """Make the stored access token expired here and at the sandbox."""
+        tokens = self.stored_tokens()
+        expired = TokenSet(
+            tokens.access_token, tokens.refresh_token, tokens.expires_at.replace(year=2000), tokens.scope
+        )
+        with Session(self.engine) as session, session.begin():
+            row = session.scalars(select(XpmConnection).where(XpmConnection.active.is_(True))).one()
+            row.token_ciphertext = encrypt_tokens(expired)
+        self.control("clock", {"advance_seconds": 1801})
+
+    @property
+    def refreshes(self) -> int:
+        return int(self.srv.sandbox.identity.refreshes)
+
+
+def conn_env(srv: SandboxServer, **extra: str) -> str:
+    extras = {**connection_extras(srv.url), "redirect_uri": REDIRECT, **extra}
+    return json.dumps({"conn_type": "xpm", "login": srv.client_id, "password": srv.client_secret, "extra": extras})
+
+
+@pytest.fixture
+def xpm(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Xpm]:
+    with SandboxServer(clients=40, jobs=120, staff=6) as srv:
+        monkeypatch.setenv("AIRFLOW_CONN_XPM_DEFAULT", conn_env(srv))
+        monkeypatch.setenv("AIRFLOW__XPM_SYNC__STORE_URL", store_url)
+        from xpm_sync import config
+        from xpm_sync.store.engine import get_engine
+
+        config.store_url.cache_clear()
+        engine = get_engine(store_url)
+        migrate.upgrade(engine)
+        yield Xpm(srv, engine, store_url, load("xpm_default"), [])

@@ -1,0 +1,153 @@
+"""Token refresh under concurrency, lost replies, and grants that are gone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from tests.conftest import REPO
+from tests.integration.oauth.conftest import Xpm
+from xpm_sync.errors import XpmReconnectRequired
+from xpm_sync.oauth.tokens import TokenStore
+from xpm_sync.store.models import ConnectionStatus
+
+WORKERS = 16
+
+
+def test_an_expired_token_is_refreshed_and_the_new_pair_stored_first(xpm: Xpm):
+    xpm.connect()
+    before = xpm.stored_tokens()
+    xpm.expire_access_token()
+    assert len(list(xpm.hook().staff())) == len(xpm.srv.sandbox.main.staff)
+    after = xpm.stored_tokens()
+    assert after.refresh_token != before.refresh_token
+    assert xpm.refreshes == 1
+    row = xpm.row()
+    assert row.last_refresh_at is not None
+    assert row.version == 2
+
+
+def test_sixteen_threads_with_an_expired_token_cause_one_refresh(xpm: Xpm):
+    xpm.connect()
+    xpm.expire_access_token()
+    barrier = threading.Barrier(WORKERS)
+    results: list[object] = []
+
+    def work() -> None:
+        hook = xpm.hook()
+        barrier.wait()
+        try:
+            results.append(len(list(hook.categories())))
+        except Exception as exc:  # collected and asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert results == [len(xpm.srv.sandbox.main.categories)] * WORKERS
+    assert xpm.refreshes == 1
+
+
+WORKER = """
+import sys, time
+from tenacity import wait_none
+from xpm_sync.hooks.xpm import XpmHook
+start_at = float(sys.argv[1])
+hook = XpmHook(store_url=sys.argv[2], backoff=wait_none())
+hook.tokens  # read the connection before the race
+late = time.time() - start_at
+print(f"late {late:.2f}", file=sys.stderr)
+time.sleep(max(0.0, -late))
+print(len(list(hook.categories())))
+"""
+
+
+def test_sixteen_processes_with_an_expired_token_cause_one_refresh(xpm: Xpm):
+    xpm.connect()
+    xpm.expire_access_token()
+    xpm.control("limits", {"concurrent": WORKERS})  # this test is about the refresh, not XPM's limit
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start_at = time.time() + 20  # every process is up and waiting by then
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(start_at), xpm.store_url],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(WORKERS)
+    ]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0] * WORKERS, outputs[0][1][-2000:]
+    assert [out.strip().splitlines()[-1] for out, _ in outputs] == [str(len(xpm.srv.sandbox.main.categories))] * WORKERS
+    assert xpm.refreshes == 1
+    lateness = [float(err.split("late ")[1].split()[0]) for _, err in outputs]
+    assert max(lateness) < 0, f"a worker arrived after the start line ({max(lateness):.1f} s): no race was tested"
+
+
+def test_a_refresh_whose_reply_is_lost_recovers_through_the_grace(xpm: Xpm):
+    xpm.connect()
+    xpm.expire_access_token()
+    # Xero issues the new pair but the reply never arrives in time.
+    xpm.control("faults", {"kind": "hang", "path": "connect/token", "seconds": 3})
+    store = TokenStore(xpm.settings, xpm.engine, timeout=1, retry_wait=lambda _state: 0)
+    token = store.access_token()
+    assert xpm.refreshes == 2  # the lost one and the replay
+    assert len(list(xpm.hook().categories())) > 0
+    assert xpm.stored_tokens().access_token == token
+    # The stored refresh token is the replay's, and it keeps working.
+    xpm.expire_access_token()
+    assert len(list(xpm.hook().categories())) > 0
+
+
+def test_invalid_grant_marks_needs_reconnect_and_is_not_retried(xpm: Xpm):
+    xpm.connect()
+    xpm.control("revoke", {})
+    xpm.expire_access_token()
+    token_calls = xpm.srv.sandbox.identity.token_requests
+    with pytest.raises(XpmReconnectRequired) as caught:
+        list(xpm.hook().staff())
+    assert isinstance(caught.value, AirflowFailException)
+    assert "invalid_grant" in str(caught.value)
+    assert xpm.srv.sandbox.identity.token_requests == token_calls + 1  # one try, no retries
+    row = xpm.row()
+    assert row.status == ConnectionStatus.NEEDS_RECONNECT.value
+    assert "invalid_grant" in (row.last_error or "")
+
+    api_calls = len(xpm.srv.sandbox.gateway.calls)
+    with pytest.raises(XpmReconnectRequired):
+        list(xpm.hook().staff())
+    assert len(xpm.srv.sandbox.gateway.calls) == api_calls  # XPM is no longer called
+    assert xpm.srv.sandbox.identity.token_requests == token_calls + 1
+
+
+def test_a_token_that_expires_in_flight_is_refreshed_once_and_the_call_retried(xpm: Xpm):
+    xpm.connect()
+    hook = xpm.hook()
+    assert list(hook.categories())
+    xpm.control("clock", {"advance_seconds": 1801})  # expired at XPM, still "fresh" in our cache
+    assert list(hook.categories())
+    assert xpm.refreshes == 1
+
+
+def test_a_403_marks_the_connection_and_fails_without_retry(xpm: Xpm):
+    from xpm_sandbox.state import USERS
+    from xpm_sync.errors import XpmAuthError
+
+    xpm.connect()
+    tenant = xpm.row().tenant_id
+    xpm.control("privilege", {"user": USERS.admin, "tenant_id": tenant, "admin": True, "third_party": False})
+    with pytest.raises(XpmAuthError, match="403") as caught:
+        list(xpm.hook().staff())
+    assert "Authorise 3rd Party Full Access" in str(caught.value)
+    assert xpm.row().status == ConnectionStatus.NEEDS_RECONNECT.value
+    assert [c.status for c in xpm.srv.sandbox.gateway.calls] == [403]
