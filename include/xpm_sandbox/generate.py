@@ -186,7 +186,9 @@ def _field_value(rng: random.Random, d: FieldDefinition, today: date) -> object:
 
 
 def _fill_fields(rng: random.Random, defs: list[FieldDefinition], today: date, share: float) -> dict[str, object]:
-    return {d.uuid: _field_value(rng, d, today) for d in defs if rng.random() < share}
+    values = {d.uuid: _field_value(rng, d, today) for d in defs if rng.random() < share}
+    # XPM holds no value for an unticked checkbox: it is simply absent.
+    return {k: v for k, v in values.items() if v is not False}
 
 
 def _client(rng: random.Random, practice: Practice, now: datetime, index: int) -> Client:

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -170,6 +171,36 @@ def _disconnect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from xpm_sync import catalog
+    from xpm_sync.sync import runner
+
+    names = runner.order(args.entities or list(catalog.ALL))
+    request = runner.Request(
+        manual=True,
+        full=args.full,
+        dry_run=args.dry_run,
+        actor=args.by,
+        run_id=f"cli-{getpass.getuser()}-{os.getpid()}",
+        client_uuid=args.client,
+        job_number=args.job,
+        conn_id=args.conn_id,
+    )
+    problem = runner.connection_problem(get_engine(), args.conn_id)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    results = []
+    for name in names:
+        result = runner.pull(name, request)
+        results.append(result.as_dict())
+        state = result.skipped or f"read {result.fetched}, wrote {result.written}, {result.calls} calls"
+        print(f"{name:<26} {result.mode:<12} {state}")
+    summary = runner.summarise(results, request)
+    print(f"{'total':<26} {'':<12} wrote {summary['written']}, {summary['calls']} XPM calls")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and documentation."""
     parser = argparse.ArgumentParser(prog="xpm-sync", description=__doc__)
@@ -213,7 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     disc = sub.add_parser("disconnect", help="revoke the XPM connection and forget its tokens")
     disc.set_defaults(handler=_disconnect)
 
-    for command in (conn, status, disc):
+    from xpm_sync import catalog
+
+    sy = sub.add_parser("sync", help="run the sync now, outside Airflow")
+    sy.add_argument("--entities", nargs="+", choices=list(catalog.ALL), help="default: all")
+    sy.add_argument("--full", action="store_true", help="read everything, not only changes")
+    sy.add_argument("--dry-run", action="store_true", help="count what would change; write nothing")
+    sy.add_argument("--client", help="one client (UUID)")
+    sy.add_argument("--job", help="one job (number)")
+    sy.set_defaults(handler=_sync)
+
+    for command in (conn, status, disc, sy):
         command.add_argument("--conn-id", default=None, help="the xpm connection (default: [xpm_sync] conn_id)")
         command.add_argument("--by", default=getpass.getuser(), help="who is acting")
 

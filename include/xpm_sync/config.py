@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import os
 from functools import cache
-
-from sqlalchemy.engine import URL, make_url
+from typing import TYPE_CHECKING
 
 from xpm_sync.provider import CONFIG_OPTIONS
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,11 @@ def get_int(option: str) -> int:
     return int(get(option))
 
 
+def get_float(option: str) -> float:
+    """Return a decimal `[xpm_sync]` option."""
+    return float(get(option))
+
+
 def airflow_home() -> str:
     """Return AIRFLOW_HOME as Airflow resolved it."""
     from airflow.configuration import AIRFLOW_HOME
@@ -43,6 +50,7 @@ def airflow_home() -> str:
 def _url_from_connection(conn_id: str) -> URL | None:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
+    from sqlalchemy.engine import URL, make_url
 
     try:
         conn = BaseHook.get_connection(conn_id)
@@ -68,6 +76,8 @@ def _url_from_connection(conn_id: str) -> URL | None:
 @cache
 def store_url() -> URL:
     """Where the practice database lives: the store connection, else `store_url`, else SQLite."""
+    from sqlalchemy.engine import make_url
+
     url = _url_from_connection(get("store_conn_id"))
     if url is None and get("store_url"):
         url = make_url(get("store_url"))

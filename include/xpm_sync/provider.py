@@ -42,6 +42,24 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     ),
     "api_pool": _option("Airflow pool that bounds calls in flight to XPM (5 per practice).", "xpm_api"),
     "api_pool_slots": _option("Slots of the XPM pool; XPM allows 5 calls in flight.", "5", kind="integer"),
+    "overnight_cron": _option("When the overnight sync runs (cron, in `timezone`).", "0 19 * * *"),
+    "timezone": _option(
+        "Time zone of `overnight_cron`; empty means Airflow's default time zone.", "", "Australia/Sydney"
+    ),
+    "job_start_year": _option(
+        "First year a full job sync reads (jobs are listed a year at a time).", "2015", kind="integer"
+    ),
+    "client_overlap_minutes": _option(
+        "An incremental client sync asks for clients modified since the last sync less this many minutes.",
+        "10",
+        kind="integer",
+    ),
+    "daily_call_limit": _option("XPM's calls a day per practice.", "5000", kind="integer"),
+    "custom_field_budget_share": _option(
+        "Share of the day's calls custom-field values may use; the rest is kept for pushes and manual work.",
+        "0.8",
+        kind="float",
+    ),
 }
 
 

@@ -192,7 +192,7 @@ def client(elem: Any) -> Record:
     row["_contacts"] = contacts
     detailed = kids.get("groups") is not None or kids.get("relationships") is not None
     row["_detailed"] = detailed
-    row["_groups"] = [key_of(g, "Group") for g in _items(elem, "groups")]
+    row["_groups"] = [(key_of(g, "Group"), _text(_children(g).get("name"))) for g in _items(elem, "groups")]
     row["_relationships"] = [
         {
             "uuid": key_of(r, "Relationship"),

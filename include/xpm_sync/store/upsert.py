@@ -31,11 +31,12 @@ def _batches(rows: Sequence[Mapping[str, Any]], size: int) -> Iterable[Sequence[
         yield rows[start : start + size]
 
 
-def upsert(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> int:
+def upsert(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]], *, insert_only: bool = False) -> int:
     """Insert or update `rows` of `model`; return how many rows were inserted or changed.
 
     Every row must carry the same keys: the table's primary key and some of its XPM columns.
-    Columns a row leaves out are not touched on update.
+    Columns a row leaves out are not touched on update. With `insert_only`, existing rows are
+    left exactly as they are (for records mastered locally).
     """
     if not rows:
         return 0
@@ -54,6 +55,12 @@ def upsert(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]
     changed = 0
     for batch in _batches(stamped, max(1, MAX_PARAMS // per_row)):
         stmt = insert(table).values(list(batch))
+        if insert_only:
+            result = session.execute(
+                stmt.on_conflict_do_nothing(index_elements=keys), execution_options={"preserve_rowcount": True}
+            )
+            changed += max(result.rowcount, 0)  # type: ignore[attr-defined]
+            continue
         excluded = stmt.excluded
         differs = [table.c[c].is_distinct_from(excluded[c]) for c in data_cols]
         # A row marked removed upstream that shows up again is restored even with equal data.

@@ -6,7 +6,7 @@ import json
 import logging
 
 from tests.conftest import load_dag_file
-from tests.integration.oauth.conftest import Xpm
+from tests.integration.conftest import Xpm
 
 DAG_FILE = """
 import pendulum

@@ -11,7 +11,7 @@ import pytest
 import requests
 from sqlalchemy.orm import Session
 
-from tests.integration.oauth.conftest import Xpm
+from tests.integration.conftest import Xpm
 from xpm_sync.api.usage import calls_today
 from xpm_sync.errors import XpmDailyLimitReached, XpmPayloadError, XpmRateLimitError, XpmTransientError
 from xpm_sync.store.models import ApiUsage

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.integration.oauth.conftest import Xpm, conn_env
+from tests.integration.conftest import Xpm, conn_env
 from xpm_sandbox.state import USERS
 
 
@@ -65,3 +65,17 @@ def test_connect_refuses_without_a_fernet_key(xpm: Xpm):
     assert result.returncode == 2
     assert "Fernet key" in result.stderr
     assert "AIRFLOW__CORE__FERNET_KEY" in result.stderr
+
+
+def test_sync_from_the_command_line(xpm: Xpm):
+    assert _cli(xpm, "connect", "--sandbox-user", USERS.admin).returncode == 0
+    xpm.control("limits", {"per_minute": 100_000})
+    result = _cli(xpm, "sync", "--entities", "staff", "clients", "--full", "--by", "ada")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["staff", "full"]
+    assert lines[1].startswith("clients")
+    assert f"read {len(xpm.srv.sandbox.main.clients)}," in lines[1]
+    assert lines[-1].startswith("total")
+    again = _cli(xpm, "sync", "--entities", "clients")
+    assert "wrote 0," in again.stdout.splitlines()[0]

@@ -7,7 +7,7 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.integration.oauth.conftest import Xpm, conn_env
+from tests.integration.conftest import Xpm, conn_env
 from xpm_sandbox.state import USERS
 from xpm_sync import activity
 from xpm_sync.errors import XpmOAuthError

@@ -12,7 +12,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from tests.conftest import REPO
-from tests.integration.oauth.conftest import Xpm
+from tests.integration.conftest import Xpm
 from xpm_sync.errors import XpmReconnectRequired
 from xpm_sync.oauth.tokens import TokenStore
 from xpm_sync.store.models import ConnectionStatus

@@ -1,0 +1,76 @@
+"""
+### XPM overnight sync
+
+Every evening (cron and time zone from `[xpm_sync] overnight_cron` and `timezone`) this brings the
+practice database in step with Xero Practice Manager:
+
+1. **xpm_connection_ok**: when XPM needs reconnecting, the run stops here with an
+   "Action Required" entry in Practice Activity, and XPM is not called.
+2. **Reference data**: staff, job categories, job states, client groups, custom field definitions.
+3. **Clients** (contacts, groups, relationships, tax settings): those modified since the last run.
+4. **Jobs**: XPM's current jobs, and the final state of jobs that left that list.
+5. **Custom field values** of changed clients and open jobs, within the day's API budget
+   (skipped when "Sync custom fields from XPM" is off).
+6. **Tax returns**: the register derived from tax settings and tax-return jobs.
+7. **summary**: one Practice Activity entry with the counts and the XPM calls used.
+
+Each entity task publishes an Asset (`xpm://practice/<entity>`) for downstream pipelines, and
+takes a slot of the `xpm_api` pool (XPM allows 5 calls in flight). Transient failures are retried
+with exponential backoff; authentication failures fail at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, dag, task
+
+from xpm_sync import config, wiring
+
+DEFAULT_ARGS = {
+    "owner": "xpm-sync",
+    "retries": 3,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=30),
+}
+TIMEZONE = config.get("timezone") or "UTC"
+
+
+@dag(
+    dag_id="xpm_overnight_sync",
+    schedule=CronTriggerTimetable(config.get("overnight_cron"), timezone=TIMEZONE),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["xpm", "sync"],
+    doc_md=__doc__,
+)
+def xpm_overnight_sync() -> None:
+    @task.short_circuit
+    def xpm_connection_ok(**context: Any) -> bool:
+        from xpm_sync.sync import tasks
+
+        return tasks.check_connection(context, manual=False)
+
+    @task(trigger_rule="all_done")
+    def pull(entity: str, **context: Any) -> dict[str, Any]:
+        from xpm_sync.sync import tasks
+
+        return tasks.pull(entity, context, manual=False)
+
+    @task(trigger_rule="all_done")
+    def summary(results: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from xpm_sync.sync import tasks
+
+        return tasks.summarise(results, context, manual=False)
+
+    gate = xpm_connection_ok()
+    pulls = wiring.entity_tasks(pull, gate)
+    summary(pulls)
+
+
+xpm_overnight_sync()

@@ -1,0 +1,25 @@
+"""The names of the entities and how they depend on each other, with no heavy imports: the DAG
+files read this at parse time. `xpm_sync.sync.entities.ENTITIES` implements each of them."""
+
+from __future__ import annotations
+
+REFERENCE = ("staff", "categories", "job_states", "client_groups", "custom_field_definitions")
+CUSTOM_FIELD_VALUES = ("client_custom_fields", "job_custom_fields")
+ALL = (*REFERENCE, "clients", "jobs", *CUSTOM_FIELD_VALUES, "tax_returns")
+# What must have run first, within one run.
+UPSTREAM = {
+    "clients": REFERENCE,
+    "jobs": ("clients",),
+    "client_custom_fields": ("clients", "custom_field_definitions"),
+    "job_custom_fields": ("jobs", "custom_field_definitions"),
+    "tax_returns": ("clients", "jobs"),
+}
+# Entities that call XPM (and so take a slot of the xpm_api pool).
+CALLS_XPM = frozenset(ALL) - {"tax_returns"}
+# What a reconnect syncs: Clients, Jobs, Staff, Tax Returns and custom fields.
+AFTER_RECONNECT = ("staff", "custom_field_definitions", "clients", "jobs", *CUSTOM_FIELD_VALUES, "tax_returns")
+
+
+def asset_uri(entity: str) -> str:
+    """The Airflow Asset each entity publishes when its rows are updated."""
+    return f"xpm://practice/{entity}"

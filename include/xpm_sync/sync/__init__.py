@@ -1,0 +1,1 @@
+"""The pull engine: XPM entities into the practice database, full or incremental."""

@@ -1,0 +1,50 @@
+"""What one entity pull needs to know: the practice, the run, the mode and the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+
+from xpm_sync.settings import PracticeSettings
+from xpm_sync.store.types import utcnow
+
+if TYPE_CHECKING:
+    from xpm_sync.hooks.xpm import XpmHook
+
+
+@dataclass
+class SyncContext:
+    hook: XpmHook
+    engine: Engine
+    tenant_id: str
+    settings: PracticeSettings
+    full: bool = False
+    dry_run: bool = False
+    manual: bool = False
+    run_id: str | None = None
+    actor: str | None = None
+    client_uuid: str | None = None
+    job_number: str | None = None
+    started_at: datetime = field(default_factory=utcnow)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EntityResult:
+    """What a pull did; small enough for XCom and the activity log."""
+
+    entity: str
+    mode: str
+    fetched: int = 0
+    written: int = 0
+    removed: int = 0
+    calls: int = 0
+    complete: bool = True
+    skipped: str | None = None
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}

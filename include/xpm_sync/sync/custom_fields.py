@@ -1,0 +1,138 @@
+"""Custom field values: one call per client or job, so they are fetched within a budget.
+
+Order: entities that changed since their values were last fetched, then those never fetched,
+then the stalest. The pull stops when the day's share of XPM's calls is spent (by default 80%
+of the 5,000, leaving the rest for pushes and manual work) and resumes there next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
+
+from xpm_sync import config
+from xpm_sync.api.records import Record
+from xpm_sync.api.usage import calls_today
+from xpm_sync.errors import XpmBusinessError
+from xpm_sync.store.models import Base, Client, ClientCustomFieldValue, CustomFieldDefinition, Job, JobCustomFieldValue
+from xpm_sync.store.types import utcnow
+from xpm_sync.sync.children import replace_children
+from xpm_sync.sync.context import EntityResult, SyncContext
+
+log = logging.getLogger(__name__)
+
+WRITE_EVERY = 25
+
+
+def budget(ctx: SyncContext) -> int:
+    """Calls custom fields may still make today."""
+    limit = config.get_int("daily_call_limit")
+    share = int(limit * config.get_float("custom_field_budget_share"))
+    made, _left = calls_today(ctx.engine, ctx.tenant_id)
+    return max(0, share - made)
+
+
+def _order(ctx: SyncContext, model: Any, key: Any, scope: Any) -> list[str]:
+    """Changed since last fetched, then never fetched, then the stalest."""
+    fetched = model.custom_fields_fetched_at
+    rank = case((fetched.is_(None), 1), (model.synced_at > fetched, 0), else_=2)
+    query = (
+        select(key)
+        .where(model.tenant_id == ctx.tenant_id, model.removed_upstream_at.is_(None), scope)
+        .order_by(rank, fetched.asc().nulls_first(), key)
+    )
+    with Session(ctx.engine) as session:
+        return list(session.scalars(query))
+
+
+def _defined_for(ctx: SyncContext, flag: Any) -> bool:
+    with Session(ctx.engine) as session:
+        query = select(CustomFieldDefinition.uuid).where(
+            CustomFieldDefinition.tenant_id == ctx.tenant_id,
+            flag.is_(True),
+            CustomFieldDefinition.removed_upstream_at.is_(None),
+        )
+        return session.scalars(query).first() is not None
+
+
+def _write(
+    ctx: SyncContext,
+    value_model: type[Base],
+    parent_model: Any,
+    parent_column: str,
+    fetched: dict[str, list[Record]],
+    now: datetime,
+) -> int:
+    if ctx.dry_run or not fetched:
+        return 0
+    rows = [
+        {"tenant_id": ctx.tenant_id, parent_column: parent, **v} for parent, values in fetched.items() for v in values
+    ]
+    key = parent_model.uuid if parent_model is Client else parent_model.job_number
+    with Session(ctx.engine) as session, session.begin():
+        written = replace_children(session, value_model, ctx.tenant_id, parent_column, list(fetched), rows)
+        session.execute(
+            update(parent_model)
+            .where(parent_model.tenant_id == ctx.tenant_id, key.in_(list(fetched)))
+            .values(custom_fields_fetched_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return written
+
+
+def _pull(
+    ctx: SyncContext,
+    name: str,
+    targets: Sequence[str],
+    fetch: Callable[[str], list[Record]],
+    value_model: type[Base],
+    parent_model: Any,
+    parent_column: str,
+) -> EntityResult:
+    allowed = budget(ctx)
+    before = ctx.hook.api.usage.calls
+    fetched: dict[str, list[Record]] = {}
+    written = done = 0
+    now = utcnow()
+    try:
+        for target in targets:
+            if ctx.hook.api.usage.calls - before >= allowed:
+                break
+            try:
+                fetched[target] = fetch(target)
+            except XpmBusinessError as exc:
+                log.warning("Custom fields of %s %s skipped: %s", name, target, exc.description)
+                fetched[target] = []
+            done += 1
+            if len(fetched) >= WRITE_EVERY:
+                written += _write(ctx, value_model, parent_model, parent_column, fetched, now)
+                fetched = {}
+    finally:
+        # Whatever stops the loop (the day's limit, a failure), what was fetched is kept.
+        written += _write(ctx, value_model, parent_model, parent_column, fetched, now)
+    calls = ctx.hook.api.usage.calls - before
+    complete = done == len(targets)
+    note = None if complete else f"{len(targets) - done} left for the next run (daily budget reached)"
+    return EntityResult(name, "budgeted", done, written, 0, calls, complete=complete, note=note)
+
+
+def pull_client_values(spec: Any, ctx: SyncContext) -> EntityResult:
+    if not _defined_for(ctx, CustomFieldDefinition.use_client):
+        return EntityResult(spec.name, "budgeted", skipped="no client custom fields are defined")
+    targets = [ctx.client_uuid] if ctx.client_uuid else _order(ctx, Client, Client.uuid, Client.uuid.is_not(None))
+    return _pull(ctx, spec.name, targets, ctx.hook.client_field_values, ClientCustomFieldValue, Client, "client_uuid")
+
+
+def pull_job_values(spec: Any, ctx: SyncContext) -> EntityResult:
+    if not _defined_for(ctx, CustomFieldDefinition.use_job):
+        return EntityResult(spec.name, "budgeted", skipped="no job custom fields are defined")
+    # Open jobs, and any job whose data changed since its values were fetched.
+    scope = Job.is_current.is_(True) | Job.custom_fields_fetched_at.is_(None) & Job.is_current.is_(True)
+    scope = scope | (Job.custom_fields_fetched_at.is_not(None) & (Job.synced_at > Job.custom_fields_fetched_at))
+    targets = [ctx.job_number] if ctx.job_number else _order(ctx, Job, Job.job_number, scope)
+    return _pull(ctx, spec.name, targets, ctx.hook.job_field_values, JobCustomFieldValue, Job, "job_number")

@@ -1,0 +1,161 @@
+"""One engine for every entity: fetch, parse, upsert in batches inside a transaction, then advance
+the entity's checkpoint in the same commit.
+
+A call to XPM is never made while a write transaction is open (SQLite has one writer), so each
+list call is loaded in its own transaction. Re-running with no upstream change writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session
+
+from xpm_sync.api.records import Record
+from xpm_sync.store.models import Base, SyncState
+from xpm_sync.store.types import utcnow
+from xpm_sync.store.upsert import upsert
+from xpm_sync.sync.context import SyncContext
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+Children = Callable[[Session, str, Sequence[Record]], int]
+
+
+class _DryRun(Exception):
+    """Raised to roll a dry run's transaction back after counting."""
+
+
+def _table(model: type[Base]) -> Table:
+    table: Table = model.__table__  # type: ignore[assignment]
+    return table
+
+
+def parent_rows(batch: Sequence[Record], tenant_id: str) -> list[dict[str, Any]]:
+    return [{"tenant_id": tenant_id, **{k: v for k, v in r.items() if not k.startswith("_")}} for r in batch]
+
+
+def load(
+    ctx: SyncContext,
+    model: type[Base],
+    records: Iterable[Record],
+    *,
+    key: str = "uuid",
+    children: Children | None = None,
+    insert_only: bool = False,
+    seen: set[str] | None = None,
+) -> tuple[int, int]:
+    """Stream `records` into `model` in one transaction; return (fetched, written).
+
+    Nothing is committed unless the whole answer was read: a truncated or malformed answer
+    raises out of `records` and rolls the batch back.
+    """
+    fetched = written = 0
+    with Session(ctx.engine) as session:
+        try:
+            with session.begin():
+                batch: list[Record] = []
+                for record in records:
+                    batch.append(record)
+                    fetched += 1
+                    if seen is not None:
+                        seen.add(record[key])
+                    if len(batch) >= BATCH:
+                        written += _write(session, ctx, model, batch, key, children, insert_only)
+                        batch = []
+                if batch:
+                    written += _write(session, ctx, model, batch, key, children, insert_only)
+                if ctx.dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
+    return fetched, written
+
+
+def _write(
+    session: Session,
+    ctx: SyncContext,
+    model: type[Base],
+    batch: Sequence[Record],
+    key: str,
+    children: Children | None,
+    insert_only: bool,
+) -> int:
+    rows = list({r[key]: r for r in parent_rows(batch, ctx.tenant_id)}.values())
+    if insert_only:
+        table = _table(model)
+        known = set(
+            session.scalars(
+                select(table.c[key]).where(table.c.tenant_id == ctx.tenant_id, table.c[key].in_([r[key] for r in rows]))
+            )
+        )
+        batch = [r for r in batch if r[key] not in known]
+    written = upsert(session, model, rows, insert_only=insert_only)
+    if children is not None and batch:
+        written += children(session, ctx.tenant_id, batch)
+    return written
+
+
+def mark_missing(ctx: SyncContext, model: type[Base], seen: set[str], *, key: str = "uuid") -> int:
+    """After a full list: mark rows XPM no longer returns as removed upstream (never delete them)."""
+    table = _table(model)
+    with Session(ctx.engine) as session:
+        try:
+            with session.begin():
+                present = set(
+                    session.scalars(
+                        select(table.c[key]).where(
+                            table.c.tenant_id == ctx.tenant_id, table.c.removed_upstream_at.is_(None)
+                        )
+                    )
+                )
+                gone = sorted(present - seen)
+                for start in range(0, len(gone), 500):
+                    session.execute(
+                        update(table)
+                        .where(table.c.tenant_id == ctx.tenant_id, table.c[key].in_(gone[start : start + 500]))
+                        .values(removed_upstream_at=utcnow())
+                    )
+                if ctx.dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
+    return len(gone)
+
+
+def state(ctx: SyncContext, entity: str) -> SyncState | None:
+    with Session(ctx.engine, expire_on_commit=False) as session:
+        return session.get(SyncState, (ctx.tenant_id, entity))
+
+
+def checkpoint(
+    ctx: SyncContext,
+    entity: str,
+    *,
+    watermark: datetime | None = None,
+    cursor: dict[str, Any] | None = None,
+    complete: bool = True,
+    error: str | None = None,
+) -> None:
+    """Record where an entity got to. Called only after its rows are committed."""
+    if ctx.dry_run:
+        return
+    with Session(ctx.engine) as session, session.begin():
+        row = session.get(SyncState, (ctx.tenant_id, entity)) or SyncState(tenant_id=ctx.tenant_id, entity=entity)
+        session.add(row)
+        now = utcnow()
+        if error is None and complete:
+            row.last_success_at = now
+            if watermark is not None:
+                row.watermark = watermark
+            if ctx.full:
+                row.last_full_sync_at = now
+        row.cursor = cursor
+        row.last_status = "success" if error is None and complete else ("partial" if error is None else "failed")
+        row.last_error = error
+        row.last_run_id = ctx.run_id

@@ -1,0 +1,200 @@
+"""Every entity the sync pulls, declared once: what it is called, how it is fetched full and
+incrementally, where it lands and what nests in it. `ENTITIES` is the registry the DAGs, the
+command line and the tests all use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from xpm_sync import config
+from xpm_sync.api.records import Record
+from xpm_sync.errors import XpmBusinessError
+from xpm_sync.store.models import Base, Category, Client, ClientGroup, CustomFieldDefinition, Job, JobState, Staff
+from xpm_sync.store.types import utcnow
+from xpm_sync.sync import children, custom_fields, tax_returns
+from xpm_sync.sync.context import EntityResult, SyncContext
+from xpm_sync.sync.engine import Children, checkpoint, load, mark_missing, state
+
+Runner = Callable[["EntitySpec", SyncContext], EntityResult]
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str
+    label: str
+    run: Runner
+    model: type[Base] | None = None
+    fetch: str | None = None  # the XpmHook method that lists it
+    key: str = "uuid"
+    children: Children | None = None
+    group: str = "reference"
+
+
+def _calls(ctx: SyncContext) -> int:
+    return ctx.hook.api.usage.calls
+
+
+def pull_list(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
+    """Small lists (staff, categories, job states, groups, definitions): one call, every time."""
+    if spec.model is None or spec.fetch is None:
+        raise TypeError(f"{spec.name} is not a list entity")
+    before = _calls(ctx)
+    seen: set[str] = set()
+    fetched, written = load(ctx, spec.model, getattr(ctx.hook, spec.fetch)(), key=spec.key, seen=seen)
+    removed = mark_missing(ctx, spec.model, seen, key=spec.key)
+    checkpoint(ctx, spec.name)
+    return EntityResult(spec.name, "full", fetched, written, removed, _calls(ctx) - before)
+
+
+def pull_clients(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
+    """Full: the detailed list. Incremental: clients modified since the watermark, less an overlap."""
+    before = _calls(ctx)
+    if ctx.client_uuid:
+        fetched, written = load(ctx, Client, [ctx.hook.client(ctx.client_uuid)], children=children.client_children)
+        return EntityResult(spec.name, "one", fetched, written, 0, _calls(ctx) - before)
+    last = state(ctx, spec.name)
+    started = utcnow()
+    if ctx.full or last is None or last.watermark is None:
+        seen: set[str] = set()
+        fetched, written = load(
+            ctx, Client, ctx.hook.clients(detailed=True), children=children.client_children, seen=seen
+        )
+        removed = mark_missing(ctx, Client, seen)
+        checkpoint(ctx, spec.name, watermark=started)
+        return EntityResult(spec.name, "full", fetched, written, removed, _calls(ctx) - before)
+    overlap = timedelta(minutes=config.get_int("client_overlap_minutes"))
+    since = (last.watermark - overlap).strftime("%Y-%m-%dT%H:%M:%S")
+    records = ctx.hook.clients(detailed=True, modified_since=since)
+    fetched, written = load(ctx, Client, records, children=children.client_children)
+    checkpoint(ctx, spec.name, watermark=started)
+    return EntityResult(
+        spec.name, "incremental", fetched, written, 0, _calls(ctx) - before, note=f"modified since {since}"
+    )
+
+
+def _job_windows(start_year: int, today: date) -> list[tuple[date, date]]:
+    return [(date(y, 1, 1), min(date(y, 12, 31), today)) for y in range(start_year, today.year + 1)]
+
+
+def _set_current(ctx: SyncContext, current: set[str]) -> int:
+    """Flag the jobs on XPM's current list; only rows whose flag changes are written."""
+    if ctx.dry_run:
+        return 0
+    with Session(ctx.engine) as session, session.begin():
+        flags = session.execute(select(Job.job_number, Job.is_current).where(Job.tenant_id == ctx.tenant_id)).all()
+        on = sorted(n for n, flag in flags if n in current and flag is not True)
+        off = sorted(n for n, flag in flags if n not in current and flag is not False)
+        for numbers, value in ((on, True), (off, False)):
+            for start in range(0, len(numbers), 500):
+                session.execute(
+                    update(Job)
+                    .where(Job.tenant_id == ctx.tenant_id, Job.job_number.in_(numbers[start : start + 500]))
+                    .values(is_current=value)
+                )
+    return len(on) + len(off)
+
+
+def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
+    """Full: every year's jobs by created date, then the current list. Incremental: the current
+    list, plus one call for each job that has left it, to record its final state."""
+    before = _calls(ctx)
+    insert_only = ctx.settings.maintain_jobs_locally
+
+    def load_jobs(records: Iterable[Record], seen: set[str] | None = None) -> tuple[int, int]:
+        return load(
+            ctx, Job, records, key="job_number", children=children.job_children, insert_only=insert_only, seen=seen
+        )
+
+    if ctx.job_number:
+        fetched, written = load_jobs([ctx.hook.job(ctx.job_number)])
+        return EntityResult(spec.name, "one", fetched, written, 0, _calls(ctx) - before)
+    last = state(ctx, spec.name)
+    started = utcnow()
+    fetched = written = removed = 0
+    mode = "incremental"
+    seen: set[str] = set()
+    resumed = False
+    with Session(ctx.engine) as session:
+        previously_current = set(
+            session.scalars(select(Job.job_number).where(Job.tenant_id == ctx.tenant_id, Job.is_current.is_(True)))
+        )
+    if ctx.full or last is None or last.last_full_sync_at is None:
+        mode = "full"
+        cursor = dict(last.cursor or {}) if last and last.cursor and not ctx.full else {}
+        done = set(cursor.get("years_done", []))
+        resumed = bool(done)
+        for start, end in _job_windows(config.get_int("job_start_year"), utcnow().date()):
+            if start.year in done:
+                continue
+            f, w = load_jobs(ctx.hook.jobs_created(start, end), seen)
+            fetched, written = fetched + f, written + w
+            done.add(start.year)
+            checkpoint(ctx, spec.name, cursor={"years_done": sorted(done)}, complete=False)
+    elif last.watermark is not None:
+        # Jobs created and finished between two runs never show on the current list.
+        start = (last.watermark - timedelta(days=1)).date()
+        today = utcnow().date()
+        if today - start > timedelta(days=365):
+            start = today - timedelta(days=365)
+        f, w = load_jobs(ctx.hook.jobs_created(start, today), seen)
+        fetched, written = fetched + f, written + w
+    current: set[str] = set()
+    f, w = load_jobs(ctx.hook.current_jobs(detailed=True), current)
+    fetched, written = fetched + f, written + w
+    if mode == "full" and not resumed:
+        # Only a full pass made in one run has seen every job; a resumed one has not.
+        removed = mark_missing(ctx, Job, seen | current, key="job_number")
+    left = sorted(previously_current - current)
+    final = []
+    for number in left:
+        try:
+            final.append(ctx.hook.job(number))
+        except XpmBusinessError:
+            removed += _mark_removed_job(ctx, number)
+    f, w = load_jobs(final)
+    fetched, written = fetched + f, written + w + _set_current(ctx, current)
+    checkpoint(ctx, spec.name, watermark=started, cursor=None)
+    return EntityResult(spec.name, mode, fetched, written, removed, _calls(ctx) - before)
+
+
+def _mark_removed_job(ctx: SyncContext, number: str) -> int:
+    if ctx.dry_run:
+        return 1
+    with Session(ctx.engine) as session, session.begin():
+        session.execute(
+            update(Job)
+            .where(Job.tenant_id == ctx.tenant_id, Job.job_number == number)
+            .values(removed_upstream_at=utcnow())
+        )
+    return 1
+
+
+ENTITIES: dict[str, EntitySpec] = {
+    spec.name: spec
+    for spec in [
+        EntitySpec("staff", "Staff", pull_list, Staff, "staff"),
+        EntitySpec("categories", "Job categories", pull_list, Category, "categories"),
+        EntitySpec("job_states", "Job states", pull_list, JobState, "job_states"),
+        EntitySpec("client_groups", "Client groups", pull_list, ClientGroup, "client_groups"),
+        EntitySpec(
+            "custom_field_definitions",
+            "Custom field definitions",
+            pull_list,
+            CustomFieldDefinition,
+            "field_definitions",
+        ),
+        EntitySpec("clients", "Clients", pull_clients, Client, group="clients"),
+        EntitySpec("jobs", "Jobs", pull_jobs, Job, key="job_number", group="jobs"),
+        EntitySpec(
+            "client_custom_fields", "Client custom fields", custom_fields.pull_client_values, group="custom_fields"
+        ),
+        EntitySpec("job_custom_fields", "Job custom fields", custom_fields.pull_job_values, group="custom_fields"),
+        EntitySpec("tax_returns", "Tax returns", tax_returns.derive, group="tax_returns"),
+    ]
+}
+REFERENCE = [n for n, s in ENTITIES.items() if s.group == "reference"]

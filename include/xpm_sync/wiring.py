@@ -1,0 +1,25 @@
+"""The per-entity task graph both sync DAGs share; imported at DAG parse time, so kept light."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Asset
+
+from xpm_sync import catalog, config
+
+
+def entity_tasks(pull: Any, start: Any) -> dict[str, Any]:
+    """One `pull` task per entity, wired in dependency order after `start`; each publishes its Asset."""
+    pulls: dict[str, Any] = {}
+    for entity in catalog.ALL:
+        options: dict[str, Any] = {"task_id": entity, "outlets": [Asset(catalog.asset_uri(entity))]}
+        if entity in catalog.CALLS_XPM:
+            options["pool"] = config.get("api_pool")
+        pulls[entity] = pull.override(**options)(entity)
+    for entity, upstream in catalog.UPSTREAM.items():
+        for name in upstream:
+            pulls[name] >> pulls[entity]
+    for entity in catalog.REFERENCE:
+        start >> pulls[entity]
+    return pulls

@@ -1,0 +1,83 @@
+"""Both sync DAGs on real Airflow (`dag.test()`), against the sandbox, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from tests.conftest import REPO, load_dag_file
+from tests.integration.conftest import Xpm
+from tests.integration.sync.truth import differences
+from xpm_sync import activity, settings
+from xpm_sync.store.models import ActivityStatus
+
+
+@pytest.fixture
+def ready(xpm: Xpm, airflow_db: Any) -> Xpm:
+    xpm.connect()
+    xpm.control("limits", {"per_minute": 100_000})  # tasks pace with real sleeps; keep these runs quick
+    return xpm
+
+
+def _dag(name: str) -> Any:
+    return getattr(load_dag_file(REPO / "dags" / f"{name}.py", name), name)()
+
+
+def _entries(xpm: Xpm, n: int = 30) -> list[Any]:
+    with Session(xpm.engine) as s:
+        return list(activity.recent(s, n))
+
+
+def _states(run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def test_the_overnight_sync_fills_the_store_and_a_second_run_writes_nothing(ready: Xpm):
+    run = _dag("xpm_overnight_sync").test()
+    assert run.state == "success", _states(run)
+    assert differences(ready.engine, ready.srv.sandbox.main) == []
+    summary = _entries(ready)[0]
+    assert summary.message.startswith("Overnight sync finished:")
+    assert summary.status == "Success"
+    assert summary.details["calls"] > 0
+
+    again = _dag("xpm_overnight_sync").test()
+    assert again.state == "success"
+    assert _entries(ready)[0].details["written"] == 0
+
+
+def test_the_overnight_sync_skips_without_calling_xpm_when_reconnect_is_needed(ready: Xpm):
+    ready.hook().tokens.mark_needs_reconnect("XPM needs to reconnect: test")
+    calls = len(ready.srv.sandbox.gateway.calls)
+    run = _dag("xpm_overnight_sync").test()
+    assert _states(run)["xpm_connection_ok"] == "success"
+    assert {s for t, s in _states(run).items() if t != "xpm_connection_ok"} == {"skipped"}
+    assert len(ready.srv.sandbox.gateway.calls) == calls
+    entry = _entries(ready)[0]
+    assert entry.status == ActivityStatus.ACTION_REQUIRED.value
+    assert entry.message.startswith("Overnight sync skipped: XPM needs to reconnect")
+
+
+def test_a_manual_sync_of_chosen_entities_records_who_asked_and_the_estimate(ready: Xpm):
+    run = _dag("xpm_manual_sync").test(run_conf={"entities": ["staff", "clients"], "full": True})
+    assert run.state == "success", _states(run)
+    states = _states(run)
+    assert (states["staff"], states["clients"], states["jobs"]) == ("success", "success", "skipped")
+    messages = [e.message for e in _entries(ready)]
+    request = next(m for m in messages if m.startswith("Manual full sync of"))
+    assert request.startswith("Manual full sync of staff, clients requested by dag_test: about 2 XPM calls")
+    assert messages[0].startswith("Manual sync finished:")
+
+
+def test_a_manual_job_sync_is_refused_while_jobs_are_maintained_locally(ready: Xpm):
+    with Session(ready.engine) as s, s.begin():
+        settings.change(s, "maintain_jobs_locally", True, actor="admin")
+    run = _dag("xpm_manual_sync").test(run_conf={"entities": ["jobs"]})
+    assert _states(run)["jobs"] == "skipped"
+    refusal = next(e for e in _entries(ready) if "refused" in e.message)
+    assert refusal.message == (
+        "(Jobs) Manual job sync refused: jobs are maintained locally (the setting 'Maintain jobs locally' is on), "
+        "so XPM's copy must not overwrite them. Local job changes are pushed to XPM instead."
+    )

@@ -1,0 +1,209 @@
+"""The pull engine against the sandbox, on SQLite and PostgreSQL: the store equals XPM's truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tests.integration.conftest import Xpm
+from tests.integration.sync.truth import differences
+from xpm_sync import activity, catalog, settings
+from xpm_sync.errors import XpmDailyLimitReached, XpmPayloadError
+from xpm_sync.store import models as m
+from xpm_sync.sync import runner
+
+
+def sync(xpm: Xpm, names: Any = catalog.ALL, **request: Any) -> dict[str, Any]:
+    hook = xpm.hook()
+    req = runner.Request(store_url=xpm.store_url, run_id=request.pop("run_id", "test"), **request)
+    results = {}
+    for name in runner.order(list(names)):
+        results[name] = runner.pull(name, req, hook=hook)
+    return results
+
+
+def written(results: dict[str, Any]) -> int:
+    return sum(r.written for r in results.values())
+
+
+def calls(results: dict[str, Any]) -> int:
+    return sum(r.calls for r in results.values())
+
+
+@pytest.fixture
+def connected(xpm: Xpm) -> Xpm:
+    xpm.connect()
+    # Tokens that outlive the sandbox's "next day" step keep these tests about syncing.
+    xpm.control("identity", {"access_lifetime_seconds": 30 * 86_400})
+    xpm.connect()
+    return xpm
+
+
+def test_a_full_sync_makes_the_store_equal_xpm_and_a_second_writes_nothing(connected: Xpm):
+    first = sync(connected, full=True)
+    assert differences(connected.engine, connected.srv.sandbox.main) == []
+    assert all(r.complete for r in first.values())
+    assert written(first) > 0
+
+    again = sync(connected)
+    assert written(again) == 0, {n: r.written for n, r in again.items() if r.written}
+
+
+def test_an_incremental_sync_after_a_day_of_changes_catches_up_with_far_fewer_calls(connected: Xpm):
+    full = sync(connected, full=True)
+    changes = connected.control("next-day", {"share": 0.1})
+    assert changes["jobs_added"]
+    assert changes["clients_archived"] is not None
+    incremental = sync(connected)
+    assert differences(connected.engine, connected.srv.sandbox.main) == []
+    assert incremental["clients"].mode == "incremental"
+    assert incremental["jobs"].mode == "incremental"
+    assert calls(incremental) < calls(full)
+    # Only the changed clients' custom fields were fetched first; the rest come from staleness.
+    assert incremental["clients"].fetched < len(connected.srv.sandbox.main.clients)
+
+
+def test_a_truncated_answer_mid_run_is_rolled_back_and_a_rerun_completes(connected: Xpm):
+    connected.control("faults", {"kind": "truncate", "path": "client.api/list"})
+    with pytest.raises(XpmPayloadError):
+        sync(connected, full=True)
+    with Session(connected.engine) as s:
+        assert s.scalar(select(func.count()).select_from(m.Client)) == 0  # nothing half-written
+        assert s.get(m.SyncState, (connected.row().tenant_id, "clients")) is None  # checkpoint not moved
+    sync(connected, full=True)
+    assert differences(connected.engine, connected.srv.sandbox.main) == []
+
+
+def test_503s_mid_run_are_retried_and_leave_no_duplicates(connected: Xpm):
+    connected.control("faults", {"kind": "503", "path": "job.api/list", "count": 3})
+    sync(connected, full=True)
+    assert differences(connected.engine, connected.srv.sandbox.main) == []
+    with Session(connected.engine) as s:
+        assert s.scalar(select(func.count()).select_from(m.Job)) == len(connected.srv.sandbox.main.jobs)
+
+
+def test_the_daily_limit_stops_custom_fields_and_the_next_day_resumes(connected: Xpm):
+    sync(connected, [*catalog.REFERENCE, "clients", "jobs"], full=True)
+    used = len(connected.srv.sandbox.gateway.calls)
+    connected.control("limits", {"per_day": used + 10})
+    with pytest.raises(XpmDailyLimitReached):
+        sync(connected, ["client_custom_fields"])
+    with Session(connected.engine) as s:
+        fetched = s.scalar(
+            select(func.count()).select_from(m.Client).where(m.Client.custom_fields_fetched_at.is_not(None))
+        )
+        entry = activity.recent(s, 1)[0]
+    assert 0 < fetched < len(connected.srv.sandbox.main.clients)  # what was fetched is kept
+    assert "rate limiting" in entry.message
+    connected.control("clock", {"advance_seconds": 86_400})
+    connected.control("limits", {"per_day": 5000})
+    sync(connected, ["client_custom_fields", "job_custom_fields", "tax_returns"])
+    assert differences(connected.engine, connected.srv.sandbox.main) == []
+
+
+def test_custom_fields_stop_at_the_days_budget_and_resume(connected: Xpm, monkeypatch):
+    sync(connected, [*catalog.REFERENCE, "clients"], full=True)
+    spent = len(connected.srv.sandbox.gateway.calls)  # reference data and clients
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__DAILY_CALL_LIMIT", "40")  # 80% of it: 32 calls today
+    first = sync(connected, ["client_custom_fields"])["client_custom_fields"]
+    assert not first.complete
+    assert first.calls == 32 - spent
+    assert "left for the next run" in (first.note or "")
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__DAILY_CALL_LIMIT", "5000")
+    second = sync(connected, ["client_custom_fields"])["client_custom_fields"]
+    assert second.complete
+    # It resumed with the clients never fetched before going back to the stalest.
+    assert second.fetched == len(connected.srv.sandbox.main.clients)
+
+
+def test_records_removed_upstream_are_marked_not_deleted(connected: Xpm):
+    sync(connected, ["staff"], full=True)
+    practice = connected.srv.sandbox.main
+    gone = next(
+        u for u in practice.staff if u != connected.srv.sandbox.identity.users["admin@harbourview.example"].staff_uuid
+    )
+    del practice.staff[gone]
+    result = sync(connected, ["staff"])["staff"]
+    assert result.removed == 1
+    with Session(connected.engine) as s:
+        row = s.get(m.Staff, (practice.tenant_id, gone))
+        assert row is not None
+        assert row.removed_upstream_at is not None
+
+
+def test_a_dry_run_counts_but_writes_nothing(connected: Xpm):
+    results = sync(connected, [*catalog.REFERENCE, "clients"], full=True, dry_run=True)
+    practice = connected.srv.sandbox.main
+    contacts = sum(len(c.contacts) for c in practice.clients.values())
+    # Each client, each contact and its link would be written.
+    assert results["clients"].written >= len(practice.clients) + 2 * contacts
+    with Session(connected.engine) as s:
+        assert s.scalar(select(func.count()).select_from(m.Client)) == 0
+        assert s.scalar(select(func.count()).select_from(m.SyncState)) == 0
+
+
+def test_one_client_or_one_job(connected: Xpm):
+    practice = connected.srv.sandbox.main
+    client = next(iter(practice.clients))
+    job = next(iter(practice.jobs))
+    sync(connected, ["clients"], client_uuid=client, manual=True)
+    sync(connected, ["jobs"], job_number=job, manual=True)
+    with Session(connected.engine) as s:
+        assert [c.uuid for c in s.scalars(select(m.Client))] == [client]
+        assert [j.job_number for j in s.scalars(select(m.Job))] == [job]
+
+
+def test_maintain_jobs_locally_refuses_a_manual_job_sync_and_keeps_local_jobs(connected: Xpm):
+    sync(connected, [*catalog.REFERENCE, "clients", "jobs"], full=True)
+    tenant = connected.row().tenant_id
+    with Session(connected.engine) as s, s.begin():
+        settings.change(s, "maintain_jobs_locally", True, actor="admin")
+        job = s.scalars(select(m.Job).where(m.Job.is_current.is_(True))).first()
+        job.name = "Renamed in the practice database"
+        number = job.job_number
+    result = sync(connected, ["jobs"], manual=True)["jobs"]
+    assert result.mode == "refused"
+    with Session(connected.engine) as s:
+        entry = activity.recent(s, 1)[0]
+    assert entry.message.startswith("(Jobs) Manual job sync refused: jobs are maintained locally")
+    assert entry.status == "Failure"
+
+    practice = connected.srv.sandbox.main
+    practice.jobs[number].name = "Renamed in XPM"
+    connected.control("next-day", {"share": 0.05})
+    sync(connected, ["jobs"])  # the overnight pull
+    with Session(connected.engine) as s:
+        assert s.get(m.Job, (tenant, number)).name == "Renamed in the practice database"
+        new = max(practice.jobs)
+        assert s.get(m.Job, (tenant, new)) is not None  # jobs created in XPM still arrive
+
+
+def test_custom_fields_off_skips_them_overnight_but_a_manual_sync_pulls_them(connected: Xpm):
+    sync(connected, [*catalog.REFERENCE, "clients"], full=True)
+    with Session(connected.engine) as s, s.begin():
+        settings.change(s, "sync_custom_fields_from_xpm", False, actor="admin")
+    overnight = sync(connected, ["client_custom_fields"])["client_custom_fields"]
+    assert overnight.mode == "skipped"
+    assert overnight.calls == 0
+    manual = sync(connected, ["client_custom_fields"], manual=True)["client_custom_fields"]
+    assert manual.complete
+    assert manual.calls == len(connected.srv.sandbox.main.clients)
+
+
+def test_the_tax_return_register_follows_tax_settings_and_tax_return_jobs(connected: Xpm):
+    sync(connected, full=True)
+    practice = connected.srv.sandbox.main
+    with Session(connected.engine) as s:
+        rows = s.scalars(select(m.TaxReturn).where(m.TaxReturn.removed_upstream_at.is_(None))).all()
+    preparing = {c.uuid for c in practice.clients.values() if c.prepare_tax_return}
+    assert {r.client_uuid for r in rows} == preparing
+    with_jobs = [r for r in rows if r.job_number]
+    assert with_jobs
+    for r in with_jobs:
+        job = practice.jobs[r.job_number]
+        assert job.job_type == "Tax Return"
+        assert str(r.tax_year) in job.name
+        assert r.job_state == job.state

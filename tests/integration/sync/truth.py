@@ -1,0 +1,170 @@
+"""The sandbox's practice as the store should hold it, for field-by-field comparison."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from xpm_sandbox.model import Practice
+from xpm_sync.store import models as m
+
+
+def _n(value: Any) -> Any:
+    """The store keeps empty text as None."""
+    return None if value == "" else value
+
+
+def expected_clients(p: Practice) -> dict[str, dict[str, Any]]:
+    return {
+        c.uuid: {
+            "name": c.name, "email": _n(c.email), "phone": _n(c.phone), "city": _n(c.city),
+            "is_archived": c.is_archived, "balance_month": c.balance_month, "return_type": _n(c.return_type),
+            "prepare_tax_return": c.prepare_tax_return, "gst_registered": c.gst_registered,
+            "agency_status": _n(c.agency_status), "account_manager_uuid": _n(c.account_manager_uuid),
+            "client_type": _n(c.client_type), "date_of_birth": c.date_of_birth,
+            "provisional_tax_ratio": c.provisional_tax_ratio, "business_structure": _n(c.business_structure),
+        }
+        for c in p.clients.values()
+    }  # fmt: skip
+
+
+def expected_jobs(p: Practice) -> dict[str, dict[str, Any]]:
+    return {
+        j.number: {
+            "uuid": j.uuid, "name": j.name, "state": j.state, "client_uuid": j.client_uuid,
+            "start_date": j.start_date, "due_date": j.due_date, "completed_date": j.completed_date,
+            "budget": j.budget, "manager_uuid": _n(j.manager_uuid), "partner_uuid": _n(j.partner_uuid),
+            "job_type": _n(j.job_type), "is_current": p.is_current(j),
+        }
+        for j in p.jobs.values()
+    }  # fmt: skip
+
+
+def _row(obj: Any, fields: list[str]) -> dict[str, Any]:
+    out = {f: getattr(obj, f) for f in fields}
+    for f, v in out.items():
+        if isinstance(v, Decimal):
+            out[f] = v.normalize()
+    return out
+
+
+def _normal(expected: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.normalize() if isinstance(v, Decimal) else v) for k, v in expected.items()}
+
+
+def _live(s: Session, model: Any, tenant_id: str) -> list[Any]:
+    """The tenant's rows of `model` not marked removed upstream."""
+    return list(s.scalars(select(model).where(model.tenant_id == tenant_id, model.removed_upstream_at.is_(None))))
+
+
+def differences(engine: Any, p: Practice, *, custom_fields: bool = True) -> list[str]:
+    """Every way the store differs from the sandbox's truth for practice `p` (empty when equal)."""
+    problems: list[str] = []
+    t = p.tenant_id
+    with Session(engine) as s:
+        staff = {
+            r.uuid: r
+            for r in s.scalars(select(m.Staff).where(m.Staff.tenant_id == t, m.Staff.removed_upstream_at.is_(None)))
+        }
+        if {u: (x.name, _n(x.email), _n(x.payroll_code)) for u, x in p.staff.items()} != {
+            u: (r.name, r.email, r.payroll_code) for u, r in staff.items()
+        }:
+            problems.append("staff differ")
+        for model, truth in ((m.Category, p.categories), (m.JobState, p.job_states)):
+            rows = {
+                r.uuid: r.name
+                for r in s.scalars(select(model).where(model.tenant_id == t, model.removed_upstream_at.is_(None)))
+            }
+            if rows != {u: x.name for u, x in truth.items()}:
+                problems.append(f"{model.__tablename__} differ")
+        groups = {
+            r.uuid: (r.name, r.taxable) for r in s.scalars(select(m.ClientGroup).where(m.ClientGroup.tenant_id == t))
+        }
+        if groups != {g.uuid: (g.name, g.taxable) for g in p.groups.values()}:
+            problems.append("client groups differ")
+
+        clients = {r.uuid: r for r in s.scalars(select(m.Client).where(m.Client.tenant_id == t))}
+        want = expected_clients(p)
+        if set(clients) != set(want):
+            problems.append(f"client keys differ: {len(set(clients) ^ set(want))}")
+        for uuid, fields in want.items():
+            if uuid in clients and _row(clients[uuid], list(fields)) != _normal(fields):
+                problems.append(f"client {uuid} differs: {_row(clients[uuid], list(fields))} != {fields}")
+        links = {(r.client_uuid, r.contact_uuid, r.is_primary) for r in _live(s, m.ClientContact, t)}
+        if links != {(c.uuid, k.uuid, k.is_primary) for c in p.clients.values() for k in c.contacts}:
+            problems.append("client contacts differ")
+        members = {(r.group_uuid, r.client_uuid) for r in _live(s, m.ClientGroupMember, t)}
+        if members != {(g.uuid, c) for g in p.groups.values() for c in g.members}:
+            problems.append("group memberships differ")
+        rels = {(r.client_uuid, r.uuid, r.related_client_uuid, r.relationship_type) for r in s.scalars(
+            select(m.ClientRelationship).where(m.ClientRelationship.tenant_id == t))}  # fmt: skip
+        if rels != {(c.uuid, r.uuid, r.related_uuid, r.type) for c in p.clients.values() for r in c.relationships}:
+            problems.append("relationships differ")
+
+        jobs = {
+            r.job_number: r
+            for r in s.scalars(select(m.Job).where(m.Job.tenant_id == t, m.Job.removed_upstream_at.is_(None)))
+        }
+        want_jobs = expected_jobs(p)
+        if set(jobs) != set(want_jobs):
+            problems.append(f"job keys differ: {sorted(set(jobs) ^ set(want_jobs))[:5]}")
+        for number, fields in want_jobs.items():
+            if number in jobs and _row(jobs[number], list(fields)) != _normal(fields):
+                problems.append(f"job {number} differs: {_row(jobs[number], list(fields))} != {fields}")
+        assigned = {(r.job_number, r.staff_uuid) for r in _live(s, m.JobAssignment, t)}
+        if assigned != {(j.number, st) for j in p.jobs.values() for st, _ in j.assigned}:
+            problems.append("job assignments differ")
+
+        if custom_fields:
+            problems += _custom_field_differences(s, p)
+    return problems
+
+
+def _value(d: Any, value: Any) -> tuple[str, Any]:
+    column = {
+        "Text": "text_value",
+        "Decimal": "decimal_value",
+        "Number": "number_value",
+        "Boolean": "boolean_value",
+        "Date": "date_value",
+    }[d.value_element]
+    return column, (Decimal(value).normalize() if column in ("decimal_value", "number_value") else value)
+
+
+def _stored_values(s: Session, model: Any, parent: str, p: Practice) -> dict[tuple[str, str], Any]:
+    values = {}
+    for r in _live(s, model, p.tenant_id):
+        d = p.field_definitions[r.field_uuid]
+        column, _ = _value(d, 0 if d.value_element in ("Decimal", "Number") else None)
+        value = getattr(r, column)
+        values[(getattr(r, parent), r.field_uuid)] = value.normalize() if isinstance(value, Decimal) else value
+    return values
+
+
+def _custom_field_differences(s: Session, p: Practice) -> list[str]:
+    problems = []
+    stored = _stored_values(s, m.ClientCustomFieldValue, "client_uuid", p)
+    truth = {
+        (c.uuid, f): _value(p.field_definitions[f], v)[1]
+        for c in p.clients.values()
+        for f, v in c.custom_fields.items()
+    }
+    if stored != truth:
+        problems.append(f"client custom field values differ in {len(set(stored.items()) ^ set(truth.items()))} places")
+    current = {j.number for j in p.jobs.values() if p.is_current(j)}
+    stored_jobs = {
+        k: v for k, v in _stored_values(s, m.JobCustomFieldValue, "job_number", p).items() if k[0] in current
+    }
+    truth_jobs = {
+        (j.number, f): _value(p.field_definitions[f], v)[1]
+        for j in p.jobs.values()
+        if j.number in current
+        for f, v in j.custom_fields.items()
+    }
+    if stored_jobs != truth_jobs:
+        wrong = len(set(stored_jobs.items()) ^ set(truth_jobs.items()))
+        problems.append(f"job custom field values of open jobs differ in {wrong} places")
+    return problems
