@@ -10,7 +10,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: venv test lint demo lock clean
+.PHONY: venv test lint demo airflow lock clean
 
 venv: $(STAMP)
 
@@ -29,14 +29,14 @@ test: lint
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	@$(BIN)/airflow db migrate > /dev/null
-	@$(BIN)/xpm-sync setup
-	@$(BIN)/xpm-sync settings
-	@$(BIN)/xpm-sync activity --limit 5
+	@$(BIN)/xpm-sync demo
+
+airflow: $(STAMP)
+	@$(BIN)/xpm-sync demo --serve
 
 # Regenerate the lock from a working .venv (after changing requirements*.txt).
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check | sort -f > constraints.txt
 
 clean:
-	rm -rf $(VENV) .airflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .airflow .demo .pytest_cache .mypy_cache .ruff_cache

@@ -82,14 +82,17 @@ class SandboxServer:
         self.stop()
 
 
-def serve(*, host: str, port: int, **kwargs: Any) -> None:
+def serve(*, host: str, port: int, per_minute: int = 60, **kwargs: Any) -> None:
     """Serve a sandbox in the foreground until interrupted, printing how to reach it."""
     sandbox = Sandbox(**kwargs)
+    sandbox.gateway.limits.per_minute = per_minute
     url = f"http://{host}:{port}"
     print(f"XPM sandbox at {url}", flush=True)
     main = sandbox.main
     print(f"  practice: {main.name} ({main.tenant_id}), {len(main.clients)} clients, {len(main.jobs)} jobs")
     print(f"  client id: {SANDBOX_CLIENT_ID}  (secret: see the README; sandbox only)")
+    if per_minute != 60:
+        print(f"  rate limit: {per_minute} calls a minute (XPM allows 60)")
     for key, value in connection_extras(url).items():
         print(f"  {key}: {value}")
     print(flush=True)

@@ -81,8 +81,22 @@ def _activity(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from xpm_sandbox.server import serve
 
-    serve(host=args.host, port=args.port, seed=args.seed, clients=args.clients, jobs=args.jobs, staff=args.staff)
+    serve(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        clients=args.clients,
+        jobs=args.jobs,
+        staff=args.staff,
+        per_minute=args.per_minute,
+    )
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from xpm_sync import demo
+
+    return demo.run(clients=args.clients, jobs=args.jobs, serve=args.serve)
 
 
 def _connect(args: argparse.Namespace) -> int:
@@ -228,7 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--clients", type=int, default=200)
     sb.add_argument("--jobs", type=int, default=600)
     sb.add_argument("--staff", type=int, default=12)
+    sb.add_argument("--per-minute", type=int, default=60, help="calls a minute allowed (XPM: 60)")
     sb.set_defaults(handler=_sandbox)
+
+    demo = sub.add_parser("demo", help="sandbox, OAuth connect and an overnight sync on real Airflow")
+    demo.add_argument("--serve", action="store_true", help="then keep Airflow running (airflow standalone)")
+    demo.add_argument("--clients", type=int, default=300)
+    demo.add_argument("--jobs", type=int, default=1500)
+    demo.set_defaults(handler=_demo)
 
     conn = sub.add_parser("connect", help="connect XPM through Xero's sign-in (or reconnect it)")
     conn.add_argument("--practice", help="practice id or name, when the sign-in reaches several")
