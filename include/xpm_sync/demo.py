@@ -38,6 +38,8 @@ def _env(home: Path, sandbox_url: str) -> dict[str, str]:
     }
     return {
         **os.environ,
+        # airflow standalone starts its parts as `airflow ...`: the venv's bin must be on PATH.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "AIRFLOW_HOME": str(home / "airflow"),
         "AIRFLOW__CORE__FERNET_KEY": key_file.read_text().strip(),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
