@@ -128,7 +128,34 @@ def _connect(args: argparse.Namespace) -> int:
     result = flow.complete(settings, engine, redirect, practice=args.practice, choose=choose)
     verb = "Reconnected" if result.reconnected else ("Switched" if result.switched else "Connected")
     print(f"{verb}: XPM practice {result.tenant_name!r} ({result.tenant_id}), signed in as {result.connected_by}.")
+    if result.was_broken:
+        _sync_after_reconnect(args, result.connected_by)
     return 0
+
+
+def _sync_after_reconnect(args: argparse.Namespace, person: str) -> None:
+    """After a reconnect: a full manual sync of Clients, Jobs, Staff, Tax Returns and custom fields."""
+    from xpm_sync import airflow_api, catalog
+
+    conf = {"entities": list(catalog.AFTER_RECONNECT), "full": True}
+    run_id = airflow_api.trigger("xpm_manual_sync", conf, note=f"Full sync after XPM was reconnected by {person}")
+    with session_scope() as session:
+        if run_id:
+            activity.record(
+                session,
+                "In Progress",
+                "Sync",
+                f"Full sync after the reconnect started in Airflow ({run_id})",
+                details={"run_id": run_id, **conf},
+                actor=args.by,
+            )
+    if run_id:
+        print(f"Started xpm_manual_sync in Airflow ({run_id}) for: {', '.join(catalog.AFTER_RECONNECT)}.")
+    else:
+        print(
+            "Airflow's API is not reachable from here, so no sync was started. Trigger xpm_manual_sync "
+            "in the Airflow UI, or run `xpm-sync sync --full`."
+        )
 
 
 def _status(args: argparse.Namespace) -> int:

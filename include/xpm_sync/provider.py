@@ -54,6 +54,26 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "10",
         kind="integer",
     ),
+    "alert_recipients": _option(
+        "Who is emailed when XPM needs to reconnect (comma separated). Empty sends no email.",
+        "",
+        "admin@practice.example, it@practice.example",
+    ),
+    "alert_from": _option("Sender of the alert email; empty uses the SMTP connection's from_email.", ""),
+    "alert_smtp_conn_id": _option("Airflow SMTP connection the alert email goes through.", "smtp_default"),
+    "alert_reminder_hours": _option(
+        "While XPM still needs reconnecting, email again after this many hours; 0 means never.", "0", kind="integer"
+    ),
+    "health_cron": _option("When xpm_connection_health runs (cron, in `timezone`).", "0 6 * * *"),
+    "health_refresh_after_days": _option(
+        "xpm_connection_health refreshes the token when it is older than this (Xero expires it after 60 idle days).",
+        "7",
+        kind="integer",
+    ),
+    "airflow_api_conn_id": _option(
+        "Airflow connection (http) of Airflow's own REST API, used to start the sync after a reconnect.",
+        "xpm_airflow_api",
+    ),
     "daily_call_limit": _option("XPM's calls a day per practice.", "5000", kind="integer"),
     "custom_field_budget_share": _option(
         "Share of the day's calls custom-field values may use; the rest is kept for pushes and manual work.",

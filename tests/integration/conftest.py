@@ -97,3 +97,45 @@ def xpm(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Xpm]:
         engine = get_engine(store_url)
         migrate.upgrade(engine)
         yield Xpm(srv, engine, store_url, load("xpm_default"), [])
+
+
+@dataclass
+class Inbox:
+    """Mail received by a real SMTP server on a loopback port."""
+
+    messages: list[Any]
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        import email
+
+        message = email.message_from_bytes(envelope.content)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 Message accepted"
+
+    def body(self, index: int = -1) -> str:
+        message = self.messages[index]
+        parts = [p for p in message.walk() if p.get_content_type() == "text/html"]
+        return str((parts[0] if parts else message).get_payload(decode=True).decode())
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    from aiosmtpd.controller import Controller
+
+    from xpm_sandbox.server import free_port
+
+    inbox = Inbox([])
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    smtp_conn = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "xpm-sync@practice.example", "timeout": 10},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(smtp_conn))
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__ALERT_RECIPIENTS", "admin@practice.example, it@practice.example")
+    yield inbox
+    controller.stop()

@@ -68,6 +68,7 @@ class ConnectResult:
     connected_by: str
     reconnected: bool
     switched: bool
+    was_broken: bool = False
 
 
 Chooser = Callable[[list[Practice]], str | None]
@@ -279,6 +280,7 @@ def _store(
         if current and current.token_ciphertext and current.tenant_id == chosen.tenant_id:
             old_refresh = decrypt_tokens(current.token_ciphertext).refresh_token
         reconnected = bool(current and current.tenant_id == chosen.tenant_id)
+        was_broken = bool(reconnected and current and current.status == ConnectionStatus.NEEDS_RECONNECT.value)
         for r in rows:
             r.active = False
         row = next((r for r in rows if r.tenant_id == chosen.tenant_id), None)
@@ -317,7 +319,7 @@ def _store(
         )
     if old_refresh and old_refresh != tokens.refresh_token:
         _revoke_quietly(settings, http, old_refresh)
-    return ConnectResult(chosen.tenant_id, chosen.name, person, reconnected, switched)
+    return ConnectResult(chosen.tenant_id, chosen.name, person, reconnected, switched, was_broken)
 
 
 def disconnect(

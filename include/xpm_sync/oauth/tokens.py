@@ -284,13 +284,19 @@ class TokenStore:
 
     @contextmanager
     def _locked_any(self) -> Iterator[tuple[Session, XpmConnection | None]]:
-        engine = self.engine
-        if engine.dialect.name == "sqlite":
-            engine = engine.execution_options(sqlite_begin="IMMEDIATE")
-        with Session(engine, expire_on_commit=False) as session, session.begin():
-            query = (
-                select(XpmConnection)
-                .where(XpmConnection.conn_id == self.settings.conn_id, XpmConnection.active.is_(True))
-                .with_for_update()
-            )
-            yield session, session.scalars(query).first()
+        with locked_connection(self.engine, self.settings.conn_id) as locked:
+            yield locked
+
+
+@contextmanager
+def locked_connection(engine: Engine, conn_id: str) -> Iterator[tuple[Session, XpmConnection | None]]:
+    """The active connection row, locked for writing until the block ends (and commits)."""
+    if engine.dialect.name == "sqlite":
+        engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        query = (
+            select(XpmConnection)
+            .where(XpmConnection.conn_id == conn_id, XpmConnection.active.is_(True))
+            .with_for_update()
+        )
+        yield session, session.scalars(query).first()

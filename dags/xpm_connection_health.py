@@ -1,0 +1,60 @@
+"""
+### XPM connection health
+
+Every morning (`[xpm_sync] health_cron`) this keeps the XPM connection alive and notices trouble
+before the overnight sync does:
+
+- refreshes the token when it is older than `[xpm_sync] health_refresh_after_days` (Xero expires a
+  refresh token left unused for 60 days);
+- checks the pinned practice still answers;
+- checks that the staff member who connected XPM is still active staff, and writes an "Alert"
+  entry in Practice Activity if not, before access stops;
+- when access is already gone, raises the "XPM needs to reconnect" alert (one email per outage).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, dag, task
+
+from xpm_sync import config
+
+
+def _on_failure(context: Any) -> None:
+    from xpm_sync import alerts
+
+    alerts.on_failure(context)
+
+
+TIMEZONE = config.get("timezone") or "UTC"
+
+
+@dag(
+    dag_id="xpm_connection_health",
+    schedule=CronTriggerTimetable(config.get("health_cron"), timezone=TIMEZONE),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "xpm-sync",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=10),
+        "on_failure_callback": _on_failure,
+    },
+    tags=["xpm", "health"],
+    doc_md=__doc__,
+)
+def xpm_connection_health() -> None:
+    @task(pool=config.get("api_pool"))
+    def check_connection() -> dict[str, Any]:
+        from xpm_sync import health
+
+        return health.check()
+
+    check_connection()
+
+
+xpm_connection_health()

@@ -1,0 +1,149 @@
+"""What the practice is told when XPM access breaks, and how often.
+
+The first authentication failure of an outage marks the connection `needs_reconnect`, writes
+"There is a problem with your XPM integration and authentication failed" to Practice Activity
+and emails the alert recipients "XPM needs to reconnect", once: the row lock and `alert_sent_at`
+make sure many failing tasks send one email. A reconnect clears it. An optional reminder repeats
+the email every `alert_reminder_hours` while the outage lasts.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from xpm_sync import activity, config
+from xpm_sync.errors import RECONNECT_HINT, XpmAuthError, XpmError
+from xpm_sync.oauth.tokens import locked_connection
+from xpm_sync.store.engine import get_engine
+from xpm_sync.store.models import ActivityStatus, ConnectionStatus, XpmConnection
+from xpm_sync.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+AUTH_FAILED = "There is a problem with your XPM integration and authentication failed"
+NEEDS_RECONNECT = "XPM needs to reconnect"
+WHAT_TO_DO = (
+    "xpm-sync has stopped calling XPM. An XPM Administrator with the staff privilege 'Authorise 3rd Party "
+    "Full Access' must reconnect: run `xpm-sync connect` (or use the XPM integration page). A full sync of "
+    "clients, jobs, staff, tax returns and custom fields runs after the reconnect."
+)
+
+
+def is_auth_failure(error: BaseException | None) -> bool:
+    """invalid_grant, a 401 after a fresh token, or 403 AuthenticationUnsuccessful."""
+    return isinstance(error, XpmAuthError)
+
+
+def _recipients() -> list[str]:
+    return [r.strip() for r in config.get("alert_recipients").split(",") if r.strip()]
+
+
+def _email_body(row: XpmConnection, reason: str) -> str:
+    def e(value: object) -> str:
+        return html.escape(str(value)) if value not in (None, "") else "unknown"
+
+    connected = row.connected_at.strftime("%d %b %Y %H:%M UTC") if row.connected_at else "unknown"
+    return (
+        f"<p><b>{NEEDS_RECONNECT}.</b> {AUTH_FAILED}, so xpm-sync has stopped calling XPM for the practice "
+        f"<b>{e(row.tenant_name)}</b>.</p>"
+        f"<p><b>Why:</b> {e(reason)}</p>"
+        f"<p><b>Connected by:</b> {e(row.connected_by)} ({e(row.connected_by_email)}) on {connected}.</p>"
+        "<p><b>How to reconnect:</b> an XPM Administrator with the staff privilege "
+        "&ldquo;Authorise 3rd Party Full Access&rdquo; (XPM &gt; Business &gt; Settings &gt; Staff) runs "
+        "<code>xpm-sync connect</code> on the Airflow server, or uses the XPM integration page, and signs in "
+        "to the same practice. A full sync of clients, jobs, staff, tax returns and custom fields follows.</p>"
+    )
+
+
+def send_email(subject: str, html_content: str, *, context: dict[str, Any] | None = None) -> bool:
+    """Email the alert recipients through the Airflow SMTP provider's notifier."""
+    recipients = _recipients()
+    if not recipients:
+        log.warning("No [xpm_sync] alert_recipients are set: the XPM alert was logged but not emailed")
+        return False
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    notifier = SmtpNotifier(
+        to=recipients,
+        from_email=config.get("alert_from") or None,
+        subject=subject,
+        html_content=html_content,
+        smtp_conn_id=config.get("alert_smtp_conn_id"),
+    )
+    notifier.notify(context or {})  # type: ignore[arg-type]
+    return True
+
+
+def raise_auth_alert(
+    reason: str,
+    *,
+    engine: Engine | None = None,
+    conn_id: str | None = None,
+    actor: str | None = None,
+    run_id: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> bool:
+    """Handle an authentication failure; True when it wrote the alert or sent a reminder."""
+    engine = engine or get_engine()
+    with locked_connection(engine, conn_id or config.get("conn_id")) as (session, row):
+        if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
+            return False
+        now = clock()
+        if row.status != ConnectionStatus.NEEDS_RECONNECT.value:
+            row.status = ConnectionStatus.NEEDS_RECONNECT.value
+            row.last_error, row.last_error_at = reason, now
+            row.version += 1
+        hours = config.get_int("alert_reminder_hours")
+        first = row.alert_sent_at is None
+        remind = not first and hours > 0 and now - row.alert_sent_at >= timedelta(hours=hours)  # type: ignore[operator]
+        if not (first or remind):
+            return False
+        why = row.last_error or reason
+        if first:
+            activity.record(
+                session,
+                ActivityStatus.FAILURE,
+                "Connection",
+                f"{AUTH_FAILED}. {WHAT_TO_DO}",
+                details={"reason": why, "run_id": run_id, "practice": row.tenant_name},
+                actor=actor,
+                tenant_id=row.tenant_id,
+            )
+        subject = f"{NEEDS_RECONNECT}: {row.tenant_name}" + (" (reminder)" if remind else "")
+        # Sent inside the lock: a failed send rolls back, and the next failure tries again.
+        sent = send_email(subject, _email_body(row, why))
+        row.alert_sent_at = now
+        log.warning("%s (%s); alert %s", NEEDS_RECONNECT, why, "emailed" if sent else "logged only")
+        return True
+
+
+def on_failure(context: dict[str, Any]) -> None:
+    """Airflow failure callback for tasks and DAGs: tell auth failures from the rest."""
+    error = context.get("exception")
+    ti = context.get("ti") or context.get("task_instance")
+    task_id = getattr(ti, "task_id", None) or "the run"
+    run_id = getattr(context.get("dag_run"), "run_id", None)
+    try:
+        if is_auth_failure(error):
+            raise_auth_alert(str(error) or RECONNECT_HINT, actor="scheduler", run_id=run_id)
+        elif error is not None and not isinstance(error, XpmError):
+            # Errors about XPM were logged where they happened; this is anything else.
+            from sqlalchemy.orm import Session
+
+            with Session(get_engine()) as session, session.begin():
+                activity.record(
+                    session,
+                    ActivityStatus.FAILURE,
+                    "Sync",
+                    f"({task_id}) failed: {type(error).__name__}: {str(error)[:300]}",
+                    details={"run_id": run_id, "task_id": task_id},
+                    actor="scheduler",
+                )
+    except Exception:  # a callback must never hide the task's own failure
+        log.exception("The xpm-sync failure callback could not record the failure")
