@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from tests.integration.conftest import Inbox, Xpm
 from xpm_sync import activity, alerts
-from xpm_sync.errors import XpmRateLimitError, XpmReconnectRequired
+from xpm_sync.errors import XpmAuthError, XpmRateLimitError, XpmReconnectRequired
 from xpm_sync.store.models import ConnectionStatus
 from xpm_sync.store.types import utcnow
 
@@ -118,7 +118,7 @@ def test_a_real_auth_failure_in_the_hook_then_the_callback(xpm: Xpm, smtp: Inbox
     else:
         tenant = xpm.row().tenant_id
         xpm.control("privilege", {"user": USERS.admin, "tenant_id": tenant, "admin": True, "third_party": False})
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(XpmAuthError) as caught:
         list(xpm.hook().staff())
     assert alerts.is_auth_failure(caught.value)
     alerts.on_failure(_failure(caught.value))
