@@ -62,3 +62,7 @@ class XpmBusinessError(XpmError):
 
 class XpmPayloadError(XpmError):
     """The answer was not XML we can trust: truncated, malformed, hostile or of the wrong shape."""
+
+
+class XpmSyncIncomplete(XpmError, AirflowFailException):
+    """A run ended with entities that failed; each failure was logged where it happened."""

@@ -199,7 +199,15 @@ class TokenStore:
                 if tokens.fresh(now):
                     self._cached = (tokens, row.version)
                     return tokens.access_token
-        stale = self._cached[0].access_token if (force_refresh and self._cached) else None
+        stale = None
+        if force_refresh:
+            # Refresh unless someone else already replaced the token we hold (or that is stored).
+            if self._cached:
+                stale = self._cached[0].access_token
+            else:
+                with Session(self.engine) as session:
+                    row = self._usable(self.connection(session))
+                    stale = decrypt_tokens(row.token_ciphertext or "").access_token
         return self._refresh_locked(stale)
 
     @contextmanager

@@ -97,5 +97,10 @@ def pull(entity: str, context: dict[str, Any], *, manual: bool) -> dict[str, Any
 
 
 def summarise(results: dict[str, Any], context: dict[str, Any], *, manual: bool) -> dict[str, Any]:
-    """The closing entry of a run; entities without a result either failed or were skipped."""
-    return runner.summarise([r for r in results.values() if r], _request(context, manual=manual))
+    """The closing entry of a run; the run fails here when any entity failed."""
+    from xpm_sync.errors import XpmSyncIncomplete
+
+    summary = runner.summarise([r for r in results.values() if r], _request(context, manual=manual))
+    if summary["failed"]:
+        raise XpmSyncIncomplete(f"The sync finished with failures in {', '.join(summary['failed'])}")
+    return summary
