@@ -1,0 +1,63 @@
+"""An XPM outage and its recovery, end to end on a real Airflow scheduler."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.e2e.conftest import Airflow
+from tests.integration.conftest import Inbox
+from xpm_sandbox.state import USERS
+from xpm_sync import activity
+from xpm_sync.store.engine import get_engine
+from xpm_sync.store.models import ConnectionStatus, XpmConnection
+
+
+def _entries(af: Airflow, n: int = 40) -> list:
+    with Session(get_engine(af.store_url)) as s:
+        return list(activity.recent(s, n))
+
+
+def _status(af: Airflow) -> str:
+    with Session(get_engine(af.store_url)) as s:
+        return str(s.scalars(select(XpmConnection.status).where(XpmConnection.active.is_(True))).one())
+
+
+def test_outage_alert_skip_reconnect_and_resync(airflow: Airflow, smtp: Inbox):
+    af = airflow
+    connected = af.cli("connect", "--sandbox-user", USERS.admin, "--by", "ada")
+    assert connected.returncode == 0, connected.stderr
+
+    # A healthy overnight run.
+    run = af.trigger("xpm_overnight_sync")
+    assert af.wait("xpm_overnight_sync", run) == "success"
+    assert _entries(af)[0].message.startswith("Overnight sync finished:")
+
+    # Access is revoked in Xero: the next run fails once, with one email.
+    af.srv.sandbox.identity.revoke_all()
+    run = af.trigger("xpm_overnight_sync")
+    assert af.wait("xpm_overnight_sync", run) == "failed"
+    assert _status(af) == ConnectionStatus.NEEDS_RECONNECT.value
+    assert len(smtp.messages) == 1
+    assert smtp.messages[0]["Subject"] == "XPM needs to reconnect: Harbour View Accountants"
+    assert "There is a problem with your XPM integration and authentication failed" in smtp.body()
+    assert any(e.message.startswith("There is a problem with your XPM integration") for e in _entries(af))
+
+    # The following run skips without calling XPM.
+    calls = len(af.srv.sandbox.gateway.calls)
+    run = af.trigger("xpm_overnight_sync")
+    assert af.wait("xpm_overnight_sync", run) == "success"
+    assert len(af.srv.sandbox.gateway.calls) == calls
+    assert _entries(af)[0].message.startswith("Overnight sync skipped: XPM needs to reconnect")
+    assert len(smtp.messages) == 1
+
+    # The administrator reconnects: the reset is logged and the manual sync it starts succeeds.
+    reconnected = af.cli("connect", "--sandbox-user", USERS.admin, "--by", "ada")
+    assert reconnected.returncode == 0, reconnected.stderr
+    assert "Started xpm_manual_sync in Airflow" in reconnected.stdout
+    assert _status(af) == ConnectionStatus.CONNECTED.value
+    assert any(e.message == "XPM connection reset by Ada Admin" for e in _entries(af))
+    manual = af.latest_run("xpm_manual_sync")
+    assert manual["conf"]["full"] is True
+    assert af.wait("xpm_manual_sync", manual["dag_run_id"]) == "success"
+    assert _entries(af)[0].message.startswith("Manual sync finished:")
