@@ -146,7 +146,7 @@ def airflow(tmp_path: Path, smtp: Inbox) -> Iterator[Airflow]:  # noqa: F811
             raise AssertionError(f"Airflow did not come up; logs in {tmp_path}")
         yield af
     finally:
-        for proc, log in procs:
+        for proc, _log in procs:
             proc.terminate()
         for proc, log in procs:
             try:
