@@ -59,6 +59,14 @@ def local(tag: object) -> str:
     return tag.lower() if isinstance(tag, str) else ""
 
 
+def _path(elem: Any) -> tuple[str, ...]:
+    names = []
+    while elem is not None:
+        names.append(local(elem.tag))
+        elem = elem.getparent()
+    return tuple(reversed(names))
+
+
 def iter_items(
     source: IO[bytes] | bytes,
     path: tuple[str, ...],
@@ -74,14 +82,13 @@ def iter_items(
     """
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     want = ("response",) + tuple(p.lower() for p in path)
-    depth_path: list[str] = []
+    item = want[-1]
     status: str | None = None
     description = ""
-    seen_root = False
     try:
         parser = etree.iterparse(
             _Guarded(stream),
-            events=("start", "end"),
+            events=("end",),
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
@@ -89,20 +96,9 @@ def iter_items(
             remove_comments=True,
             remove_pis=True,
         )
-        for event, elem in parser:
+        for _event, elem in parser:
             name = local(elem.tag)
-            if event == "start":
-                depth_path.append(name)
-                if len(depth_path) == 1:
-                    if name != "response":
-                        raise XpmPayloadError(f"expected an XPM <Response>, got <{elem.tag}>")
-                    seen_root = True
-                continue
-            if len(depth_path) == 2 and name == "status":
-                status = (elem.text or "").strip().upper()
-            elif len(depth_path) == 2 and name == "errordescription":
-                description = (elem.text or "").strip()
-            elif tuple(depth_path) == want:
+            if name == item and _path(elem) == want:
                 if status != "OK":
                     raise XpmPayloadError(f"XPM answered records before an OK status ({status!r})")
                 yield convert(elem)
@@ -110,11 +106,18 @@ def iter_items(
                 parent = elem.getparent()
                 while parent is not None and elem.getprevious() is not None:
                     del parent[0]
-            depth_path.pop()
+            elif name in ("status", "errordescription") and _path(elem) == ("response", name):
+                if name == "status":
+                    status = (elem.text or "").strip().upper()
+                else:
+                    description = (elem.text or "").strip()
+        root = parser.root
     except etree.XMLSyntaxError as exc:
         raise XpmPayloadError(f"XPM's answer is not well-formed XML (truncated or malformed): {exc.msg}") from None
-    if not seen_root:
+    if root is None:
         raise XpmPayloadError("XPM's answer was empty")
+    if local(root.tag) != "response":
+        raise XpmPayloadError(f"expected an XPM <Response>, got <{root.tag}>")
     if status == "ERROR":
         raise XpmBusinessError(description or "no description given", method=method)
     if status != "OK":

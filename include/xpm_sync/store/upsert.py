@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from xpm_sync.store.models import Base
 from xpm_sync.store.types import utcnow
 
-# Bound parameters per statement: under SQLite's limit (32,766) and PostgreSQL's (65,535).
-MAX_PARAMS = 30_000
+# Rows sent per round trip; SQLAlchemy splits larger lists itself ("insertmanyvalues").
+BATCH_ROWS = 1000
 
 
 def content_columns(table: Table) -> list[str]:
@@ -37,6 +37,9 @@ def upsert(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]
     Every row must carry the same keys: the table's primary key and some of its XPM columns.
     Columns a row leaves out are not touched on update. With `insert_only`, existing rows are
     left exactly as they are (for records mastered locally).
+
+    One statement is compiled once and run with all the rows; `RETURNING` counts what changed,
+    because a row the `WHERE` leaves alone returns nothing.
     """
     if not rows:
         return 0
@@ -49,30 +52,21 @@ def upsert(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]
     data_cols = [c for c in content_columns(table) if c in given]
     now = utcnow()
     stamped = [{**row, "synced_at": now, "removed_upstream_at": None} for row in rows]
-    per_row = len(given) + 2
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    changed = 0
-    for batch in _batches(stamped, max(1, MAX_PARAMS // per_row)):
-        stmt = insert(table).values(list(batch))
-        if insert_only:
-            result = session.execute(
-                stmt.on_conflict_do_nothing(index_elements=keys), execution_options={"preserve_rowcount": True}
-            )
-            changed += max(result.rowcount, 0)  # type: ignore[attr-defined]
-            continue
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    if insert_only:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    else:
         excluded = stmt.excluded
         differs = [table.c[c].is_distinct_from(excluded[c]) for c in data_cols]
         # A row marked removed upstream that shows up again is restored even with equal data.
         differs.append(table.c.removed_upstream_at.is_not(None))
-        update = {c: excluded[c] for c in data_cols}
-        update["synced_at"] = excluded["synced_at"]
-        update["removed_upstream_at"] = excluded["removed_upstream_at"]
+        update = {c: excluded[c] for c in [*data_cols, "synced_at", "removed_upstream_at"]}
         stmt = stmt.on_conflict_do_update(
-            index_elements=keys,
-            set_=update,
-            where=and_(table.c.pending_push.is_(False), or_(*differs)),
+            index_elements=keys, set_=update, where=and_(table.c.pending_push.is_(False), or_(*differs))
         )
-        result = session.execute(stmt, execution_options={"preserve_rowcount": True})
-        changed += max(result.rowcount, 0)  # type: ignore[attr-defined]
+    returning = stmt.returning(*[table.c[k] for k in keys])
+    changed = 0
+    for batch in _batches(stamped, BATCH_ROWS):
+        changed += len(session.execute(returning, list(batch)).all())
     return changed

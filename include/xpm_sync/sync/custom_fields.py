@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from xpm_sync import config
@@ -29,12 +29,35 @@ log = logging.getLogger(__name__)
 WRITE_EVERY = 25
 
 
-def budget(ctx: SyncContext) -> int:
-    """Calls custom fields may still make today."""
-    limit = config.get_int("daily_call_limit")
-    share = int(limit * config.get_float("custom_field_budget_share"))
+def day_share() -> int:
+    """Calls custom field values may use in a day, over both kinds."""
+    return int(config.get_int("daily_call_limit") * config.get_float("custom_field_budget_share"))
+
+
+def _fetched_today(ctx: SyncContext, model: Any) -> int:
+    midnight = datetime.combine(utcnow().date(), datetime.min.time(), tzinfo=UTC)
+    with Session(ctx.engine) as session:
+        query = (
+            select(func.count())
+            .select_from(model)
+            .where(model.tenant_id == ctx.tenant_id, model.custom_fields_fetched_at >= midnight)
+        )
+        return int(session.scalar(query) or 0)
+
+
+def budget(ctx: SyncContext, model: Any, other_model: Any, mine: int, other: int) -> int:
+    """Calls this kind may still make today.
+
+    The day's share, less the calls that were not for custom fields, is split between clients
+    and jobs in proportion to how many of each are waiting; neither kind can starve the other,
+    and together they never pass the calls left today.
+    """
+    share = day_share()
     made, _left = calls_today(ctx.engine, ctx.tenant_id)
-    return max(0, share - made)
+    mine_today, other_today = _fetched_today(ctx, model), _fetched_today(ctx, other_model)
+    pool = share - (made - mine_today - other_today)
+    part = pool if mine + other == 0 else pool * mine // (mine + other)
+    return max(0, min(part - mine_today, share - made))
 
 
 def _order(ctx: SyncContext, model: Any, key: Any, scope: Any) -> list[str]:
@@ -93,8 +116,8 @@ def _pull(
     value_model: type[Base],
     parent_model: Any,
     parent_column: str,
+    allowed: int,
 ) -> EntityResult:
-    allowed = budget(ctx)
     before = ctx.hook.api.usage.calls
     fetched: dict[str, list[Record]] = {}
     written = done = 0
@@ -121,18 +144,39 @@ def _pull(
     return EntityResult(name, "budgeted", done, written, 0, calls, complete=complete, note=note)
 
 
+def _client_targets(ctx: SyncContext) -> list[str]:
+    if not _defined_for(ctx, CustomFieldDefinition.use_client):
+        return []
+    return _order(ctx, Client, Client.uuid, Client.uuid.is_not(None))
+
+
+def _job_targets(ctx: SyncContext) -> list[str]:
+    if not _defined_for(ctx, CustomFieldDefinition.use_job):
+        return []
+    # Open jobs, and any job whose data changed since its values were fetched.
+    changed = Job.custom_fields_fetched_at.is_not(None) & (Job.synced_at > Job.custom_fields_fetched_at)
+    return _order(ctx, Job, Job.job_number, Job.is_current.is_(True) | changed)
+
+
 def pull_client_values(spec: Any, ctx: SyncContext) -> EntityResult:
     if not _defined_for(ctx, CustomFieldDefinition.use_client):
         return EntityResult(spec.name, "budgeted", skipped="no client custom fields are defined")
-    targets = [ctx.client_uuid] if ctx.client_uuid else _order(ctx, Client, Client.uuid, Client.uuid.is_not(None))
-    return _pull(ctx, spec.name, targets, ctx.hook.client_field_values, ClientCustomFieldValue, Client, "client_uuid")
+    if ctx.client_uuid:
+        targets, allowed = [ctx.client_uuid], 1
+    else:
+        targets = _client_targets(ctx)
+        allowed = budget(ctx, Client, Job, len(targets), len(_job_targets(ctx)))
+    values = ctx.hook.client_field_values
+    return _pull(ctx, spec.name, targets, values, ClientCustomFieldValue, Client, "client_uuid", allowed)
 
 
 def pull_job_values(spec: Any, ctx: SyncContext) -> EntityResult:
     if not _defined_for(ctx, CustomFieldDefinition.use_job):
         return EntityResult(spec.name, "budgeted", skipped="no job custom fields are defined")
-    # Open jobs, and any job whose data changed since its values were fetched.
-    scope = Job.is_current.is_(True) | Job.custom_fields_fetched_at.is_(None) & Job.is_current.is_(True)
-    scope = scope | (Job.custom_fields_fetched_at.is_not(None) & (Job.synced_at > Job.custom_fields_fetched_at))
-    targets = [ctx.job_number] if ctx.job_number else _order(ctx, Job, Job.job_number, scope)
-    return _pull(ctx, spec.name, targets, ctx.hook.job_field_values, JobCustomFieldValue, Job, "job_number")
+    if ctx.job_number:
+        targets, allowed = [ctx.job_number], 1
+    else:
+        targets = _job_targets(ctx)
+        allowed = budget(ctx, Job, Client, len(targets), len(_client_targets(ctx)))
+    values = ctx.hook.job_field_values
+    return _pull(ctx, spec.name, targets, values, JobCustomFieldValue, Job, "job_number", allowed)

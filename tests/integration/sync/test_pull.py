@@ -207,3 +207,17 @@ def test_the_tax_return_register_follows_tax_settings_and_tax_return_jobs(connec
         assert job.job_type == "Tax Return"
         assert str(r.tax_year) in job.name
         assert r.job_state == job.state
+
+
+def test_client_and_job_custom_fields_share_the_budget(connected: Xpm, monkeypatch):
+    sync(connected, [*catalog.REFERENCE, "clients", "jobs"], full=True)
+    spent = len(connected.srv.sandbox.gateway.calls)
+    practice = connected.srv.sandbox.main
+    clients, jobs = len(practice.clients), sum(1 for j in practice.jobs.values() if practice.is_current(j))
+    share = 40  # calls for custom fields today, over both kinds
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__CUSTOM_FIELD_BUDGET_SHARE", "1.0")
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__DAILY_CALL_LIMIT", str(share + spent))
+    done = sync(connected, ["client_custom_fields", "job_custom_fields"])
+    client_calls, job_calls = done["client_custom_fields"].calls, done["job_custom_fields"].calls
+    assert client_calls == share * clients // (clients + jobs)
+    assert job_calls == share * jobs // (clients + jobs)  # not starved by the clients, which ran first
