@@ -202,6 +202,7 @@ def main() -> None:
             started = time.perf_counter()
             full = run_sync(list(catalog.ALL), store_url, full=True)
             full_seconds = time.perf_counter() - started
+            sync_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             overview = requests.get(f"{url}/_sandbox", timeout=30).json()
             current = full["job_custom_fields"].get("fetched", 0) if full["job_custom_fields"].get("complete") else None
             changes = control(url, "next-day", {"share": 0.02})
@@ -220,11 +221,12 @@ def main() -> None:
                     "changes": {k: (v if isinstance(v, int) else len(v)) for k, v in changes.items()},
                 },
                 "minimum_full_calls": minimum_calls(overview, current or 0, 2026 - 2022 + 1),
+                "peak_rss_mb_after_full_sync": round(sync_peak, 1),
                 "rates": rates,
             }
     finally:
         proc.terminate()
-    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report["peak_rss_mb_end"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(report, indent=1, default=str))
 
 

@@ -74,6 +74,11 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "Airflow connection (http) of Airflow's own REST API, used to start the sync after a reconnect.",
         "xpm_airflow_api",
     ),
+    "custom_field_refresh_days": _option(
+        "Custom field values of an unchanged client or open job are fetched again after this many days.",
+        "7",
+        kind="integer",
+    ),
     "daily_call_limit": _option("XPM's calls a day per practice.", "5000", kind="integer"),
     "custom_field_budget_share": _option(
         "Share of the day's calls custom-field values may use; the rest is kept for pushes and manual work.",

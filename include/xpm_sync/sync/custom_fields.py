@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select, true, update
 from sqlalchemy.orm import Session
 
 from xpm_sync import config
@@ -61,12 +61,15 @@ def budget(ctx: SyncContext, model: Any, other_model: Any, mine: int, other: int
 
 
 def _order(ctx: SyncContext, model: Any, key: Any, scope: Any) -> list[str]:
-    """Changed since last fetched, then never fetched, then the stalest."""
+    """Changed since last fetched, then never fetched, then those older than the refresh age
+    (all of them in a full sync), the stalest first."""
     fetched = model.custom_fields_fetched_at
     rank = case((fetched.is_(None), 1), (model.synced_at > fetched, 0), else_=2)
+    refresh = utcnow() - timedelta(days=config.get_int("custom_field_refresh_days"))
+    due = true() if ctx.full else fetched.is_(None) | (model.synced_at > fetched) | (fetched < refresh)
     query = (
         select(key)
-        .where(model.tenant_id == ctx.tenant_id, model.removed_upstream_at.is_(None), scope)
+        .where(model.tenant_id == ctx.tenant_id, model.removed_upstream_at.is_(None), scope, due)
         .order_by(rank, fetched.asc().nulls_first(), key)
     )
     with Session(ctx.engine) as session:

@@ -70,11 +70,27 @@ def pull_clients(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
     overlap = timedelta(minutes=config.get_int("client_overlap_minutes"))
     since = (last.watermark - overlap).strftime("%Y-%m-%dT%H:%M:%S")
     records = ctx.hook.clients(detailed=True, modified_since=since)
-    fetched, written = load(ctx, Client, records, children=children.client_children)
+    modified: set[str] = set()
+    fetched, written = load(ctx, Client, records, children=children.client_children, seen=modified)
+    _custom_fields_due(ctx, modified)
     checkpoint(ctx, spec.name, watermark=started)
     return EntityResult(
         spec.name, "incremental", fetched, written, 0, _calls(ctx) - before, note=f"modified since {since}"
     )
+
+
+def _custom_fields_due(ctx: SyncContext, uuids: set[str]) -> None:
+    """XPM says these clients changed; their custom fields may have, even if nothing else did."""
+    if ctx.dry_run or not uuids:
+        return
+    keys = sorted(uuids)
+    with Session(ctx.engine) as session, session.begin():
+        for start in range(0, len(keys), 500):
+            session.execute(
+                update(Client)
+                .where(Client.tenant_id == ctx.tenant_id, Client.uuid.in_(keys[start : start + 500]))
+                .values(custom_fields_fetched_at=None)
+            )
 
 
 def _job_windows(start_year: int, today: date) -> list[tuple[date, date]]:
@@ -136,12 +152,13 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
             done.add(start.year)
             checkpoint(ctx, spec.name, cursor={"years_done": sorted(done)}, complete=False)
     elif last.watermark is not None:
-        # Jobs created and finished between two runs never show on the current list.
+        # Jobs created and finished between two runs never show on the current list. XPM dates
+        # are the practice's local dates (AU/NZ are ahead of UTC), hence the days either side.
         start = (last.watermark - timedelta(days=1)).date()
-        today = utcnow().date()
-        if today - start > timedelta(days=365):
-            start = today - timedelta(days=365)
-        f, w = load_jobs(ctx.hook.jobs_created(start, today), seen)
+        end = utcnow().date() + timedelta(days=2)
+        if end - start > timedelta(days=365):
+            start = end - timedelta(days=365)
+        f, w = load_jobs(ctx.hook.jobs_created(start, end), seen)
         fetched, written = fetched + f, written + w
     current: set[str] = set()
     f, w = load_jobs(ctx.hook.current_jobs(detailed=True), current)

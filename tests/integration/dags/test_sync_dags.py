@@ -48,6 +48,18 @@ def test_the_overnight_sync_fills_the_store_and_a_second_run_writes_nothing(read
     assert _entries(ready)[0].details["written"] == 0
 
 
+def test_after_a_day_of_changes_the_overnight_sync_catches_up_with_far_fewer_calls(ready: Xpm):
+    ready.control("identity", {"access_lifetime_seconds": 3 * 86_400})
+    ready.connect()
+    assert _dag("xpm_overnight_sync").test().state == "success"
+    full_calls = _entries(ready)[0].details["calls"]
+    ready.control("next-day", {"share": 0.05})
+    assert _dag("xpm_overnight_sync").test().state == "success"
+    assert differences(ready.engine, ready.srv.sandbox.main) == []
+    incremental_calls = _entries(ready)[0].details["calls"]
+    assert incremental_calls < full_calls / 2
+
+
 def test_the_overnight_sync_skips_without_calling_xpm_when_reconnect_is_needed(ready: Xpm):
     ready.hook().tokens.mark_needs_reconnect("XPM needs to reconnect: test")
     calls = len(ready.srv.sandbox.gateway.calls)
