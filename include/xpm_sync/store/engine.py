@@ -46,7 +46,12 @@ def make_engine(url: URL | str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # psycopg 3 prepares a statement on the server after 5 runs, and PostgreSQL may then switch it to
+    # a generic plan; for the sync's `IN (...)` lookups that plan degraded as tables grew (measured
+    # 0.07 s to 0.5 s per batch within one load), so statements are not prepared.
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"prepare_threshold": None}
+    )
 
 
 def get_engine(url: URL | str | None = None) -> Engine:
