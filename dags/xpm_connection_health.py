@@ -20,14 +20,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from xpm_sync import config
-
-
-def _on_failure(context: Any) -> None:
-    from xpm_sync import alerts
-
-    alerts.on_failure(context)
-
+from xpm_sync import config, wiring
 
 TIMEZONE = config.get("timezone") or "UTC"
 
@@ -42,7 +35,7 @@ TIMEZONE = config.get("timezone") or "UTC"
         "owner": "xpm-sync",
         "retries": 2,
         "retry_delay": timedelta(minutes=10),
-        "on_failure_callback": _on_failure,
+        "on_failure_callback": wiring.on_failure,
     },
     tags=["xpm", "health"],
     doc_md=__doc__,

@@ -23,16 +23,9 @@ from airflow.sdk import Param, dag, task
 
 from xpm_sync import catalog, wiring
 
-
-def _on_failure(context: Any) -> None:
-    from xpm_sync import alerts
-
-    alerts.on_failure(context)
-
-
 DEFAULT_ARGS = {
     "owner": "xpm-sync",
-    "on_failure_callback": _on_failure,
+    "on_failure_callback": wiring.on_failure,
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,

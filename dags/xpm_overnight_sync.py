@@ -29,16 +29,9 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 
 from xpm_sync import config, wiring
 
-
-def _on_failure(context: Any) -> None:
-    from xpm_sync import alerts
-
-    alerts.on_failure(context)
-
-
 DEFAULT_ARGS = {
     "owner": "xpm-sync",
-    "on_failure_callback": _on_failure,
+    "on_failure_callback": wiring.on_failure,
     "retries": 3,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,

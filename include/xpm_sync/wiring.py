@@ -1,4 +1,4 @@
-"""The per-entity task graph both sync DAGs share; imported at DAG parse time, so kept light."""
+"""What the DAGs share (the per-entity task graph, the failure callback); imported at parse time, so kept light."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ from typing import Any
 from airflow.sdk import Asset
 
 from xpm_sync import catalog, config
+
+
+def on_failure(context: Any) -> None:
+    """The DAGs' failure callback; the alerts module is imported only when a task fails."""
+    from xpm_sync import alerts
+
+    alerts.on_failure(context)
 
 
 def entity_tasks(pull: Any, start: Any) -> dict[str, Any]:

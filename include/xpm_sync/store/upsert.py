@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, or_
+from sqlalchemy import Table, and_, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -70,3 +70,20 @@ def upsert(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]
     for batch in _batches(stamped, BATCH_ROWS):
         changed += len(session.execute(returning, list(batch)).all())
     return changed
+
+
+def mark_removed(
+    session: Session, model: type[Base], tenant_id: str, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
+) -> int:
+    """Mark the rows with these keys (values of `columns`) as removed upstream; never delete them."""
+    table: Table = model.__table__  # type: ignore[assignment]
+    target = tuple_(*[table.c[c] for c in columns]) if len(columns) > 1 else table.c[columns[0]]
+    values = list(keys) if len(columns) > 1 else [k[0] for k in keys]
+    now = utcnow()
+    for start in range(0, len(values), 500):
+        session.execute(
+            update(table)
+            .where(table.c.tenant_id == tenant_id, target.in_(values[start : start + 500]))
+            .values(removed_upstream_at=now)
+        )
+    return len(values)

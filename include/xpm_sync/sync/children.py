@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, select, tuple_, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from xpm_sync.api.records import Record
@@ -22,8 +22,7 @@ from xpm_sync.store.models import (
     Contact,
     JobAssignment,
 )
-from xpm_sync.store.types import utcnow
-from xpm_sync.store.upsert import upsert
+from xpm_sync.store.upsert import mark_removed, upsert
 
 
 def _table(model: type[Base]) -> Table:
@@ -54,13 +53,7 @@ def replace_children(
         )
     ).all()
     gone = [tuple(row) for row in existing if tuple(row) not in keep]
-    for start in range(0, len(gone), 500):
-        chunk = gone[start : start + 500]
-        session.execute(
-            update(table)
-            .where(and_(table.c.tenant_id == tenant_id, tuple_(*[table.c[k] for k in keys]).in_(chunk)))
-            .values(removed_upstream_at=utcnow())
-        )
+    mark_removed(session, model, tenant_id, keys, gone)
     return written + len(gone)
 
 

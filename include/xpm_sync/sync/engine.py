@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from xpm_sync.api.records import Record
 from xpm_sync.store.models import Base, SyncState
 from xpm_sync.store.types import utcnow
-from xpm_sync.store.upsert import upsert
+from xpm_sync.store.upsert import mark_removed, upsert
 from xpm_sync.sync.context import SyncContext
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,7 @@ def mark_missing(ctx: SyncContext, model: type[Base], seen: set[str], *, key: st
                     )
                 )
                 gone = sorted(present - seen)
-                for start in range(0, len(gone), 500):
-                    session.execute(
-                        update(table)
-                        .where(table.c.tenant_id == ctx.tenant_id, table.c[key].in_(gone[start : start + 500]))
-                        .values(removed_upstream_at=utcnow())
-                    )
+                mark_removed(session, model, ctx.tenant_id, [key], [(k,) for k in gone])
                 if ctx.dry_run:
                     raise _DryRun
         except _DryRun:
