@@ -166,7 +166,7 @@ def client_paged(p: Practice, req: Request) -> Body:
         return render.error("PagedList", "Invalid pageSize or pageToken")
     live = [c for c in p.clients.values() if not c.is_archived and not c.is_deleted]
     page = live[start : start + size]
-    items = "".join(render.client(p, c, detailed=False) for c in page)
+    items = "".join(render.client(p, c, detailed=False, contacts=False) for c in page)
     base = f"{req.base_url}client.api/paged-list"
     links = render.el("First", f"{base}?{urlencode({'pageSize': size})}")
     if start + size < len(live):
@@ -179,7 +179,7 @@ def client_paged(p: Practice, req: Request) -> Body:
 def client_get(p: Practice, req: Request, uuid: str) -> Body:
     c = p.clients.get(uuid)
     return (
-        render.envelope("Get", render.client(p, c, detailed=True))
+        render.envelope("Get", render.client(p, c, detailed=True, web=False), web=render.web_url("client", c.uuid))
         if c
         else render.error("Get", "Invalid client identifier")
     )
@@ -276,7 +276,9 @@ def job_list(p: Practice, req: Request) -> Body:
 def job_get(p: Practice, req: Request, number: str) -> Body:
     j = p.jobs.get(number)
     return (
-        render.envelope("Get", render.job(p, j, detailed=True)) if j else render.error("Get", "Invalid job identifier")
+        render.envelope("Get", render.job(p, j, detailed=True, web=False), web=render.web_url("job", j.number))
+        if j
+        else render.error("Get", "Invalid job identifier")
     )
 
 
@@ -340,6 +342,7 @@ def job_update(p: Practice, req: Request) -> Body:
         # Fields left out are blanked, as XPM does: callers must send the whole job.
         j.name, j.start_date, j.due_date, j.budget = name, start, due, budget
         j.description = root.findtext("Description") or ""
+        j.client_order_number = root.findtext("ClientNumber") or ""
         if client_uuid:
             j.client_uuid = client_uuid
         category = (root.findtext("CategoryUUID") or root.findtext("CategoryID") or "").strip()
@@ -506,10 +509,10 @@ def job_assign(p: Practice, req: Request) -> Body:
             staff_uuid = op.get("uuid") or op.get("id") or ""
             if op.tag.startswith("add") and staff_uuid not in p.staff:
                 return render.error("Assign", f"Invalid staff identifier for {op.tag} request")
-            if op.tag == "add" and staff_uuid not in [s for s, _ in job.assigned]:
-                job.assigned.append((staff_uuid, 0))
+            if op.tag == "add" and staff_uuid not in job.assigned:
+                job.assigned.append(staff_uuid)
             elif op.tag == "remove":
-                job.assigned = [(s, m) for s, m in job.assigned if s != staff_uuid]
+                job.assigned = [s for s in job.assigned if s != staff_uuid]
             elif op.tag in ("add-manager", "add-partner"):
                 setattr(job, f"{op.tag[4:]}_uuid", staff_uuid)
             elif op.tag in ("remove-manager", "remove-partner"):

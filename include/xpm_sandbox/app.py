@@ -6,7 +6,10 @@ import asyncio
 import base64
 import html
 import json
+import re
 import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -23,6 +26,40 @@ from xpm_sandbox.state import Sandbox
 
 XML = "text/xml; charset=utf-8"
 API_PREFIX = "/practicemanager/3.1/"
+_LIST = re.compile(r"(<Status>OK</Status>)<(\w+)(?: />|>.*</\2>)", re.DOTALL)
+
+
+def _emptied(text: str) -> str:
+    return _LIST.sub(lambda m: f"{m.group(1)}<{m.group(2)} />", text, count=1)
+
+
+def _rewrapped(text: str) -> str:
+    return _LIST.sub(
+        lambda m: m.group(0).replace(f"<{m.group(2)}", "<Items", 1).replace(f"</{m.group(2)}>", "</Items>"),
+        text,
+        count=1,
+    )
+
+
+async def _in_two_halves(body: bytes, pause: float) -> AsyncIterator[bytes]:
+    yield body[: len(body) // 2]
+    await asyncio.sleep(pause or 2)
+    yield body[len(body) // 2 :]
+
+
+def _api_method(path: str) -> str:
+    """The api-method XPM names in an answer: `job.api/state` -> State."""
+    method = path.split("/")[1] if "/" in path else "Get"
+    return method[:1].upper() + method[1:] if method not in ("get", "list") else method.title()
+
+
+# Faults that change an answer's body.
+BODY_FAULTS = {
+    "truncate": lambda text: text[: max(20, len(text) // 2)],
+    "malformed": lambda text: text.replace("</Status>", "</Stat>", 1),
+    "empty": _emptied,
+    "wrong_wrapper": _rewrapped,
+}
 
 
 def _problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response:
@@ -224,19 +261,11 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         release = BackgroundTask(gate.release, tenant_id)
         try:
             fault = gate.take_fault(path)
-            if fault and fault.kind in ("500", "503"):
-                gate.log(method, path, request.url.query, tenant_id, int(fault.kind))
+            refused = _refusal(fault, at, tenant_id) if fault else None
+            if refused is not None:
+                gate.log(method, path, request.url.query, tenant_id, refused.status_code)
                 gate.release(tenant_id)
-                if fault.kind == "500":
-                    return Response(
-                        '{Status":500}',
-                        500,
-                        media_type="application/json",
-                        headers={"www-authenticate": "Bearer error=invalid_token"},
-                    )
-                return _problem(
-                    503, "Unavailable", "ServiceNotAvailable", {"www-authenticate": "Bearer error=invalid_token"}
-                )
+                return refused
             if fault and fault.kind in ("slow", "hang"):
                 await asyncio.sleep(fault.seconds or (3600 if fault.kind == "hang" else 2))
             req = api.Request(
@@ -247,21 +276,51 @@ def create_app(sandbox: Sandbox) -> FastAPI:
                 str(request.base_url).rstrip("/") + API_PREFIX,
                 sandbox.clock.now(),
             )
-            body = await run_in_threadpool(route.handler, practice, req, *args)
             if fault and fault.kind == "business_error":
-                body = render.error("Get", fault.description)
+                body: Any = render.error(_api_method(path), fault.description)  # refused: nothing applied
+            else:
+                body = await run_in_threadpool(route.handler, practice, req, *args)
+                if route.writes and isinstance(body, str) and "<Status>OK</Status>" in body:
+                    gate.applied(method, path)
+            if fault and fault.kind == "late":
+                await asyncio.sleep(fault.seconds or 3600)
         except BaseException:
             gate.release(tenant_id)
             raise
         gate.log(method, path, request.url.query, tenant_id, 200)
-        if fault and fault.kind in ("truncate", "malformed"):
-            text = body if isinstance(body, str) else b"".join(body).decode()
-            body = (
-                text[: max(20, len(text) // 2)] if fault.kind == "truncate" else text.replace("</Status>", "</Stat>", 1)
+        if fault and fault.kind in BODY_FAULTS:
+            body = BODY_FAULTS[fault.kind](body if isinstance(body, str) else b"".join(body).decode())
+        if fault and fault.kind == "trickle":
+            whole = (body if isinstance(body, str) else b"".join(body).decode()).encode()
+            return StreamingResponse(
+                _in_two_halves(whole, fault.seconds), 200, media_type=XML, headers=verdict.headers, background=release
             )
         if isinstance(body, str):
             return Response(body, 200, media_type=XML, headers=verdict.headers, background=release)
         return StreamingResponse(body, 200, media_type=XML, headers=verdict.headers, background=release)
+
+    def _refusal(fault: Fault, at: Any, tenant_id: str) -> Response | None:
+        """The answer for a fault that refuses the call outright, or None."""
+        unauthorized = {"www-authenticate": "Bearer error=invalid_token"}
+        if fault.kind == "500":
+            return Response('{Status":500}', 500, media_type="application/json", headers=unauthorized)
+        if fault.kind == "503":
+            return _problem(503, "Unavailable", "ServiceNotAvailable", unauthorized)
+        if fault.kind == "revoke_grant":
+            at.grant.revoked = True
+            return _problem(401, "Unauthorized", "AuthenticationUnsuccessful", unauthorized)
+        if fault.kind == "401":
+            return _problem(401, "Unauthorized", "AuthenticationUnsuccessful", unauthorized)
+        if fault.kind == "remove_privilege":
+            admin, _third_party = at.grant.user.practices.get(tenant_id, (True, True))
+            at.grant.user.practices[tenant_id] = (admin, False)
+            return _problem(403, "Forbidden", "AuthenticationUnsuccessful")
+        if fault.kind == "403":
+            return _problem(403, "Forbidden", "AuthenticationUnsuccessful")
+        if fault.kind == "429":
+            headers = {"Retry-After": str(int(fault.seconds or 5)), "X-Rate-Limit-Problem": fault.problem}
+            return Response(status_code=429, headers=headers)
+        return None
 
     # --- control API, for tests and the demo only -----------------------------------------------
 
@@ -331,12 +390,16 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         data = await request.json()
         if data.get("kind") not in FAULT_KINDS:
             return JSONResponse({"error": f"kind must be one of {sorted(FAULT_KINDS)}"}, 400)
+        if data.get("problem", "minute") not in ("minute", "day"):
+            return JSONResponse({"error": "problem must be minute or day"}, 400)
         gate.faults.append(
             Fault(
                 str(data["kind"]),
                 data.get("path", ""),
                 int(data.get("count", 1)),
                 float(data.get("seconds", 0)),
+                str(data.get("description") or Fault.description),
+                str(data.get("problem", "minute")),
             )
         )
         return JSONResponse({"pending": len(gate.faults)})
@@ -395,6 +458,8 @@ def create_app(sandbox: Sandbox) -> FastAPI:
     def calls() -> dict[str, Any]:
         return {
             "total": len(gate.calls),
+            "writes_applied": [f"{method} {path}" for method, path in gate.writes],
+            "by_status": dict(Counter(str(c.status) for c in gate.calls)),
             "by_endpoint": gate.endpoint_counts(),
             "token_requests": ident.token_requests,
             "refreshes": ident.refreshes,

@@ -8,19 +8,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-FAULT_KINDS = frozenset(
-    {
-        "500",
-        "503",
-        "slow",
-        "hang",
-        "truncate",
-        "malformed",
-        "business_error",
-        "revoke_grant",
-        "remove_privilege",
-    }
-)
+# What each fault does to the next matching call (see the README's sandbox section).
+FAULT_KINDS = {
+    "500": "the gateway's 500 with its odd body",
+    "503": "503 ServiceNotAvailable",
+    "401": "401 AuthenticationUnsuccessful, once (the token itself stays good)",
+    "403": "403 AuthenticationUnsuccessful, once",
+    "429": "429 with Retry-After `seconds` and X-Rate-Limit-Problem `problem` (minute or day)",
+    "slow": "answer after `seconds`",
+    "trickle": "send half the answer, wait `seconds`, then the rest",
+    "hang": "answer after `seconds` (an hour by default): the caller's timeout",
+    "late": "do what the call asks, then answer after `seconds` (an hour by default): a write applied but timed out",
+    "truncate": "200 with the body cut in half",
+    "malformed": "200 with XML that is not well formed",
+    "business_error": "200 + <Status>ERROR</Status> with `description`",
+    "empty": "200 + OK with the answer's list emptied",
+    "wrong_wrapper": "200 + OK with the answer's list under another element name",
+    "revoke_grant": "the grant behind the calling token is revoked (as in Xero's connected apps); 401",
+    "remove_privilege": "the calling user loses 'Authorise 3rd Party Full Access' for the practice; 403",
+}
 
 
 @dataclass
@@ -38,6 +44,7 @@ class Fault:
     remaining: int = 1
     seconds: float = 0.0
     description: str = "The sandbox was asked to fail this call"
+    problem: str = "minute"
 
 
 @dataclass
@@ -68,6 +75,7 @@ class Gateway:
         self.limits = Limits()
         self.faults: list[Fault] = []
         self.calls: list[Call] = []
+        self.writes: list[tuple[str, str]] = []  # the writes XPM applied, in order
         self.counters: Counter[str] = Counter()
         self._minute: dict[str, deque[datetime]] = {}
         self._app_minute: deque[datetime] = deque()
@@ -133,6 +141,11 @@ class Gateway:
                     return fault
             return None
 
+    def applied(self, method: str, path: str) -> None:
+        """A write XPM carried out (whether or not its answer reaches the caller)."""
+        with self._lock:
+            self.writes.append((method, path))
+
     def log(self, method: str, path: str, query: str, tenant_id: str, status: int) -> None:
         with self._lock:
             self.calls.append(Call(self.clock(), method, path, query, tenant_id, status))
@@ -153,4 +166,5 @@ class Gateway:
     def reset_counts(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.writes.clear()
             self.counters.clear()

@@ -21,6 +21,7 @@ from xpm_sandbox.model import (
     Practice,
     Relationship,
     Staff,
+    Task,
     Template,
 )
 
@@ -111,6 +112,7 @@ TRADES = [
     "Fitness",
     "Realty",
 ]
+INDUSTRIES = ["Construction", "Hospitality", "Health", "Professional Services", "Retail", "Agriculture"]
 COMPANY_SUFFIX = {"Australia": "Pty Ltd", "New Zealand": "Limited"}
 CITIES = {
     "Australia": [("Sydney", "NSW", "2000"), ("Melbourne", "VIC", "3000"), ("Brisbane", "QLD", "4000")],
@@ -141,6 +143,7 @@ JOB_KINDS = [
     ("Monthly Bookkeeping", "Bookkeeping", "Bookkeeping"),
     ("Advisory Meeting", "Advisory", "Consulting"),
 ]
+TASK_TYPES = ["Gather records", "Preparation", "Partner review", "Lodgement", "Client meeting"]
 TEMPLATES = [
     ("Tax Return - Individual", ["Gather records", "Prepare return", "Partner review", "Lodge"]),
     ("Annual Accounts", ["Bank reconciliation", "Year-end adjustments", "Financial statements"]),
@@ -156,6 +159,8 @@ FIELD_DEFS = [
     ("Next Review", "Date", "Date", True, False, ""),
     ("Priority", "Number", "Number", False, True, ""),
     ("Portal Link", "Link", "Text", True, False, ""),
+    ("Job Reference", "Text", "Text", False, True, ""),
+    ("Lodgement Due", "Date", "Date", False, True, ""),
 ]
 
 
@@ -202,24 +207,42 @@ def _client(rng: random.Random, practice: Practice, now: datetime, index: int) -
         name = f"{last} {rng.choice(TRADES)} {COMPANY_SUFFIX[country] if structure == 'Company' else structure}"
     staff = list(practice.staff)
     gst = structure != "Individual" or rng.random() < 0.2
+    person = structure == "Individual"
+    postal = rng.random() < 0.3  # a separate postal address (a PO box)
+    street = f"{rng.randint(1, 400)} {rng.choice(LAST)} Street"
     client = Client(
         uuid=new_uuid(rng),
         name=f"{name} ({index})" if rng.random() < 0.02 else name,
         modified_at=now - timedelta(days=rng.randint(1, 900), seconds=rng.randint(0, 86_399)),
-        first_name=first if structure == "Individual" else "",
-        last_name=last if structure == "Individual" else "",
+        title=rng.choice(["Mr", "Ms", "Mrs", "Dr", ""]) if person else "",
+        gender=rng.choice(["Male", "Female", ""]) if person else "",
+        first_name=first if person else "",
+        middle_name=rng.choice(FIRST) if person and rng.random() < 0.3 else "",
+        last_name=last if person else "",
+        other_name=f"{last} {rng.choice(TRADES)}" if not person and rng.random() < 0.2 else "",
         email=f"{first.lower()}.{last.lower()}{index}@example.com",
-        date_of_birth=date(rng.randint(1940, 2004), rng.randint(1, 12), rng.randint(1, 28))
-        if structure == "Individual"
+        date_of_birth=date(rng.randint(1940, 2004), rng.randint(1, 12), rng.randint(1, 28)) if person else None,
+        date_of_death=date(rng.randint(2015, 2025), rng.randint(1, 12), rng.randint(1, 28))
+        if person and rng.random() < 0.01
         else None,
-        address=f"{rng.randint(1, 400)} {rng.choice(LAST)} Street",
+        place_of_birth_city=rng.choice(CITIES[country])[0] if person and rng.random() < 0.5 else "",
+        place_of_birth_country_code=("AU" if country == "Australia" else "NZ") if person else "",
+        address=street,
         city=city,
         region=region,
         post_code=post_code,
         country=country,
+        postal_address=f"PO Box {rng.randint(10, 9999)}" if postal else street,
+        postal_city=city,
+        postal_region=region,
+        postal_post_code=post_code,
+        postal_country=country,
         phone=f"0{rng.randint(2, 9)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}",
-        website=f"https://{last.lower()}{index}.example" if structure != "Individual" else "",
+        fax=f"0{rng.randint(2, 9)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}" if rng.random() < 0.05 else "",
+        website=f"https://{last.lower()}{index}.example" if not person else "",
         referral_source=rng.choice(["", "Referral", "Website", "Existing client"]),
+        export_code=f"X{index:05d}" if rng.random() < 0.1 else "",
+        industry=rng.choice(INDUSTRIES) if not person else "",
         is_prospect=rng.random() < 0.03,
         is_archived=rng.random() < 0.04,
         account_manager_uuid=rng.choice(staff),
@@ -242,6 +265,11 @@ def _client(rng: random.Random, practice: Practice, now: datetime, index: int) -
         return_type=RETURN_TYPES[country][structure],
         prepare_activity_statement=country == "Australia" and gst,
         prepare_tax_return=rng.random() < 0.85,
+        branch_number=str(rng.randint(1, 9)) if country == "Australia" and rng.random() < 0.2 else "",
+        bank_bsb=f"{rng.randint(100, 999)}-{rng.randint(100, 999)}" if country == "Australia" else "",
+        bank_account_name=name if rng.random() < 0.5 else "",
+        bank_account_number=str(rng.randint(10**7, 10**9)) if rng.random() < 0.5 else "",
+        bank_name=rng.choice(["", "Harbour Bank", "Southern Savings"]),
         active_ato_client=country == "Australia",
         client_code=f"{last[:3].upper()}{index:05d}",
     )
@@ -257,6 +285,7 @@ def _client(rng: random.Random, practice: Practice, now: datetime, index: int) -
                 salutation=cf,
                 addressee=f"{cf} {cl}",
                 is_primary=n == 0,
+                is_deleted=n > 0 and rng.random() < 0.05,
             )
         )
     return client
@@ -295,6 +324,8 @@ def build_practice(
         practice.job_states[s_.uuid] = s_
     for fname, ftype, element, on_client, on_job, options in FIELD_DEFS:
         d = FieldDefinition(new_uuid(rng), fname, ftype, element, on_client, on_job, options)
+        if ftype == "Link":
+            d.link_url = "https://portal.example/open?ref={0}"
         practice.field_definitions[d.uuid] = d
     for template_name, task_names in TEMPLATES:
         template = Template(new_uuid(rng), template_name, [(new_uuid(rng), t) for t in task_names])
@@ -325,11 +356,40 @@ def build_practice(
                     number_of_shares=rng.choice([None, 100, 500]),
                     percentage=Decimal(rng.choice([25, 50, 100])),
                     start_date=date(rng.randint(2005, 2024), rng.randint(1, 12), 1),
+                    end_date=date(2025, rng.randint(1, 12), 1) if rng.random() < 0.1 else None,
                 )
             )
 
+    for client in rng.sample(client_list, k=len(client_list) // 20):
+        payer = rng.choice(client_list)
+        if payer is not client:
+            client.billing_client_uuid = payer.uuid
+    for task_name in TASK_TYPES:
+        practice.task_types[task_name] = new_uuid(rng)
     _add_jobs(practice, rng, jobs, start_year, now, job_defs)
     return practice
+
+
+def _tasks(rng: random.Random, practice: Practice, job: Job) -> list[Task]:
+    """One to three tasks, each allocating minutes to some of the job's staff."""
+    tasks = []
+    for name in rng.sample(TASK_TYPES, k=rng.randint(1, 3)):
+        people = rng.sample(job.assigned, k=rng.randint(1, len(job.assigned)))
+        estimate = rng.choice([30, 60, 120, 240])
+        tasks.append(
+            Task(
+                uuid=new_uuid(rng),
+                name=name,
+                task_uuid=practice.task_types[name],
+                estimated_minutes=estimate,
+                actual_minutes=rng.randint(0, estimate) if job.state != "Planned" else 0,
+                completed=job.state == "Completed",
+                start_date=job.start_date,
+                due_date=job.due_date,
+                assigned=[(s, rng.choice([15, 30, 60, 90])) for s in people],
+            )
+        )
+    return tasks
 
 
 def _add_jobs(
@@ -378,8 +438,11 @@ def _add_jobs(
             manager_uuid=rng.choice(staff),
             partner_uuid=rng.choice(staff) if rng.random() < 0.6 else "",
             category_uuid=categories[category],
-            assigned=[(s, rng.choice([0, 60, 120, 240])) for s in rng.sample(staff, k=rng.randint(1, 3))],
+            assigned=rng.sample(staff, k=rng.randint(1, 3)),
         )
+        if client.contacts and rng.random() < 0.5:
+            job.contact_uuid = rng.choice(client.contacts).uuid
+        job.tasks = _tasks(rng, practice, job)
         job.custom_fields = _fill_fields(rng, job_defs, now.date(), 0.3)
         practice.jobs[job.number] = job
         added.append(job)

@@ -38,6 +38,7 @@ class Contact:
     salutation: str = ""
     addressee: str = ""
     is_primary: bool = False
+    is_deleted: bool = False
 
 
 @dataclass(slots=True)
@@ -49,6 +50,7 @@ class Relationship:
     number_of_shares: int | None = None
     percentage: Decimal | None = None
     start_date: date | None = None
+    end_date: date | None = None
 
 
 @dataclass(slots=True)
@@ -64,24 +66,40 @@ class Client:
     uuid: str
     name: str
     modified_at: datetime
+    title: str = ""
+    gender: str = ""
     first_name: str = ""
+    middle_name: str = ""
     last_name: str = ""
+    other_name: str = ""
     email: str = ""
     date_of_birth: date | None = None
+    date_of_death: date | None = None
+    place_of_birth_city: str = ""
+    place_of_birth_country_code: str = ""
     address: str = ""
     city: str = ""
     region: str = ""
     post_code: str = ""
     country: str = ""
+    postal_address: str = ""
+    postal_city: str = ""
+    postal_region: str = ""
+    postal_post_code: str = ""
+    postal_country: str = ""
     phone: str = ""
+    fax: str = ""
     website: str = ""
     referral_source: str = ""
+    export_code: str = ""
+    industry: str = ""
     is_prospect: bool = False
     is_archived: bool = False
     is_deleted: bool = False
     account_manager_uuid: str = ""
     job_manager_uuid: str = ""
     client_type: str = ""
+    billing_client_uuid: str = ""
     tax_number: str = ""
     company_number: str = ""
     business_number: str = ""
@@ -99,6 +117,11 @@ class Client:
     return_type: str = ""
     prepare_activity_statement: bool = False
     prepare_tax_return: bool = False
+    branch_number: str = ""
+    bank_bsb: str = ""
+    bank_account_name: str = ""
+    bank_account_number: str = ""
+    bank_name: str = ""
     active_ato_client: bool = False
     client_code: str = ""
     contacts: list[Contact] = field(default_factory=list)
@@ -118,6 +141,9 @@ class Task:
     completed: bool = False
     billable: bool = True
     folder: str = ""
+    start_date: date | None = None
+    due_date: date | None = None
+    assigned: list[tuple[str, int]] = field(default_factory=list)  # (staff uuid, allocated minutes)
 
 
 @dataclass(slots=True)
@@ -145,8 +171,9 @@ class Job:
     internal_id: str = ""
     manager_uuid: str = ""
     partner_uuid: str = ""
+    contact_uuid: str = ""
     category_uuid: str = ""
-    assigned: list[tuple[str, int]] = field(default_factory=list)
+    assigned: list[str] = field(default_factory=list)  # staff uuids; minutes are allocated per task
     tasks: list[Task] = field(default_factory=list)
     custom_fields: dict[str, object] = field(default_factory=dict)
 
@@ -181,6 +208,7 @@ class Practice:
     jobs: dict[str, Job] = field(default_factory=dict)
     field_definitions: dict[str, FieldDefinition] = field(default_factory=dict)
     templates: dict[str, Template] = field(default_factory=dict)
+    task_types: dict[str, str] = field(default_factory=dict)  # task name -> its TaskUUID
 
     def state_by_code(self, code: str) -> Named | None:
         """The job state whose interface code is `code`."""
@@ -188,3 +216,16 @@ class Practice:
 
     def is_current(self, job: Job) -> bool:
         return job.state not in CLOSED_STATES
+
+    def contact(self, contact_uuid: str) -> Contact | None:
+        """A contact of any client, by its UUID."""
+        return next((k for c in self.clients.values() for k in c.contacts if k.uuid == contact_uuid), None)
+
+
+def allocated_minutes(job: Job) -> dict[str, int]:
+    """Minutes allocated to each staff member on a job: the sum over its tasks."""
+    minutes: dict[str, int] = {}
+    for task in job.tasks:
+        for staff_uuid, allocated in task.assigned:
+            minutes[staff_uuid] = minutes.get(staff_uuid, 0) + allocated
+    return minutes

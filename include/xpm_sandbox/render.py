@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
-from xpm_sandbox.model import Client, Contact, FieldDefinition, Group, Job, Named, Practice, Staff, Task
+from xpm_sandbox.model import Client, Contact, FieldDefinition, Group, Job, Named, Practice, Relationship, Staff, Task
 
 
 def _text(value: object) -> str:
@@ -36,8 +36,9 @@ def true_false(value: bool) -> str:
     return "true" if value else "false"
 
 
-def envelope(method: str, body: str) -> str:
-    return f'<Response api-method="{method}"><Status>OK</Status>{body}</Response>'
+def envelope(method: str, body: str, *, web: str = "") -> str:
+    """An OK answer; `web` is the record's web address, which `get` answers carry beside it."""
+    return f'<Response api-method="{method}"><Status>OK</Status>{body}{el("WebUrl", web) if web else ""}</Response>'
 
 
 def error(method: str, description: str) -> str:
@@ -54,10 +55,19 @@ def collection(name: str, items: Iterable[str]) -> str:
     return f"<{name}>{inner}</{name}>" if inner else f"<{name} />"
 
 
+WEB = "https://practicemanager.sandbox.example"
+
+
+def web_url(kind: str, key: str) -> str:
+    """Where XPM's own web app shows a record (the sandbox's stand-in address)."""
+    return f"{WEB}/{kind}/{key}"
+
+
 def staff(s: Staff) -> str:
     return (
         f"<Staff>{el('UUID', s.uuid)}{el('Name', s.name)}{el('Email', s.email)}{el('Phone', s.phone)}"
-        f"{el('Mobile', s.mobile)}{el('Address', s.address)}{el('PayrollCode', s.payroll_code)}</Staff>"
+        f"{el('Mobile', s.mobile)}{el('Address', s.address)}{el('PayrollCode', s.payroll_code)}"
+        f"{el('WebUrl', web_url('staff', s.uuid))}</Staff>"
     )
 
 
@@ -66,134 +76,143 @@ def named(tag: str, n: Named) -> str:
 
 
 def group(g: Group) -> str:
-    return f"<Group>{el('UUID', g.uuid)}{el('Name', g.name)}{el('Taxable', yes_no(g.taxable))}</Group>"
+    return (
+        f"<Group>{el('UUID', g.uuid)}{el('Name', g.name)}{el('WebUrl', web_url('group', g.uuid))}"
+        f"{el('Taxable', yes_no(g.taxable))}</Group>"
+    )
 
 
-def client(p: Practice, c: Client, *, detailed: bool) -> str:
+def _client_type(name: str) -> str:
+    if not name:
+        return ""
+    terms = f"{el('CostMarkup', Decimal('0'))}{el('PaymentTerm', 'DayOfMonth')}{el('PaymentDay', 20)}"
+    return f"<Type>{el('Name', name)}{terms}</Type>"
+
+
+def _auto_bas(c: Client) -> str:
+    """Australian clients who lodge activity statements carry their auto-BAS opt-in choices."""
+    if not c.prepare_activity_statement:
+        return ""
+    choices = "".join(el(tag, "No") for tag in ("Annually", "Monthly", "Quarterly", "Opt-out"))
+    return f"<AutoBasOptInCriteria>{choices}</AutoBasOptInCriteria>"
+
+
+def client(p: Practice, c: Client, *, detailed: bool, contacts: bool = True, web: bool = True) -> str:
+    """A client. `contacts` is off in the paged list; `web` is off in `client.api/get`, where XPM
+    puts `<WebUrl>` beside the client instead."""
     staff_name = {u: s.name for u, s in p.staff.items()}
+    billing = p.clients.get(c.billing_client_uuid)
     parts = [
-        el("UUID", c.uuid),
-        el("Name", c.name),
-        el("FirstName", c.first_name),
-        el("LastName", c.last_name),
-        el("Email", c.email),
+        el("UUID", c.uuid), el("Name", c.name), el("Title", c.title), el("Gender", c.gender),
+        el("FirstName", c.first_name), el("MiddleName", c.middle_name), el("LastName", c.last_name),
+        el("OtherName", c.other_name), el("Email", c.email),
         el("DateOfBirth", c.date_of_birth) if c.date_of_birth else "",
-        el("Address", c.address),
-        el("City", c.city),
-        el("Region", c.region),
-        el("PostCode", c.post_code),
-        el("Country", c.country),
-        el("PostalAddress", c.address),
-        el("PostalCity", c.city),
-        el("PostalRegion", c.region),
-        el("PostalPostCode", c.post_code),
-        el("PostalCountry", c.country),
-        el("Phone", c.phone),
-        el("Fax", ""),
-        el("Website", c.website),
-        el("ReferralSource", c.referral_source),
-        el("ExportCode", ""),
-        el("IsProspect", yes_no(c.is_prospect)),
-        el("IsArchived", yes_no(c.is_archived)),
+        el("DateOfDeath", c.date_of_death) if c.date_of_death else "",
+        el("PlaceOfBirthCity", c.place_of_birth_city), el("PlaceOfBirthCountryCode", c.place_of_birth_country_code),
+        el("Address", c.address), el("City", c.city), el("Region", c.region), el("PostCode", c.post_code),
+        el("Country", c.country), el("PostalAddress", c.postal_address), el("PostalCity", c.postal_city),
+        el("PostalRegion", c.postal_region), el("PostalPostCode", c.postal_post_code),
+        el("PostalCountry", c.postal_country), el("Phone", c.phone), el("Fax", c.fax), el("Website", c.website),
+        el("ReferralSource", c.referral_source), el("ExportCode", c.export_code), el("Industry", c.industry),
+        el("IsProspect", yes_no(c.is_prospect)), el("IsArchived", yes_no(c.is_archived)),
         el("IsDeleted", yes_no(c.is_deleted)),
         ref("AccountManager", c.account_manager_uuid, staff_name.get(c.account_manager_uuid, "")),
         ref("JobManager", c.job_manager_uuid, staff_name.get(c.job_manager_uuid, "")),
-        f"<Type>{el('Name', c.client_type)}</Type>" if c.client_type else "",
-        el("TaxNumber", c.tax_number),
-        el("CompanyNumber", c.company_number),
-        el("BusinessNumber", c.business_number),
-        el("BusinessStructure", c.business_structure),
-        el("BalanceMonth", c.balance_month),
-        el("BranchNumber", ""),
-        el("GSTRegistered", yes_no(c.gst_registered)),
-        el("PrepareGST", yes_no(c.prepare_gst)),
-        el("GSTPeriod", c.gst_period),
-        el("GSTBasis", c.gst_basis),
-        el("ProvisionalTaxBasis", c.provisional_tax_basis),
-        el("ProvisionalTaxRatio", c.provisional_tax_ratio),
-        el("SignedTaxAuthority", yes_no(c.signed_tax_authority)),
-        el("TaxAgent", c.tax_agent),
-        el("AgencyStatus", c.agency_status),
-        el("ReturnType", c.return_type),
+        _client_type(c.client_type),
+        ref("BillingClient", billing.uuid, billing.name) if billing else "",
+        el("TaxNumber", c.tax_number), el("CompanyNumber", c.company_number),
+        el("BusinessNumber", c.business_number), el("BusinessStructure", c.business_structure),
+        el("BalanceMonth", c.balance_month), el("BranchNumber", c.branch_number),
+        el("GSTRegistered", yes_no(c.gst_registered)), el("PrepareGST", yes_no(c.prepare_gst)),
+        el("GSTPeriod", c.gst_period), el("GSTBasis", c.gst_basis), el("ProvisionalTaxBasis", c.provisional_tax_basis),
+        el("ProvisionalTaxRatio", c.provisional_tax_ratio), el("SignedTaxAuthority", yes_no(c.signed_tax_authority)),
+        el("TaxAgent", c.tax_agent), el("AgencyStatus", c.agency_status), el("ReturnType", c.return_type),
         el("PrepareActivityStatement", yes_no(c.prepare_activity_statement)),
-        el("PrepareTaxReturn", yes_no(c.prepare_tax_return)),
-        el("ActiveAtoClient", yes_no(c.active_ato_client)),
-        el("ClientCode", c.client_code),
-        collection("Contacts", map(contact, c.contacts)),
-    ]
+        el("PrepareTaxReturn", yes_no(c.prepare_tax_return)), el("BankBSB", c.bank_bsb),
+        el("BankAccountName", c.bank_account_name), el("BankAccountNumber", c.bank_account_number),
+        el("BankName", c.bank_name), el("ActiveAtoClient", yes_no(c.active_ato_client)),
+        el("ClientCode", c.client_code), _auto_bas(c),
+        el("WebUrl", web_url("client", c.uuid)) if web else "",
+    ]  # fmt: skip
+    if contacts:
+        parts.append(collection("Contacts", map(contact, c.contacts)))
     if detailed:
         parts.append("<Notes />")
         parts.append(
             collection("Groups", (named("Group", Named(g, p.groups[g].name)) for g in c.group_uuids if g in p.groups))
         )
-        parts.append(
-            collection(
-                "Relationships",
-                (
-                    f"<Relationship>{el('UUID', r.uuid)}{el('Type', r.type)}"
-                    f"{ref('RelatedClient', r.related_uuid, r.related_name)}"
-                    f"{el('NumberOfShares', r.number_of_shares)}{el('Percentage', r.percentage)}"
-                    f"{el('StartDate', r.start_date)}</Relationship>"
-                    for r in c.relationships
-                ),
-            )
-        )
+        parts.append(collection("Relationships", map(relationship, c.relationships)))
     return f"<Client>{''.join(parts)}</Client>"
+
+
+def relationship(r: Relationship) -> str:
+    return (
+        f"<Relationship>{el('UUID', r.uuid)}{el('Type', r.type)}"
+        f"{ref('RelatedClient', r.related_uuid, r.related_name)}"
+        f"{el('NumberOfShares', r.number_of_shares)}{el('Percentage', r.percentage)}"
+        f"{el('StartDate', r.start_date)}{el('EndDate', r.end_date)}</Relationship>"
+    )
 
 
 def contact(k: Contact) -> str:
     return (
         f"<Contact>{el('UUID', k.uuid)}{el('Name', k.name)}{el('Mobile', k.mobile)}{el('Email', k.email)}"
         f"{el('Phone', k.phone)}{el('Position', k.position)}{el('Salutation', k.salutation)}"
-        f"{el('Addressee', k.addressee)}{el('IsPrimary', yes_no(k.is_primary))}</Contact>"
+        f"{el('Addressee', k.addressee)}{el('IsPrimary', yes_no(k.is_primary))}"
+        f"{el('IsDeleted', yes_no(k.is_deleted))}</Contact>"
     )
 
 
-def task(t: Task) -> str:
+def _assigned(staff_name: dict[str, str], people: list[tuple[str, int | None]]) -> str:
+    """`<Assigned><Staff>`: a job's own list carries no minutes; a task's list does."""
+    return collection(
+        "Assigned",
+        (
+            f"<Staff>{el('UUID', s)}{el('Name', staff_name.get(s, ''))}"
+            + (el("AllocatedMinutes", m) if m is not None else "")
+            + "</Staff>"
+            for s, m in people
+        ),
+    )
+
+
+def task(t: Task, staff_name: dict[str, str]) -> str:
     return (
         f"<Task>{el('UUID', t.uuid)}{el('Name', t.name)}{el('TaskUUID', t.task_uuid)}"
         f"{el('EstimatedMinutes', t.estimated_minutes)}{el('ActualMinutes', t.actual_minutes)}"
         f"{el('Description', t.description)}{el('Completed', true_false(t.completed))}"
-        f"{el('Billable', true_false(t.billable))}{el('Folder', t.folder)}</Task>"
+        f"{el('Billable', true_false(t.billable))}{el('Folder', t.folder)}"
+        f"{el('StartDate', t.start_date)}{el('DueDate', t.due_date)}"
+        f"{_assigned(staff_name, [(s, m) for s, m in t.assigned])}</Task>"
     )
 
 
-def job(p: Practice, j: Job, *, detailed: bool) -> str:
+def job(p: Practice, j: Job, *, detailed: bool, web: bool = True) -> str:
+    """A job. `web` is off in `job.api/get`, where XPM puts `<WebUrl>` beside the job instead."""
     staff_name = {u: s.name for u, s in p.staff.items()}
     client_ = p.clients.get(j.client_uuid)
+    contact_ = p.contact(j.contact_uuid) if j.contact_uuid else None
     parts = [
-        el("ID", j.number),
-        el("UUID", j.uuid),
-        el("Name", j.name),
-        el("Description", j.description),
-        ref("Client", j.client_uuid, client_.name if client_ else ""),
-        el("ClientOrderNumber", j.client_order_number),
-        el("Budget", j.budget),
-        el("State", j.state),
-        el("Type", j.job_type),
-        el("StartDate", j.start_date),
-        el("DueDate", j.due_date),
-        el("CompletedDate", j.completed_date) if j.completed_date else "",
-        el("InternalID", j.internal_id),
+        el("ID", j.number), el("UUID", j.uuid), el("Name", j.name), el("Description", j.description),
+        ref("Client", j.client_uuid, client_.name if client_ else ""), el("ClientOrderNumber", j.client_order_number),
+        el("Budget", j.budget), el("State", j.state), el("Type", j.job_type), el("StartDate", j.start_date),
+        el("DueDate", j.due_date), el("CompletedDate", j.completed_date) if j.completed_date else "",
+        ref("Contact", contact_.uuid, contact_.name) if contact_ else "", el("InternalID", j.internal_id),
         ref("Manager", j.manager_uuid, staff_name.get(j.manager_uuid, "")),
         ref("Partner", j.partner_uuid, staff_name.get(j.partner_uuid, "")),
-        collection(
-            "Assigned",
-            (
-                f"<Staff>{el('UUID', s)}{el('Name', staff_name.get(s, ''))}{el('AllocatedMinutes', m)}</Staff>"
-                for s, m in j.assigned
-            ),
-        ),
-    ]
+        _assigned(staff_name, [(s, None) for s in j.assigned]),
+    ]  # fmt: skip
     if detailed:
-        parts += [collection("Tasks", map(task, j.tasks)), "<Milestones />", "<Notes />"]
+        parts += [collection("Tasks", (task(t, staff_name) for t in j.tasks)), "<Milestones />", "<Notes />"]
+    if web:
+        parts.append(el("WebUrl", web_url("job", j.number)))
     return f"<Job>{''.join(parts)}</Job>"
 
 
 def field_definition(d: FieldDefinition) -> str:
     return (
         f"<CustomFieldDefinition>{el('UUID', d.uuid)}{el('Name', d.name)}{el('Type', d.type)}"
-        f"{el('LinkURL', d.link_url)}{el('Options', d.options)}"
+        f"{el('LinkUrl', d.link_url)}{el('Options', d.options)}"
         f"{el('UseClient', true_false(d.use_client))}{el('UseContact', 'false')}"
         f"{el('UseJob', true_false(d.use_job))}{el('UseLead', 'false')}{el('UseSupplier', 'false')}"
         f"{el('UseJobTask', 'false')}{el('UseJobCost', 'false')}{el('UseJobTime', 'false')}"

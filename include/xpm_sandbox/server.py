@@ -96,4 +96,13 @@ def serve(*, host: str, port: int, per_minute: int = 60, **kwargs: Any) -> None:
     for key, value in connection_extras(url).items():
         print(f"  {key}: {value}")
     print(flush=True)
-    uvicorn.run(create_app(sandbox), host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    # A hung request (the "hang" fault) must not keep the process alive after SIGTERM.
+    uvicorn.run(
+        create_app(sandbox),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )

@@ -1,6 +1,6 @@
 """The sandbox answers every recorded XPM call in the same shape as the real service.
 
-For each call in shared/xpm-reference/recorded/, the same call is made to the sandbox over HTTP
+For each call in tests/fixtures/xpm/recorded/, the same call is made to the sandbox over HTTP
 (identifiers swapped for the sandbox's own) and the answers are compared: HTTP status, the
 headers the real answer carried, and for XML the element names, nesting, order and value
 formats. 3.1 answers with `<UUID>` where 3.0 had an integer `<ID>` (and `TaskUUID` for
@@ -23,7 +23,7 @@ from defusedxml import ElementTree as SafeET
 from tests.conftest import REPO
 from tests.xpm_sandbox.conftest import Connected, control
 
-REFERENCE = REPO.parent / "shared" / "xpm-reference"
+REFERENCE = REPO / "tests" / "fixtures" / "xpm"
 RECORDED = sorted((REFERENCE / "recorded").glob("*.json"))
 
 

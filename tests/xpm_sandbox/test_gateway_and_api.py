@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from xml.etree.ElementTree import ParseError
 
 import pytest
@@ -10,7 +11,7 @@ import requests
 from defusedxml import ElementTree
 
 from tests.xpm_sandbox.conftest import Connected, connect, control
-from xpm_sandbox.state import USERS
+from xpm_sandbox.state import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, USERS
 
 LIMIT_HEADERS = {"x-minlimit-remaining", "x-daylimit-remaining", "x-appminlimit-remaining"}
 
@@ -119,6 +120,107 @@ def test_removing_the_privilege_or_the_tenant_gives_403(conn: Connected):
 def test_revoking_the_grant_from_the_control_api(conn: Connected):
     assert control(conn.srv, "revoke", {})["revoked"] == 1
     assert conn.get("staff.api/list").status_code == 401
+
+
+def test_the_revoke_grant_fault_revokes_the_grant_behind_the_call(conn: Connected):
+    from tests.xpm_sandbox.conftest import token
+
+    control(conn.srv, "faults", {"kind": "revoke_grant", "path": "staff.api"})
+    reply = conn.get("staff.api/list")
+    assert (reply.status_code, reply.json()["Detail"]) == (401, "AuthenticationUnsuccessful")
+    assert conn.get("category.api/list").status_code == 401  # and it stays revoked
+    refreshed = token(conn.srv, grant_type="refresh_token", refresh_token=conn.tokens["refresh_token"])
+    assert (refreshed.status_code, refreshed.json()["error"]) == (400, "invalid_grant")
+
+
+def test_the_remove_privilege_fault_takes_the_privilege_from_the_caller(conn: Connected):
+    control(conn.srv, "faults", {"kind": "remove_privilege", "path": "staff.api"})
+    assert conn.get("staff.api/list").status_code == 403
+    assert conn.get("category.api/list").status_code == 403
+    admin = conn.srv.sandbox.identity.users[USERS.admin]
+    assert admin.practices[conn.tenant_id] == (True, False)
+
+
+@pytest.mark.parametrize(("kind", "status"), [("401", 401), ("403", 403)])
+def test_one_off_401_and_403_on_demand(conn: Connected, kind: str, status: int):
+    control(conn.srv, "faults", {"kind": kind, "path": "staff.api"})
+    reply = conn.get("staff.api/list")
+    assert (reply.status_code, reply.json()["Detail"]) == (status, "AuthenticationUnsuccessful")
+    assert conn.get("staff.api/list").status_code == 200
+
+
+@pytest.mark.parametrize("problem", ["minute", "day"])
+def test_a_429_on_demand(conn: Connected, problem: str):
+    control(conn.srv, "faults", {"kind": "429", "path": "staff.api", "problem": problem, "seconds": 7})
+    reply = conn.get("staff.api/list")
+    assert reply.status_code == 429
+    assert (reply.headers["Retry-After"], reply.headers["X-Rate-Limit-Problem"]) == ("7", problem)
+    assert reply.content == b""
+
+
+def test_an_emptied_or_rewrapped_list_on_demand(conn: Connected):
+    control(conn.srv, "faults", {"kind": "empty", "path": "client.api/list"})
+    root = _xml(conn.get("client.api/list"))
+    assert root.findtext("Status") == "OK"
+    assert root.find("Clients") is not None
+    assert list(root.find("Clients")) == []
+    control(conn.srv, "faults", {"kind": "wrong_wrapper", "path": "job.api/current"})
+    root = _xml(conn.get("job.api/current"))
+    assert root.find("Jobs") is None
+    assert len(list(root.find("Items"))) == len(
+        [j for j in conn.srv.sandbox.main.jobs.values() if j.state not in ("Completed", "Cancelled")]
+    )
+
+
+def test_an_unknown_fault_kind_is_refused_with_the_list(conn: Connected):
+    reply = requests.post(f"{conn.srv.url}/_sandbox/faults", json={"kind": "gremlins"}, timeout=10)
+    assert reply.status_code == 400
+    assert "revoke_grant" in reply.json()["error"]
+
+
+@dataclass
+class _Remote:
+    """What `connect` needs of a sandbox running in another process."""
+
+    url: str
+    client_id: str = SANDBOX_CLIENT_ID
+    client_secret: str = SANDBOX_CLIENT_SECRET
+
+
+def test_the_sandbox_stops_on_sigterm_with_a_request_hanging():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from xpm_sandbox.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xpm_sync.cli", "sandbox", "--port", str(port), "--clients", "5", "--jobs", "5"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{url}/_sandbox", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        requests.post(f"{url}/_sandbox/faults", json={"kind": "hang"}, timeout=5)
+
+        hung = connect(_Remote(url))  # type: ignore[arg-type]
+        threading.Thread(target=lambda: hung.get("staff.api/list"), daemon=True).start()
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_modifiedsince_returns_only_clients_changed_since(conn: Connected):

@@ -1,21 +1,33 @@
 """One request loop for every call to XPM: status to exception, retries, Retry-After, accounting.
 
-Retried: transient failures (5xx, timeouts, dropped connections) with exponential backoff, and
-429 `minute` after waiting the `Retry-After` XPM gives. Not retried: authentication (a 401 after
-a fresh token, 403), 429 `day` (stop and resume next run), business errors, bad payloads.
+Retried: transient failures (5xx, timeouts, dropped connections, an answer that broke off) with
+exponential backoff, and 429 `minute` after waiting the `Retry-After` XPM gives. A 401 is answered
+by one token refresh and one more try. Not retried: authentication (a 401 after a fresh token,
+403), 429 `day` (stop and resume next run), business errors, bad payloads.
+
+Every answer is read in full into a temporary file (memory first, disk past a few MB) before
+anyone parses it: no database transaction ever waits on the network, and an answer over
+`max_bytes` is refused while it arrives.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
 
 import requests
 import urllib3
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from xpm_sync.api.usage import Usage
 from xpm_sync.errors import (
@@ -23,17 +35,26 @@ from xpm_sync.errors import (
     XpmAuthError,
     XpmDailyLimitReached,
     XpmError,
+    XpmPayloadError,
     XpmRateLimitError,
     XpmTransientError,
+    XpmUnanswered,
 )
 
 log = logging.getLogger(__name__)
 
 BODY_IN_MESSAGES = 200
+SPOOL_IN_MEMORY = 8 << 20
+CHUNK = 1 << 16
+T = TypeVar("T")
 
 
 class TokenExpired(Exception):
     """401 TokenExpired: the access token lapsed in flight. Refresh once and try again."""
+
+
+class Unauthorized(Exception):
+    """401 AuthenticationUnsuccessful: the token was refused. One refresh and one more try decide."""
 
 
 class _Retryable(XpmRateLimitError):
@@ -57,7 +78,7 @@ def raise_for_status(reply: requests.Response, what: str) -> None:
         detail = _detail(reply)
         if detail.startswith("TokenExpired"):
             raise TokenExpired(detail)
-        raise XpmAuthError(f"XPM refused the access token for {what} (401 {detail}). " + RECONNECT_HINT)
+        raise Unauthorized(f"XPM refused the access token for {what} (401 {detail}). " + RECONNECT_HINT)
     if status == 403:
         raise XpmAuthError(
             f"XPM refused access to the practice for {what} (403 {_detail(reply)}). The practice may have been "
@@ -96,6 +117,7 @@ class XpmApi:
         on_auth_failure: Callable[[str], object],
         timeout: tuple[float, float] = (10.0, 300.0),
         max_attempts: int = 5,
+        max_bytes: int = 512 << 20,
         backoff: Any = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -106,6 +128,7 @@ class XpmApi:
         self.on_auth_failure = on_auth_failure
         self.timeout = timeout
         self.max_attempts = max_attempts
+        self.max_bytes = max_bytes
         self.backoff = backoff or wait_exponential(multiplier=2, min=2, max=60)
         self.sleep = sleep
 
@@ -115,12 +138,19 @@ class XpmApi:
             return error.retry_after
         return float(self.backoff(state))
 
-    def _send(self, method: str, path: str, *, stream: bool, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         what = f"{method} {path}"
         self.usage.pace()
         try:
-            reply = self.session.request(method, self.base_url + path, timeout=self.timeout, stream=stream, **kwargs)
+            reply = self.session.request(method, self.base_url + path, timeout=self.timeout, stream=True, **kwargs)
         except (requests.Timeout, requests.ConnectionError) as exc:
+            # XPM may have received and counted it: so do we.
+            self.usage.record(0, {})
+            if method != "GET" and not isinstance(exc, requests.ConnectTimeout):
+                raise XpmUnanswered(
+                    f"XPM did not answer {what} ({type(exc).__name__}); it may have applied it, so it is not sent "
+                    "again until XPM has been read"
+                ) from None
             raise XpmTransientError(f"XPM did not answer {what} ({type(exc).__name__})") from None
         self.usage.record(reply.status_code, reply.headers)
         try:
@@ -130,11 +160,13 @@ class XpmApi:
             raise
         return reply
 
-    def request(self, method: str, path: str, *, stream: bool = False, **kwargs: Any) -> requests.Response:
-        """Send one call, retrying what is worth retrying; auth failures are reported and raised."""
+    def _call(self, method: str, path: str, read: Callable[[requests.Response], T], **kwargs: Any) -> T:
+        """Send one call and `read` its answer, retrying what is worth retrying; auth failures are
+        reported and raised."""
         refreshed = False
         retrying = Retrying(
-            retry=retry_if_exception_type((XpmTransientError, _Retryable)),
+            # A write with no answer may have been applied: it is never retried blindly.
+            retry=retry_if_exception_type((XpmTransientError, _Retryable)) & retry_if_not_exception_type(XpmUnanswered),
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
             sleep=self.sleep,
@@ -144,8 +176,12 @@ class XpmApi:
             try:
                 for attempt in retrying:
                     with attempt:
-                        return self._send(method, path, stream=stream, **kwargs)
-            except TokenExpired as exc:
+                        reply = self._send(method, path, **kwargs)
+                        try:
+                            return read(reply)
+                        finally:
+                            reply.close()
+            except (TokenExpired, Unauthorized) as exc:
                 if refreshed:
                     message = f"XPM refused a freshly refreshed token ({exc}). " + RECONNECT_HINT
                     self.on_auth_failure(message)
@@ -161,25 +197,43 @@ class XpmApi:
                 raise
             raise AssertionError("unreachable")  # pragma: no cover
 
-    @contextmanager
-    def stream(self, path: str, **params: Any) -> Iterator[Any]:
-        """GET `path` and yield its body as a file-like stream for the XML reader."""
-        reply = self.request("GET", path, stream=True, params=params or None)
+    def _stage(self, reply: requests.Response, what: str) -> IO[bytes]:
+        """The whole answer, in a temporary file rewound to its start."""
+        reply.raw.decode_content = True
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - handed to the caller
+        size = 0
         try:
-            reply.raw.decode_content = True
-            yield reply.raw
+            while chunk := reply.raw.read(CHUNK):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise XpmPayloadError(
+                        f"XPM's answer to {what} is over {self.max_bytes >> 20} MB; refused as implausible "
+                        "([xpm_sync] max_answer_mb)"
+                    )
+                spool.write(chunk)
         except (
             requests.exceptions.ChunkedEncodingError,
             requests.ConnectionError,
             urllib3.exceptions.HTTPError,
         ) as exc:
-            raise XpmTransientError(f"XPM's answer to GET {path} broke off ({type(exc).__name__})") from None
-        finally:
-            reply.close()
+            spool.close()
+            raise XpmTransientError(f"XPM's answer to {what} broke off ({type(exc).__name__})") from None
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
+
+    def fetch(self, path: str, **params: Any) -> IO[bytes]:
+        """GET `path` and return its whole answer, staged in a temporary file for the XML reader."""
+        return self._call("GET", path, lambda reply: self._stage(reply, f"GET {path}"), params=params or None)
 
     def send_xml(self, method: str, path: str, body: str) -> bytes:
         """Send an XML body (a write) and return the answer's bytes."""
-        reply = self.request(
-            method, path, data=body.encode("utf-8"), headers={"Content-Type": "application/xml; charset=utf-8"}
+        return self._call(
+            method,
+            path,
+            lambda reply: reply.content,
+            data=body.encode("utf-8"),
+            headers={"Content-Type": "application/xml; charset=utf-8"},
         )
-        return reply.content

@@ -22,8 +22,19 @@ _TRUE, _FALSE = {"yes", "true", "1"}, {"no", "false", "0"}
 _NO_DATE = date(1, 1, 1)
 
 
+def _empty(elem: Any) -> bool:
+    return len(elem) == 0 and not (elem.text or "").strip()
+
+
 def _children(elem: Any) -> dict[str, Any]:
-    return {local(child.tag): child for child in elem}
+    """Children by lower-cased name. XPM sometimes names an element twice (a populated
+    `<DateOfBirth>` and then an empty one): the first copy that is not empty wins."""
+    found: dict[str, Any] = {}
+    for child in elem:
+        name = local(child.tag)
+        if name not in found or (_empty(found[name]) and not _empty(child)):
+            found[name] = child
+    return found
 
 
 def _text(elem: Any) -> str | None:
@@ -223,11 +234,32 @@ def job(elem: Any) -> Record:
     row["contact_uuid"] = _ref(elem, "contact")
     row["manager_uuid"] = _ref(elem, "manager")
     row["partner_uuid"] = _ref(elem, "partner")
-    row["_assigned"] = [
-        {"staff_uuid": key_of(s, "Job.Assigned.Staff"), "allocated_minutes": _opt(s, "allocatedminutes", as_int)}
-        for s in _items(elem, "assigned")
-    ]
+    row["_assigned"] = _assignments(elem, kids.get("tasks"))
     return row
+
+
+def _assignments(elem: Any, tasks: Any) -> list[Record]:
+    """Who is on a job and the minutes allocated to each.
+
+    A job's own `<Assigned><Staff>` names the people only; XPM allocates minutes per task, so a
+    person's minutes on the job are the sum over its tasks. Without `<Tasks>` (an answer that is not
+    detailed) the minutes are unknown (None), not zero.
+    """
+    people = [key_of(s, "Job.Assigned.Staff") for s in _items(elem, "assigned")]
+    minutes: dict[str, int] | None = None
+    if tasks is not None:
+        minutes = {}
+        for task in tasks:
+            for s in _items(task, "assigned"):
+                who = key_of(s, "Job.Task.Assigned.Staff")
+                allocated = _opt(s, "allocatedminutes", as_int) or 0
+                minutes[who] = minutes.get(who, 0) + allocated
+                if who not in people:
+                    people.append(who)
+    return [
+        {"staff_uuid": who, "allocated_minutes": None if minutes is None else minutes.get(who, 0)}
+        for who in dict.fromkeys(people)
+    ]
 
 
 def field_definition(elem: Any) -> Record:

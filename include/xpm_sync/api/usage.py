@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import date
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import Engine, Table, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -51,6 +51,7 @@ class Usage:
         self.day_remaining: int | None = None
 
     def record(self, status: int, headers: Mapping[str, str]) -> None:
+        """Count one call: its HTTP status, or 0 for one that got no answer (a timeout)."""
         self.calls += 1
         if status == 429:
             # Not counted by XPM; the Retry-After wait that follows governs the next call.
@@ -66,7 +67,7 @@ class Usage:
             "tenant_id": self.tenant_id,
             "day": utcnow().date(),
             "calls": 1,
-            "errors": 1 if status >= 400 and status != 429 else 0,
+            "errors": 1 if status == 0 or (status >= 400 and status != 429) else 0,
             "rate_limited": 1 if status == 429 else 0,
             "min_remaining": self.min_remaining,
             "day_remaining": day,
@@ -82,9 +83,10 @@ class Usage:
                 "calls": table.c.calls + 1,
                 "errors": table.c.errors + stmt.excluded.errors,
                 "rate_limited": table.c.rate_limited + stmt.excluded.rate_limited,
-                "min_remaining": stmt.excluded.min_remaining,
-                "day_remaining": stmt.excluded.day_remaining,
-                "app_min_remaining": stmt.excluded.app_min_remaining,
+                # An answer without the limit headers (a gateway refusal, a timeout) keeps XPM's last report.
+                "min_remaining": func.coalesce(stmt.excluded.min_remaining, table.c.min_remaining),
+                "day_remaining": func.coalesce(stmt.excluded.day_remaining, table.c.day_remaining),
+                "app_min_remaining": func.coalesce(stmt.excluded.app_min_remaining, table.c.app_min_remaining),
                 "updated_at": stmt.excluded.updated_at,
             },
         )

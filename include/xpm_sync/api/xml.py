@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, TypeVar
 
 from lxml import etree
@@ -73,18 +73,32 @@ def iter_items(
     convert: Callable[[Any], T],
     *,
     method: str = "",
+    beside: Mapping[str, str] | None = None,
+    max_rows: int | None = None,
+    shaped: bool = True,
 ) -> Iterator[T]:
     """Yield `convert(element)` for each element at `path` under `<Response>`, checking `<Status>`.
 
-    `path` names the elements below `<Response>`, e.g. `("Clients", "Client")` for a list or
-    `("Client",)` for one record. A `<Status>ERROR</Status>` answer raises `XpmBusinessError`;
-    broken XML raises `XpmPayloadError` (records yielded before the break must not be committed).
+    `path` names the elements below `<Response>`: `("Clients", "Client")` for a list, `("Client",)`
+    for one record. The answer must have that shape: a list answer without its `<Clients>`
+    element, or with anything but `<Client>` inside it, and a record answer without its record, are
+    `XpmPayloadError`s, never "nothing there". `beside` maps elements XPM puts beside a single
+    record (`{"weburl": "web_url"}`) to the record's key. A `<Status>ERROR</Status>` answer raises
+    `XpmBusinessError`; broken XML raises `XpmPayloadError` (records yielded before the break must
+    not be committed); more than `max_rows` records raise `XpmPayloadError`. With `shaped` off
+    (answers to writes, which carry no records) only the status is checked.
     """
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     want = ("response",) + tuple(p.lower() for p in path)
-    item = want[-1]
+    item, wrapper = want[-1], want[:-1]
+    holder = wrapper[-1]  # the element records sit in: the list's, or <Response> for one record
+    single = len(path) == 1
     status: str | None = None
     description = ""
+    wrapper_seen = single
+    held: list[T] = []
+    extras: dict[str, str] = {}
+    count = 0
     try:
         parser = etree.iterparse(
             _Guarded(stream),
@@ -97,20 +111,42 @@ def iter_items(
             remove_pis=True,
         )
         for _event, elem in parser:
+            # Most elements are fields inside a record: look at the parent's name before walking the path.
+            parent = elem.getparent()
+            above = local(parent.tag) if parent is not None else ""
+            if above == holder:
+                name = local(elem.tag)
+                if name == item and _path(elem) == want:
+                    if status != "OK":
+                        raise XpmPayloadError(f"XPM answered records before an OK status ({status!r})")
+                    count += 1
+                    if max_rows is not None and count > max_rows:
+                        raise XpmPayloadError(
+                            f"XPM's answer to {method or 'the call'} holds over {max_rows:,} records; refused as "
+                            "implausible ([xpm_sync] max_answer_rows)"
+                        )
+                    record = convert(elem)
+                    if single:
+                        held.append(record)
+                    else:
+                        yield record
+                    elem.clear(keep_tail=False)
+                    while elem.getprevious() is not None:
+                        del parent[0]
+                    continue
+                if not single and _path(parent) == wrapper:
+                    raise XpmPayloadError(f"XPM's <{path[0]}> list holds <{elem.tag}>, not <{path[-1]}>")
+            if above != "response" or parent.getparent() is not None:
+                continue
             name = local(elem.tag)
-            if name == item and _path(elem) == want:
-                if status != "OK":
-                    raise XpmPayloadError(f"XPM answered records before an OK status ({status!r})")
-                yield convert(elem)
-                elem.clear(keep_tail=False)
-                parent = elem.getparent()
-                while parent is not None and elem.getprevious() is not None:
-                    del parent[0]
-            elif name in ("status", "errordescription") and _path(elem) == ("response", name):
-                if name == "status":
-                    status = (elem.text or "").strip().upper()
-                else:
-                    description = (elem.text or "").strip()
+            if name == "status":
+                status = (elem.text or "").strip().upper()
+            elif name == "errordescription":
+                description = (elem.text or "").strip()
+            elif name == wrapper[-1]:
+                wrapper_seen = True
+            elif beside and name in beside:
+                extras[beside[name]] = (elem.text or "").strip()
         root = parser.root
     except etree.XMLSyntaxError as exc:
         raise XpmPayloadError(f"XPM's answer is not well-formed XML (truncated or malformed): {exc.msg}") from None
@@ -122,9 +158,21 @@ def iter_items(
         raise XpmBusinessError(description or "no description given", method=method)
     if status != "OK":
         raise XpmPayloadError(f"XPM's answer has no OK status ({status!r})")
+    if not shaped:
+        return
+    if not wrapper_seen:
+        raise XpmPayloadError(f"XPM's answer to {method or 'the call'} has no <{path[0]}> list: not the expected shape")
+    if single and not held:
+        raise XpmPayloadError(f"XPM's answer to {method or 'the call'} has no <{path[0]}>: not the expected shape")
+    for record in held:
+        if isinstance(record, dict):
+            for key, value in extras.items():
+                if value and not record.get(key):
+                    record[key] = value
+        yield record
 
 
 def read_status(source: IO[bytes] | bytes, *, method: str = "") -> None:
     """Check an answer that carries no records (writes): OK, or raise."""
-    for _ in iter_items(source, ("__none__",), lambda e: e, method=method):
+    for _ in iter_items(source, ("__none__",), lambda e: e, method=method, shaped=False):
         pass

@@ -11,11 +11,11 @@ import requests
 
 from tests.conftest import REPO
 from xpm_sync.api import records
-from xpm_sync.api.client import TokenExpired, raise_for_status
+from xpm_sync.api.client import TokenExpired, Unauthorized, raise_for_status
 from xpm_sync.api.xml import iter_items, read_status
 from xpm_sync.errors import XpmAuthError, XpmBusinessError, XpmDailyLimitReached, XpmRateLimitError, XpmTransientError
 
-RECORDED = REPO.parent / "shared" / "xpm-reference" / "recorded"
+RECORDED = REPO / "tests" / "fixtures" / "xpm" / "recorded"
 
 # The element path and converter for each kind of recorded answer.
 SHAPES = {
@@ -31,6 +31,8 @@ SHAPES = {
     "staff__add": (("Staff",), records.staff),
     "staff__update": (("Staff",), records.staff),
     "job__current": (("Jobs", "Job"), records.job),
+    "job__state": None,
+    "job__delete": None,
     "job__": (("Job",), records.job),
     "connection__post": (("Job",), records.job),
     "connection__put": (("Job",), records.job),
@@ -38,10 +40,7 @@ SHAPES = {
 
 
 def _shape(stem: str):
-    for prefix, shape in SHAPES.items():
-        if stem.startswith(prefix):
-            return shape
-    return None
+    return next((shape for prefix, shape in SHAPES.items() if stem.startswith(prefix)), None)
 
 
 def _cases():
@@ -62,7 +61,7 @@ def _reply(response: dict) -> requests.Response:
 def test_every_recorded_answer_is_read(stem, response):
     body = response["body"].encode()
     if response["status"] != 200:
-        with pytest.raises((XpmAuthError, XpmRateLimitError, XpmTransientError, TokenExpired)):
+        with pytest.raises((XpmAuthError, XpmRateLimitError, XpmTransientError, TokenExpired, Unauthorized)):
             raise_for_status(_reply(response), "GET recorded")
         return
     text = response["body"]
@@ -105,7 +104,8 @@ def test_job_fields_are_typed():
     assert job["start_date"] == date(2019, 11, 1)
     assert job["due_date"] == date(2019, 11, 7)
     assert (job["state"], job["client_uuid"], job["manager_uuid"]) == ("Planned", "24097642", "859317")
-    assert job["_assigned"] == [{"staff_uuid": "859317", "allocated_minutes": None}]
+    # A detailed answer with no tasks: nothing is allocated.
+    assert job["_assigned"] == [{"staff_uuid": "859317", "allocated_minutes": 0}]
 
 
 def test_the_3_1_shape_and_value_types():
@@ -113,13 +113,87 @@ def test_the_3_1_shape_and_value_types():
         b'<Response api-method="Get"><Status>OK</Status><Job><ID>J000001</ID><UUID>u-1</UUID><Name>N</Name>'
         b"<Client><UUID>c-1</UUID><Name>C</Name></Client><Budget>1234.50</Budget><State>Planned</State>"
         b"<StartDate>2026-07-01T00:00:00</StartDate><DueDate>0001-01-01T00:00:00</DueDate>"
-        b"<Assigned><Staff><UUID>s-1</UUID><Name>S</Name><AllocatedMinutes>90</AllocatedMinutes></Staff></Assigned>"
+        b"<Contact><UUID>k-1</UUID><Name>K</Name></Contact>"
+        b"<Assigned><Staff><UUID>s-1</UUID><Name>S</Name></Staff></Assigned>"
         b"</Job></Response>"
     )
     (job,) = iter_items(body, ("Job",), records.job)
     assert (job["uuid"], job["client_uuid"], job["budget"]) == ("u-1", "c-1", Decimal("1234.50"))
+    assert job["contact_uuid"] == "k-1"
     assert job["due_date"] is None  # XPM's "no date"
-    assert job["_assigned"] == [{"staff_uuid": "s-1", "allocated_minutes": 90}]
+    # Not a detailed answer (no <Tasks>): the allocation is unknown, not zero.
+    assert job["_assigned"] == [{"staff_uuid": "s-1", "allocated_minutes": None}]
+
+
+# --- XPM's documented shapes (written from its documentation, not from the sandbox) ------------
+
+
+def test_web_url_beside_the_record_in_a_get_answer_is_read():
+    body = (
+        b'<Response api-method="Get"><Status>OK</Status>'
+        b"<Client><UUID>c-1</UUID><Name>Acme</Name><IsArchived>No</IsArchived></Client>"
+        b"<WebUrl>https://practicemanager.xero.com/Client/c-1</WebUrl></Response>"
+    )
+    (client,) = iter_items(body, ("Client",), records.client, beside={"WebUrl": "web_url"})
+    assert client["web_url"] == "https://practicemanager.xero.com/Client/c-1"
+    job_body = (
+        b'<Response api-method="Get"><Status>OK</Status><Job><ID>J000009</ID><Name>N</Name></Job>'
+        b"<WebUrl>https://practicemanager.xero.com/Job/J000009</WebUrl></Response>"
+    )
+    (job,) = iter_items(job_body, ("Job",), records.job, beside={"WebUrl": "web_url"})
+    assert job["web_url"] == "https://practicemanager.xero.com/Job/J000009"
+
+
+def test_allocated_minutes_come_from_the_tasks_not_the_jobs_own_staff_list():
+    body = (
+        b'<Response api-method="Get"><Status>OK</Status><Job><ID>J000010</ID><Name>N</Name>'
+        b"<Assigned><Staff><UUID>s-1</UUID><Name>A</Name></Staff><Staff><UUID>s-2</UUID><Name>B</Name></Staff>"
+        b"</Assigned><Tasks>"
+        b"<Task><UUID>t-1</UUID><Name>Prepare</Name><Assigned>"
+        b"<Staff><UUID>s-1</UUID><Name>A</Name><AllocatedMinutes>60</AllocatedMinutes></Staff>"
+        b"<Staff><UUID>s-2</UUID><Name>B</Name><AllocatedMinutes>15</AllocatedMinutes></Staff></Assigned></Task>"
+        b"<Task><UUID>t-2</UUID><Name>Review</Name><Assigned>"
+        b"<Staff><UUID>s-1</UUID><Name>A</Name><AllocatedMinutes>30</AllocatedMinutes></Staff></Assigned></Task>"
+        b"</Tasks></Job></Response>"
+    )
+    (job,) = iter_items(body, ("Job",), records.job)
+    assert job["_assigned"] == [
+        {"staff_uuid": "s-1", "allocated_minutes": 90},
+        {"staff_uuid": "s-2", "allocated_minutes": 15},
+    ]
+
+
+def test_xpm_3_1_fields_of_clients_contacts_and_definitions_are_read():
+    client_body = (
+        b'<Response api-method="Get"><Status>OK</Status><Client><UUID>c-1</UUID><Name>Ann Lee</Name>'
+        b"<Title>Dr</Title><Gender>Female</Gender><OtherName>Annie</OtherName>"
+        b"<BillingClient><UUID>c-9</UUID><Name>Lee Family Trust</Name></BillingClient>"
+        b"<Contacts><Contact><UUID>k-1</UUID><Name>K</Name><IsDeleted>Yes</IsDeleted></Contact></Contacts>"
+        b"</Client></Response>"
+    )
+    (client,) = iter_items(client_body, ("Client",), records.client)
+    assert (client["title"], client["gender"], client["other_name"]) == ("Dr", "Female", "Annie")
+    assert client["billing_client_uuid"] == "c-9"
+    assert client["_contacts"][0]["is_deleted"] is True
+    definition_body = (
+        b'<Response api-method="Definition"><Status>OK</Status><CustomFieldDefinitions><CustomFieldDefinition>'
+        b"<UUID>d-1</UUID><Name>Portal</Name><Type>Link</Type><LinkUrl>https://portal.example/{0}</LinkUrl>"
+        b"<ValueElement>Text</ValueElement></CustomFieldDefinition></CustomFieldDefinitions></Response>"
+    )
+    path = ("CustomFieldDefinitions", "CustomFieldDefinition")
+    (definition,) = iter_items(definition_body, path, records.field_definition)
+    assert definition["link_url"] == "https://portal.example/{0}"
+
+
+def test_an_element_named_twice_keeps_the_first_value_that_is_not_empty():
+    body = (
+        b'<Response api-method="Get"><Status>OK</Status><Client><UUID>c-1</UUID><Name>Ann</Name>'
+        b"<DateOfBirth>1980-02-03T00:00:00</DateOfBirth><DateOfBirth></DateOfBirth>"
+        b"<Email></Email><Email>ann@example.com</Email></Client></Response>"
+    )
+    (client,) = iter_items(body, ("Client",), records.client)
+    assert client["date_of_birth"] == date(1980, 2, 3)
+    assert client["email"] == "ann@example.com"
 
 
 @pytest.mark.parametrize(
@@ -156,7 +230,8 @@ def test_unknown_elements_are_ignored():
         pytest.param(503, {}, '{"Detail":"ServiceNotAvailable"}', XpmTransientError, id="503"),
         pytest.param(500, {}, '{Status":500}', XpmTransientError, id="500-odd-body"),
         pytest.param(403, {}, '{"Detail":"AuthenticationUnsuccessful"}', XpmAuthError, id="403"),
-        pytest.param(401, {}, '{"Detail":"AuthenticationUnsuccessful"}', XpmAuthError, id="401"),
+        # One refresh and one more try decide; a 401 after that is an XpmAuthError (see the client tests).
+        pytest.param(401, {}, '{"Detail":"AuthenticationUnsuccessful"}', Unauthorized, id="401"),
         pytest.param(
             401, {}, '{"Detail":"TokenExpired: token expired at 04/29/2020 09:22:02"}', TokenExpired, id="401-expired"
         ),
