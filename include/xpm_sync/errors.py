@@ -66,3 +66,15 @@ class XpmPayloadError(XpmError):
 
 class XpmSyncIncomplete(XpmError, AirflowFailException):
     """A run ended with entities that failed; each failure was logged where it happened."""
+
+
+class XpmInputError(XpmError, ValueError):
+    """Something a person typed (a client UUID, a job number, a limit) is not valid; nothing was called."""
+
+
+class XpmSetupError(XpmConfigError):
+    """The practice database is missing or behind the code: `xpm-sync setup` is the next step."""
+
+
+class XpmUnanswered(XpmTransientError):
+    """A write got no answer: XPM may or may not have applied it, so it is not sent again blindly."""

@@ -12,6 +12,7 @@ import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
 
+from xpm_sync import config, ids
 from xpm_sync.api import records
 from xpm_sync.api.client import XpmApi
 from xpm_sync.api.usage import Usage
@@ -69,6 +70,7 @@ class XpmHook(HttpHook):
         self._backoff = backoff
         self._sleep = sleep
         self._clock = clock
+        self._max_rows = config.get_int("max_answer_rows")
 
     # --- static connection data, read once --------------------------------------------------
 
@@ -82,7 +84,9 @@ class XpmHook(HttpHook):
 
     @cached_property
     def tokens(self) -> TokenStore:
-        return TokenStore(self.settings, self.engine, retry_wait=self._backoff)
+        return TokenStore(
+            self.settings, self.engine, retry_wait=self._backoff, timeout=config.get_int("token_timeout_seconds")
+        )
 
     @cached_property
     def tenant_id(self) -> str:
@@ -111,6 +115,7 @@ class XpmHook(HttpHook):
             on_auth_failure=self.tokens.mark_needs_reconnect,
             timeout=self._timeout,
             max_attempts=self._max_attempts,
+            max_bytes=config.get_int("max_answer_mb") << 20,
             backoff=self._backoff,
             sleep=self._sleep,
         )
@@ -134,8 +139,19 @@ class XpmHook(HttpHook):
     # --- reads ------------------------------------------------------------------------------
 
     def _list(self, path: str, items: tuple[str, ...], convert: Any, **params: Any) -> Iterator[records.Record]:
-        with self.api.stream(path, **params) as body:
-            yield from iter_items(body, items, convert, method=path)
+        """The answer is fetched now, in full; its records are read as the result is iterated."""
+        body = self.api.fetch(path, **params)
+        return self._records(body, path, items, convert)
+
+    def _records(self, body: Any, path: str, items: tuple[str, ...], convert: Any, **kwargs: Any) -> Iterator[Any]:
+        with body:
+            yield from iter_items(body, items, convert, method=path, max_rows=self._max_rows, **kwargs)
+
+    def _get(self, path: str, item: str, convert: Any) -> records.Record:
+        """One detailed record; XPM puts its `<WebUrl>` beside it, not inside."""
+        with self.api.fetch(path) as body:
+            found = iter_items(body, (item,), convert, method=path, max_rows=1, beside={"weburl": "web_url"})
+            return next(found)
 
     def staff(self) -> Iterator[records.Record]:
         return self._list("staff.api/list", ("StaffList", "Staff"), records.staff)
@@ -162,7 +178,7 @@ class XpmHook(HttpHook):
         return self._list("client.api/list", ("Clients", "Client"), records.client, **params)
 
     def client(self, uuid: str) -> records.Record:
-        return next(self._list(f"client.api/get/{uuid}", ("Client",), records.client))
+        return self._get(f"client.api/get/{ids.in_path(ids.client_uuid(uuid))}", "Client", records.client)
 
     def current_jobs(self, *, detailed: bool = True) -> Iterator[records.Record]:
         return self._list("job.api/current", ("Jobs", "Job"), records.job, detailed="true" if detailed else "false")
@@ -177,23 +193,42 @@ class XpmHook(HttpHook):
         return self._list("job.api/list", ("Jobs", "Job"), records.job, **params)
 
     def job(self, number: str) -> records.Record:
-        return next(self._list(f"job.api/get/{number}", ("Job",), records.job))
+        return self._get(f"job.api/get/{ids.in_path(ids.job_number(number))}", "Job", records.job)
 
     def client_field_values(self, uuid: str) -> list[records.Record]:
-        return list(
-            self._list(f"client.api/get/{uuid}/customfield", ("CustomFields", "CustomField"), records.field_value)
-        )
+        path = f"client.api/get/{ids.in_path(ids.client_uuid(uuid))}/customfield"
+        return list(self._list(path, ("CustomFields", "CustomField"), records.field_value))
 
     def job_field_values(self, number: str) -> list[records.Record]:
-        return list(
-            self._list(f"job.api/get/{number}/customfield", ("CustomFields", "CustomField"), records.field_value)
-        )
+        path = f"job.api/get/{ids.in_path(ids.job_number(number))}/customfield"
+        return list(self._list(path, ("CustomFields", "CustomField"), records.field_value))
 
-    # --- writes -----------------------------------------------------------------------------
+    # --- writes ---------------------------------------------------------------------------------
+    # Bodies are XML whose root is the entity; 200 + <Status>ERROR</Status> raises XpmBusinessError.
 
     def set_job_state(self, number: str, state_code: str) -> None:
-        """Move a job to the state whose interface code is `state_code`."""
-        from xml.sax.saxutils import escape
-
-        body = f"<Job><ID>{escape(number)}</ID><State>{escape(state_code)}</State></Job>"
+        """Move a job to the state whose interface code is `state_code` (XPM takes no state names)."""
+        body = _xml("Job", [("ID", ids.job_number(number)), ("State", state_code)])
         read_status(self.api.send_xml("PUT", "job.api/state", body), method="job.api/state")
+
+    def update_job(self, number: str, fields: list[tuple[str, str | None]]) -> records.Record:
+        """Update a job and return it as XPM now holds it. XPM may blank what is left out, so `fields`
+        must carry every field of the job's current state, with the changes applied."""
+        body = _xml("Job", [("ID", ids.job_number(number)), *fields])
+        answer = self.api.send_xml("PUT", "job.api/update", body)
+        return next(iter_items(answer, ("Job",), records.job, method="job.api/update"))
+
+    def set_custom_fields(self, kind: str, key: str, values: list[tuple[str, str, str | None]]) -> None:
+        """Set custom fields of a client or job: (field UUID, its ValueElement, the value or None to clear)."""
+        checked = ids.client_uuid(key) if kind == "client" else ids.job_number(key)
+        path = f"{kind}.api/update/{ids.in_path(checked)}/customfield"
+        items = "".join(_xml("CustomField", [("UUID", uuid), (element, value)]) for uuid, element, value in values)
+        read_status(self.api.send_xml("PUT", path, f"<CustomFields>{items}</CustomFields>"), method=path)
+
+
+def _xml(root: str, fields: list[tuple[str, str | None]]) -> str:
+    """`<Root><Name>value</Name>...</Root>`, escaped; None is sent as an empty element."""
+    from xml.sax.saxutils import escape
+
+    inner = "".join(f"<{name}>{escape(value or '')}</{name}>" for name, value in fields)
+    return f"<{root}>{inner}</{root}>"

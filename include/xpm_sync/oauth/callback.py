@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -12,6 +15,7 @@ from xpm_sync.errors import XpmOAuthError
 from xpm_sync.oauth.settings import XpmSettings
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+T = TypeVar("T")
 
 
 def is_loopback(redirect_uri: str) -> bool:
@@ -19,21 +23,36 @@ def is_loopback(redirect_uri: str) -> bool:
     return parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS and parts.port is not None
 
 
-def wait_for_redirect(redirect_uri: str, timeout: float = 300) -> str:
-    """Listen once on the redirect URI's loopback port; return the full URL Xero sent the browser to."""
+def wait_for_redirect(
+    redirect_uri: str,
+    finish: Callable[[str], T],
+    *,
+    describe: Callable[[T], str],
+    timeout: float = 300,
+) -> T:
+    """Listen once on the redirect URI's loopback port for Xero's redirect, finish the connection with
+    it, and tell the browser how that went (connected, or why not). Return what `finish` returned;
+    raise what it raised."""
     parts = urlsplit(redirect_uri)
-    received: list[str] = []
+    outcome: list[T] = []
+    failure: list[Exception] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             if urlsplit(self.path).path != parts.path:
                 self.send_error(404)
                 return
-            received.append(f"{parts.scheme}://{parts.netloc}{self.path}")
+            try:
+                outcome.append(finish(f"{parts.scheme}://{parts.netloc}{self.path}"))
+                title, text = "XPM is connected", describe(outcome[0]) + " You can close this window."
+            except Exception as exc:
+                failure.append(exc)
+                title, text = "XPM was not connected", str(exc)
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.end_headers()
-            self.wfile.write(b"<h1>xpm-sync</h1><p>Sign-in received. You can close this window.</p>")
+            page = f"<!doctype html><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>"
+            self.wfile.write((page + f"<p>{html.escape(text)}</p>").encode())
 
         def log_message(self, *args: object) -> None:
             return
@@ -45,14 +64,16 @@ def wait_for_redirect(redirect_uri: str, timeout: float = 300) -> str:
     timer = threading.Timer(timeout, stop.set)
     timer.start()
     try:
-        while not received and not stop.is_set():
+        while not (outcome or failure) and not stop.is_set():
             server.handle_request()
     finally:
         timer.cancel()
         server.server_close()
-    if not received:
+    if failure:
+        raise failure[0]
+    if not outcome:
         raise XpmOAuthError(f"No sign-in came back to {redirect_uri} within {timeout:.0f} s. Start again.")
-    return received[0]
+    return outcome[0]
 
 
 def sandbox_consent(settings: XpmSettings, authorize_url: str, user: str) -> str:

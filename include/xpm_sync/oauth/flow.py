@@ -3,15 +3,18 @@
 1. `start()` records a pending attempt (random `state`, PKCE verifier encrypted, who asked, expiry)
    and returns Xero's authorize URL.
 2. The administrator signs in at Xero and allows access; Xero redirects back with `code` and `state`.
-3. `complete()` checks the state, exchanges the code, lists the practices this sign-in connected
-   (`/connections` filtered by the sign-in's auth event and tenant type PRACTICEMANAGER), lets the
-   administrator choose when there are several, enforces the pinned practice, and stores the tokens.
+3. `complete()` checks the state (and, from the XPM page, that the same Airflow user started it),
+   exchanges the code, lists the practices this sign-in connected (`/connections` filtered by the
+   sign-in's auth event and tenant type PRACTICEMANAGER), lets the administrator choose when there
+   are several, enforces the pinned practice, and stores the tokens. On the XPM page the choice is a
+   second request: the tokens wait, encrypted, on the attempt until `choose()` takes them.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -61,6 +64,15 @@ class Practice:
     connection_id: str
 
 
+class ChoiceNeeded(XpmOAuthError):
+    """The sign-in reached several practices: the administrator must pick one."""
+
+    def __init__(self, state: str, practices: list[Practice]) -> None:
+        super().__init__(f"This sign-in reaches {len(practices)} XPM practices: choose one. {WRONG_PRACTICE_WARNING}")
+        self.state = state
+        self.practices = practices
+
+
 @dataclass(frozen=True)
 class ConnectResult:
     tenant_id: str
@@ -72,6 +84,12 @@ class ConnectResult:
 
 
 Chooser = Callable[[list[Practice]], str | None]
+
+
+def describe(result: ConnectResult) -> str:
+    """What the administrator is told when the connection is made."""
+    verb = "Reconnected" if result.reconnected else ("Switched" if result.switched else "Connected")
+    return f"{verb}: XPM practice {result.tenant_name!r} ({result.tenant_id}), signed in as {result.connected_by}."
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -87,9 +105,15 @@ def start(
     *,
     requested_by: str | None,
     switch_practice: bool = False,
+    redirect_uri: str | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> str:
-    """Record a pending sign-in and return the URL the administrator must open."""
+    """Record a pending sign-in and return the URL the administrator must open.
+
+    `redirect_uri` is where Xero sends the browser back (the XPM page's own callback); by default the
+    connection's (the command line's loopback listener).
+    """
+    redirect_uri = redirect_uri or settings.redirect_uri
     state = secrets.token_urlsafe(32)
     verifier, challenge = pkce_pair()
     now = clock()
@@ -100,7 +124,7 @@ def start(
                 conn_id=settings.conn_id,
                 requested_by=requested_by,
                 verifier_ciphertext=fernet().encrypt(verifier.encode()).decode(),
-                redirect_uri=settings.redirect_uri,
+                redirect_uri=redirect_uri,
                 switch_practice=switch_practice,
                 created_at=now,
                 expires_at=now + ATTEMPT_LIFETIME,
@@ -109,7 +133,7 @@ def start(
     query = {
         "response_type": "code",
         "client_id": settings.client_id,
-        "redirect_uri": settings.redirect_uri,
+        "redirect_uri": redirect_uri,
         "scope": settings.scopes,
         "state": state,
         "code_challenge": challenge,
@@ -129,18 +153,32 @@ def _callback_params(redirect_url: str) -> dict[str, str]:
     return params
 
 
-def _claim_attempt(engine: Engine, settings: XpmSettings, state: str, now: datetime) -> tuple[OAuthAttempt, str]:
+def _attempt(session: Session, settings: XpmSettings, state: str, acting_user: str | None) -> OAuthAttempt:
+    attempt = session.get(OAuthAttempt, state, with_for_update=True)
+    if attempt is None or attempt.conn_id != settings.conn_id:
+        raise XpmOAuthError(
+            "This sign-in was not started here (unknown state): it may be forged, or from another "
+            "installation. Start again from the XPM page or with `xpm-sync connect`."
+        )
+    if acting_user is not None and attempt.requested_by != acting_user:
+        raise XpmOAuthError(
+            "This sign-in was started by another Airflow user. Nothing was changed; start it again yourself "
+            "from the XPM page."
+        )
+    return attempt
+
+
+def _claim_attempt(
+    engine: Engine, settings: XpmSettings, state: str, now: datetime, acting_user: str | None = None
+) -> tuple[OAuthAttempt, str]:
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        attempt = session.get(OAuthAttempt, state, with_for_update=True)
-        if attempt is None or attempt.conn_id != settings.conn_id:
-            raise XpmOAuthError(
-                "This sign-in was not started here (unknown state): it may be forged, or from another "
-                "installation. Start again with `xpm-sync connect`."
-            )
+        attempt = _attempt(session, settings, state, acting_user)
         if attempt.consumed_at is not None:
-            raise XpmOAuthError("This sign-in was already used. Start again with `xpm-sync connect`.")
+            raise XpmOAuthError(
+                "This sign-in was already used. Start again from the XPM page or with `xpm-sync connect`."
+            )
         if now > attempt.expires_at:
-            raise XpmOAuthError("This sign-in took too long and expired. Start again with `xpm-sync connect`.")
+            raise XpmOAuthError("This sign-in took too long and expired. Start again.")
         attempt.consumed_at = now
         verifier = fernet().decrypt(attempt.verifier_ciphertext.encode()).decode()
     return attempt, verifier
@@ -233,13 +271,20 @@ def complete(
     *,
     practice: str | None = None,
     choose: Chooser | None = None,
+    acting_user: str | None = None,
+    hold_for_choice: bool = False,
     http: requests.Session | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> ConnectResult:
-    """Finish a sign-in from the URL Xero redirected to; store the tokens for the chosen practice."""
+    """Finish a sign-in from the URL Xero redirected to; store the tokens for the chosen practice.
+
+    `acting_user` (the XPM page's signed-in Airflow user) must be who started the sign-in. With
+    `hold_for_choice`, a sign-in that reaches several practices keeps its tokens, encrypted, and
+    raises `ChoiceNeeded`; `choose()` finishes it.
+    """
     http = http or requests.Session()
     params = _callback_params(redirect_url)
-    attempt, verifier = _claim_attempt(engine, settings, params["state"], clock())
+    attempt, verifier = _claim_attempt(engine, settings, params["state"], clock(), acting_user)
     reply = _exchange(settings, http, params["code"], verifier, attempt.redirect_uri)
     tokens = TokenSet.from_reply(reply, clock())
     identity = _claims(str(reply.get("id_token", "")))
@@ -248,8 +293,61 @@ def complete(
     if not found:
         _revoke_quietly(settings, http, tokens.refresh_token)
         raise XpmOAuthError(NO_PRACTICE)
+    if hold_for_choice and len(found) > 1 and not practice:
+        _hold(engine, attempt.state, tokens, found, person, identity.get("email"))
+        raise ChoiceNeeded(attempt.state, found)
     chosen = _choose(found, choose, practice)
-    return _store(settings, engine, attempt, chosen, tokens, person, identity.get("email"), http, clock())
+    return _store(settings, engine, attempt, chosen, tokens, person, identity.get("email"), http, clock(), acting_user)
+
+
+def _hold(engine: Engine, state: str, tokens: TokenSet, found: list[Practice], person: str, email: str | None) -> None:
+    held = json.dumps({"tokens": encrypt_tokens(tokens), "person": person, "email": email})
+    with Session(engine) as session, session.begin():
+        attempt = session.get(OAuthAttempt, state, with_for_update=True)
+        if attempt is not None:
+            attempt.pending_ciphertext = fernet().encrypt(held.encode()).decode()
+            attempt.pending_practices = [
+                {"tenant_id": p.tenant_id, "name": p.name, "connection_id": p.connection_id} for p in found
+            ]
+
+
+def pending_choice(settings: XpmSettings, engine: Engine, state: str, acting_user: str | None) -> list[Practice]:
+    """The practices a held sign-in reached, for the chooser page."""
+    with Session(engine) as session:
+        attempt = _attempt(session, settings, state, acting_user)
+        if attempt.pending_ciphertext is None or attempt.chosen_at is not None:
+            raise XpmOAuthError("This sign-in has no practice left to choose. Start again.")
+        return [Practice(**p) for p in attempt.pending_practices or []]
+
+
+def choose(
+    settings: XpmSettings,
+    engine: Engine,
+    state: str,
+    tenant_id: str,
+    *,
+    acting_user: str | None,
+    http: requests.Session | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> ConnectResult:
+    """Finish a held sign-in with the practice the administrator chose."""
+    http = http or requests.Session()
+    now = clock()
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        attempt = _attempt(session, settings, state, acting_user)
+        if attempt.pending_ciphertext is None or attempt.chosen_at is not None:
+            raise XpmOAuthError("This sign-in was already used. Start again.")
+        if now > attempt.expires_at:
+            raise XpmOAuthError("This sign-in took too long and expired. Start again.")
+        held = json.loads(fernet().decrypt(attempt.pending_ciphertext.encode()))
+        found = [Practice(**p) for p in attempt.pending_practices or []]
+        attempt.chosen_at, attempt.pending_ciphertext = now, None
+    tokens = decrypt_tokens(held["tokens"])
+    chosen = next((p for p in found if p.tenant_id == tenant_id), None)
+    if chosen is None:
+        _revoke_quietly(settings, http, tokens.refresh_token)
+        raise XpmOAuthError("That practice was not one this sign-in reached. Nothing was changed; start again.")
+    return _store(settings, engine, attempt, chosen, tokens, held["person"], held["email"], http, now, acting_user)
 
 
 def _store(
@@ -262,7 +360,11 @@ def _store(
     email: str | None,
     http: requests.Session,
     now: datetime,
+    acting_user: str | None = None,
 ) -> ConnectResult:
+    """Store the tokens for `chosen`. Practice Activity names who acted: the Airflow user on the XPM
+    page, else the person who signed in to Xero."""
+    who = acting_user or person
     with Session(engine, expire_on_commit=False) as session, session.begin():
         rows = session.scalars(select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id)).all()
         current = next((r for r in rows if r.active), None)
@@ -302,18 +404,23 @@ def _store(
         row.version = (row.version or 0) + 1
         if switched:
             message = (
-                f"XPM practice switched from {current.tenant_name if current else pinned} to {chosen.name} by {person}"
+                f"XPM practice switched from {current.tenant_name if current else pinned} to {chosen.name} by {who}"
             )
         elif reconnected:
-            message = f"XPM connection reset by {person}"
+            message = f"XPM connection reset by {who}"
         else:
-            message = f"XPM connected to {chosen.name} by {person}"
+            message = f"XPM connected to {chosen.name} by {who}"
         activity.record(
             session,
             ActivityStatus.SUCCESS,
             "Connection",
             message,
-            details={"practice": chosen.name, "tenant_id": chosen.tenant_id, "requested_by": attempt.requested_by},
+            details={
+                "practice": chosen.name,
+                "tenant_id": chosen.tenant_id,
+                "requested_by": attempt.requested_by,
+                "xero_user": person,
+            },
             actor=attempt.requested_by or person,
             tenant_id=chosen.tenant_id,
         )

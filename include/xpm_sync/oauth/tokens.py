@@ -1,17 +1,27 @@
 """The token store: one encrypted token set per connection and practice, refreshed safely.
 
 Airflow 3 task code cannot write connections, so the rotating tokens live in the practice
-database, encrypted with Airflow's Fernet key. A refresh happens under a row lock (PostgreSQL
-`SELECT ... FOR UPDATE`, SQLite `BEGIN IMMEDIATE`): the token set is re-read inside the lock,
-refreshed only if still needed, and the new pair is committed before anyone uses it, so many
-workers at once cause a single refresh. A refresh whose reply is lost is retried with the same
-refresh token, which Xero accepts once within 30 minutes. `invalid_grant` is final.
+database, encrypted with Airflow's Fernet key.
+
+A refresh is taken as a lease on the connection row: in one short locked transaction (PostgreSQL
+`SELECT ... FOR UPDATE`, SQLite `BEGIN IMMEDIATE`) the token set is re-read and, if it still needs
+refreshing and nobody holds the lease, the lease is taken. Xero is called with no transaction
+open; the new pair is committed in a second short transaction, before anyone uses it. Other
+workers wait for the lease rather than for a database lock, so a slow token endpoint never makes
+them fail with "database is locked". Many workers at once cause a single refresh. A refresh
+whose reply is lost is retried with the same refresh token, which Xero accepts once within 30
+minutes; a lease left by a crashed worker runs out and the next worker does the same.
+`invalid_grant` is final: the connection needs reconnecting and the alert is raised.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +41,7 @@ from xpm_sync.store.types import utcnow
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN = timedelta(minutes=2)
+LEASE_POLL_SECONDS = 0.25
 FERNET_HELP = (
     "Tokens are stored encrypted with Airflow's Fernet key, and none is configured. Set [core] fernet_key "
     "(or AIRFLOW__CORE__FERNET_KEY) on every Airflow component to the same key, made with: "
@@ -152,6 +163,7 @@ class TokenStore:
         timeout: float = 30,
         refresh_attempts: int = 3,
         retry_wait: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -160,7 +172,14 @@ class TokenStore:
         self.timeout = timeout
         self.refresh_attempts = refresh_attempts
         self.retry_wait = retry_wait or wait_exponential(multiplier=1, min=1, max=10)
+        self.sleep = sleep
         self._cached: tuple[TokenSet, int] | None = None
+        self._owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+    @property
+    def lease_time(self) -> timedelta:
+        """Long enough for every try at the token endpoint, with their waits."""
+        return timedelta(seconds=self.timeout * self.refresh_attempts + 30)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -215,37 +234,66 @@ class TokenStore:
         with self._locked_any() as (session, row):
             yield session, self._usable(row)
 
+    def _take_lease(self, stale_access: str | None) -> tuple[str | None, str | None]:
+        """(a fresh access token someone else got, None) or (None, the refresh token to use under our lease)."""
+        give_up = time.monotonic() + self.lease_time.total_seconds() + 30
+        while True:
+            with self._locked() as (_session, row):
+                now = self.clock()
+                tokens = decrypt_tokens(row.token_ciphertext or "")
+                # Someone else may have refreshed while we waited.
+                if tokens.fresh(now) and tokens.access_token != stale_access:
+                    self._cached = (tokens, row.version)
+                    return tokens.access_token, None
+                lease = row.refresh_lease_until
+                if lease is None or lease <= now or row.refresh_lease_owner == self._owner:
+                    row.refresh_lease_owner, row.refresh_lease_until = self._owner, now + self.lease_time
+                    return None, tokens.refresh_token
+            if time.monotonic() > give_up:
+                raise XpmTransientError("Another worker has been refreshing the XPM token for too long; try again")
+            self.sleep(LEASE_POLL_SECONDS)
+
     def _refresh_locked(self, stale_access: str | None) -> str:
-        failure: XpmAuthError | None = None
-        with self._locked() as (_session, row):
-            now = self.clock()
-            tokens = decrypt_tokens(row.token_ciphertext or "")
-            # Someone else may have refreshed while we waited for the lock.
-            if tokens.fresh(now) and tokens.access_token != stale_access:
-                self._cached = (tokens, row.version)
-                return tokens.access_token
-            try:
-                reply = self._post_refresh(tokens.refresh_token)
-            except TokenEndpointError as exc:
-                failure = self._refusal(exc.error)
-                if isinstance(failure, XpmReconnectRequired):
-                    row.status = ConnectionStatus.NEEDS_RECONNECT.value
-                    row.last_error, row.last_error_at = str(failure), now
-                    row.version += 1
-            else:
-                new = TokenSet.from_reply(reply, self.clock())
+        fresh, refresh_token = self._take_lease(stale_access)
+        if fresh is not None:
+            return fresh
+        assert refresh_token is not None
+        try:
+            reply = self._post_refresh(refresh_token)
+        except TokenEndpointError as exc:
+            failure = self._refusal(exc.error)
+            self._release_lease()
+            self._cached = None
+            if isinstance(failure, XpmReconnectRequired):
+                self.mark_needs_reconnect(str(failure))
+            raise failure from None
+        except BaseException:
+            self._release_lease()
+            raise
+        new = TokenSet.from_reply(reply, self.clock())
+        with self._locked_any() as (_session, row):
+            kept = row is not None and row.refresh_lease_owner == self._owner
+            if kept and row is not None:
                 row.token_ciphertext = encrypt_tokens(new)
                 row.access_expires_at = new.expires_at
                 row.refresh_issued_at = row.last_refresh_at = self.clock()
+                row.refresh_lease_owner = row.refresh_lease_until = None
                 row.version += 1
                 version = row.version
-            # Leaving the block commits: the new pair, or the reconnect mark, before anything else.
-        if failure is not None:
+        if not kept:
+            # Our lease ran out while Xero was slow and another worker refreshed with the same token;
+            # Xero retired our pair when it accepted theirs. Theirs is the one stored: use it.
+            log.warning("An XPM token refresh outlived its lease; using the pair another worker stored")
             self._cached = None
-            raise failure
+            return self.access_token()
         log.info("Refreshed the XPM access token for %s (version %s)", self.settings.conn_id, version)
         self._cached = (new, version)
         return new.access_token
+
+    def _release_lease(self) -> None:
+        with self._locked_any() as (_session, row):
+            if row is not None and row.refresh_lease_owner == self._owner:
+                row.refresh_lease_owner = row.refresh_lease_until = None
 
     @staticmethod
     def _refusal(error: str) -> XpmAuthError:
@@ -280,15 +328,16 @@ class TokenStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def mark_needs_reconnect(self, reason: str) -> bool:
-        """Record that XPM refused us; True if this changed the status (the first failure)."""
-        with self._locked_any() as (session, row):
-            if row is None or row.status == ConnectionStatus.NEEDS_RECONNECT.value:
-                return False
-            row.status = ConnectionStatus.NEEDS_RECONNECT.value
-            row.last_error, row.last_error_at = reason, self.clock()
-            row.version += 1
+        """XPM or Xero refused us: mark the connection and raise the alert (once per outage).
+
+        Whoever meets the failure (a DAG task, the command line, the XPM page, a push) comes here,
+        so the Practice Activity entry and the email are the same for all of them. True when this
+        call raised the alert.
+        """
+        from xpm_sync import alerts
+
         self._cached = None
-        return True
+        return alerts.raise_auth_alert(reason, engine=self.engine, conn_id=self.settings.conn_id, clock=self.clock)
 
     @contextmanager
     def _locked_any(self) -> Iterator[tuple[Session, XpmConnection | None]]:

@@ -104,6 +104,10 @@ class XpmConnection(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
     alert_sent_at: Mapped[datetime | None]
+    # A token refresh in progress: who holds it and until when. Held without a transaction open,
+    # so the call to Xero never keeps the database locked.
+    refresh_lease_owner: Mapped[str | None] = mapped_column(String(64))
+    refresh_lease_until: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -123,6 +127,10 @@ class OAuthAttempt(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     consumed_at: Mapped[datetime | None]
+    # A sign-in that reached several practices waits here (tokens encrypted) for the administrator's choice.
+    pending_ciphertext: Mapped[str | None] = mapped_column(Text)
+    pending_practices: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    chosen_at: Mapped[datetime | None]
 
 
 # --- reference data -----------------------------------------------------------------------------
@@ -253,6 +261,8 @@ class Client(Synced, Base):
     client_code: Mapped[str | None] = mapped_column(String(50))
     web_url: Mapped[str | None] = mapped_column(String(500))
     custom_fields_fetched_at: Mapped[datetime | None] = mapped_column(info=META)
+    # Set when there is reason to read the custom fields again (the client changed, a read failed).
+    custom_fields_due_at: Mapped[datetime | None] = mapped_column(info=META)
 
 
 class Contact(Synced, Base):
@@ -328,6 +338,7 @@ class Job(Synced, Base):
     web_url: Mapped[str | None] = mapped_column(String(500))
     is_current: Mapped[bool | None] = mapped_column(info=META)
     custom_fields_fetched_at: Mapped[datetime | None] = mapped_column(info=META)
+    custom_fields_due_at: Mapped[datetime | None] = mapped_column(info=META)
 
 
 class JobAssignment(Synced, Base):
@@ -433,11 +444,29 @@ class PracticeSetting(Base):
     updated_by: Mapped[str | None] = mapped_column(String(255))
 
 
+class OutboxStatus(enum.StrEnum):
+    """Where a local change stands on its way to XPM."""
+
+    PENDING = "pending"  # waiting for the next push
+    SENDING = "sending"  # a push sent it and has not heard back: re-read XPM before sending again
+    DONE = "done"  # XPM said OK (or already held it)
+    FAILED = "failed"  # XPM refused it (200 + ERROR); kept until retried or discarded
+    CONFLICT = "conflict"  # XPM's value changed meanwhile and XPM masters the field now
+    DISCARDED = "discarded"
+
+
 class OutboxEntry(Base):
-    """A local change waiting to be pushed to XPM."""
+    """A local change to push to XPM: who made it, when, and each field's value before and after.
+
+    `payload` is {"fields": {name: {"before": .., "after": .., ...}}} in XPM's own text forms; a
+    push that meets a changed value in XPM keeps it under "xpm".
+    """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_created", "status", "created_at"),
+        Index("ix_outbox_record", "tenant_id", "entity", "entity_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(36))
@@ -445,12 +474,25 @@ class OutboxEntry(Base):
     entity_key: Mapped[str] = mapped_column(String(50))
     operation: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(255))
+    sending_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class JobStateCode(Base):
+    """A job state's interface code: `job.api/state` takes it, and no XPM answer gives it."""
+
+    __tablename__ = "job_state_codes"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    code: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class ApiUsage(Base):

@@ -75,7 +75,10 @@ def upsert(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]
 def mark_removed(
     session: Session, model: type[Base], tenant_id: str, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
 ) -> int:
-    """Mark the rows with these keys (values of `columns`) as removed upstream; never delete them."""
+    """Mark the rows with these keys (values of `columns`) as removed upstream; never delete them.
+
+    A row with a local change not yet pushed is left alone: XPM does not have it yet.
+    """
     table: Table = model.__table__  # type: ignore[assignment]
     target = tuple_(*[table.c[c] for c in columns]) if len(columns) > 1 else table.c[columns[0]]
     values = list(keys) if len(columns) > 1 else [k[0] for k in keys]
@@ -83,7 +86,11 @@ def mark_removed(
     for start in range(0, len(values), 500):
         session.execute(
             update(table)
-            .where(table.c.tenant_id == tenant_id, target.in_(values[start : start + 500]))
+            .where(
+                table.c.tenant_id == tenant_id,
+                target.in_(values[start : start + 500]),
+                table.c.pending_push.is_(False),
+            )
             .values(removed_upstream_at=now)
         )
     return len(values)

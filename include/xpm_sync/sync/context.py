@@ -28,8 +28,11 @@ class SyncContext:
     actor: str | None = None
     client_uuid: str | None = None
     job_number: str | None = None
+    confirm_removals: bool = False
+    entity: str | None = None
     started_at: datetime = field(default_factory=utcnow)
     options: dict[str, Any] = field(default_factory=dict)
+    held_back: int = 0
 
 
 @dataclass
@@ -45,6 +48,12 @@ class EntityResult:
     complete: bool = True
     skipped: str | None = None
     note: str | None = None
+    held_back: int = 0
+    # Records XPM refused one by one (200 + ERROR): key and XPM's words. Their stored data is kept.
+    failures: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v is not None}
+
+    def add_failure(self, key: str, error: str) -> None:
+        self.failures.append({"key": key, "error": error})

@@ -1,8 +1,10 @@
 """One engine for every entity: fetch, parse, upsert in batches inside a transaction, then advance
-the entity's checkpoint in the same commit.
+the entity's checkpoint once the rows are committed.
 
-A call to XPM is never made while a write transaction is open (SQLite has one writer), so each
-list call is loaded in its own transaction. Re-running with no upstream change writes nothing.
+A call to XPM is never made while a write transaction is open (SQLite has one writer): the hook
+reads each answer in full before `load` opens its transaction. Re-running with no upstream change
+writes nothing. Only a complete list of the expected shape marks rows removed, and never too many
+at once without a confirmed full sync.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from xpm_sync import activity, config
 from xpm_sync.api.records import Record
-from xpm_sync.store.models import Base, SyncState
+from xpm_sync.store.models import ActivityStatus, Base, SyncState
 from xpm_sync.store.types import utcnow
 from xpm_sync.store.upsert import mark_removed, upsert
 from xpm_sync.sync.context import SyncContext
@@ -101,8 +104,22 @@ def _write(
     return written
 
 
-def mark_missing(ctx: SyncContext, model: type[Base], seen: set[str], *, key: str = "uuid") -> int:
-    """After a full list: mark rows XPM no longer returns as removed upstream (never delete them)."""
+def too_many_removals(gone: int, present: int, listed: int) -> bool:
+    """Whether removing `gone` of `present` stored rows, on a list of `listed`, needs confirming."""
+    if gone == 0:
+        return False
+    if listed == 0:
+        return True
+    return gone >= config.get_int("mass_removal_min_rows") and gone > present * config.get_float("mass_removal_share")
+
+
+def mark_missing(ctx: SyncContext, model: type[Base], seen: set[str], *, label: str, key: str = "uuid") -> int:
+    """After a complete list: mark rows XPM no longer returns as removed upstream (never delete them).
+
+    A list that would remove too many rows at once (more than `mass_removal_share` of them, or all
+    of them) marks nothing and raises an Alert instead, unless the run confirmed removals. Returns
+    how many were marked; `ctx.held_back` counts those held back.
+    """
     table = _table(model)
     with Session(ctx.engine) as session:
         try:
@@ -115,12 +132,43 @@ def mark_missing(ctx: SyncContext, model: type[Base], seen: set[str], *, key: st
                     )
                 )
                 gone = sorted(present - seen)
-                mark_removed(session, model, ctx.tenant_id, [key], [(k,) for k in gone])
+                held = too_many_removals(len(gone), len(present), len(seen)) and not ctx.confirm_removals
+                if not held:
+                    mark_removed(session, model, ctx.tenant_id, [key], [(k,) for k in gone])
                 if ctx.dry_run:
                     raise _DryRun
         except _DryRun:
             pass
+    if held:
+        what = f"XPM's full list would mark {len(gone):,} of the {len(present):,} stored rows removed"
+        hold_back(ctx, label, what, len(gone), len(present))
+        return 0
     return len(gone)
+
+
+def hold_back(ctx: SyncContext, label: str, what: str, gone: int, present: int) -> None:
+    """Too much would change at once to trust the answer: change nothing and raise an Alert."""
+    ctx.held_back += gone
+    entity = ctx.entity or "the entity"
+    message = (
+        f"{label} {what} ({100 * gone // max(present, 1)}%); nothing was changed, in case the answer was "
+        "incomplete. If it is right, confirm with a full sync: "
+        f"`xpm-sync sync --entities {entity} --full --confirm-removals`, or trigger xpm_manual_sync with "
+        "'Full sync' and 'Confirm removals'."
+    )
+    log.warning("%s", message)
+    if ctx.dry_run:
+        return
+    with Session(ctx.engine) as session, session.begin():
+        activity.record(
+            session,
+            ActivityStatus.ALERT,
+            "Sync",
+            message,
+            details={"entity": entity, "would_change": gone, "stored": present, "run_id": ctx.run_id},
+            actor=ctx.actor,
+            tenant_id=ctx.tenant_id,
+        )
 
 
 def state(ctx: SyncContext, entity: str) -> SyncState | None:
@@ -135,9 +183,11 @@ def checkpoint(
     watermark: datetime | None = None,
     cursor: dict[str, Any] | None = None,
     complete: bool = True,
+    full_pass: bool = False,
     error: str | None = None,
 ) -> None:
-    """Record where an entity got to. Called only after its rows are committed."""
+    """Record where an entity got to. Called only after its rows are committed; `full_pass` when
+    this run read everything XPM holds for the entity."""
     if ctx.dry_run:
         return
     with Session(ctx.engine) as session, session.begin():
@@ -148,7 +198,7 @@ def checkpoint(
             row.last_success_at = now
             if watermark is not None:
                 row.watermark = watermark
-            if ctx.full:
+            if full_pass:
                 row.last_full_sync_at = now
         row.cursor = cursor
         row.last_status = "success" if error is None and complete else ("partial" if error is None else "failed")

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from xpm_sync import config
+from xpm_sync import catalog, config
 from xpm_sync.api.records import Record
 from xpm_sync.errors import XpmBusinessError
 from xpm_sync.store.models import Base, Category, Client, ClientGroup, CustomFieldDefinition, Job, JobState, Staff
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync import children, custom_fields, tax_returns
 from xpm_sync.sync.context import EntityResult, SyncContext
-from xpm_sync.sync.engine import Children, checkpoint, load, mark_missing, state
+from xpm_sync.sync.engine import Children, checkpoint, hold_back, load, mark_missing, state, too_many_removals
 
 Runner = Callable[["EntitySpec", SyncContext], EntityResult]
 
@@ -26,7 +26,6 @@ Runner = Callable[["EntitySpec", SyncContext], EntityResult]
 @dataclass(frozen=True)
 class EntitySpec:
     name: str
-    label: str
     run: Runner
     model: type[Base] | None = None
     fetch: str | None = None  # the XpmHook method that lists it
@@ -34,9 +33,17 @@ class EntitySpec:
     children: Children | None = None
     group: str = "reference"
 
+    @property
+    def label(self) -> str:
+        return catalog.LABELS[self.name]
+
 
 def _calls(ctx: SyncContext) -> int:
     return ctx.hook.api.usage.calls
+
+
+def _label(spec: EntitySpec) -> str:
+    return f"({spec.label})"
 
 
 def pull_list(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
@@ -46,9 +53,9 @@ def pull_list(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
     before = _calls(ctx)
     seen: set[str] = set()
     fetched, written = load(ctx, spec.model, getattr(ctx.hook, spec.fetch)(), key=spec.key, seen=seen)
-    removed = mark_missing(ctx, spec.model, seen, key=spec.key)
-    checkpoint(ctx, spec.name)
-    return EntityResult(spec.name, "full", fetched, written, removed, _calls(ctx) - before)
+    removed = mark_missing(ctx, spec.model, seen, key=spec.key, label=_label(spec))
+    checkpoint(ctx, spec.name, full_pass=True)
+    return EntityResult(spec.name, "full", fetched, written, removed, _calls(ctx) - before, held_back=ctx.held_back)
 
 
 def pull_clients(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
@@ -64,33 +71,19 @@ def pull_clients(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
         fetched, written = load(
             ctx, Client, ctx.hook.clients(detailed=True), children=children.client_children, seen=seen
         )
-        removed = mark_missing(ctx, Client, seen)
-        checkpoint(ctx, spec.name, watermark=started)
-        return EntityResult(spec.name, "full", fetched, written, removed, _calls(ctx) - before)
+        removed = mark_missing(ctx, Client, seen, label=_label(spec))
+        checkpoint(ctx, spec.name, watermark=started, full_pass=True)
+        return EntityResult(spec.name, "full", fetched, written, removed, _calls(ctx) - before, held_back=ctx.held_back)
     overlap = timedelta(minutes=config.get_int("client_overlap_minutes"))
     since = (last.watermark - overlap).strftime("%Y-%m-%dT%H:%M:%S")
     records = ctx.hook.clients(detailed=True, modified_since=since)
     modified: set[str] = set()
     fetched, written = load(ctx, Client, records, children=children.client_children, seen=modified)
-    _custom_fields_due(ctx, modified)
+    custom_fields.mark_due(ctx, Client, Client.uuid, modified)
     checkpoint(ctx, spec.name, watermark=started)
     return EntityResult(
         spec.name, "incremental", fetched, written, 0, _calls(ctx) - before, note=f"modified since {since}"
     )
-
-
-def _custom_fields_due(ctx: SyncContext, uuids: set[str]) -> None:
-    """XPM says these clients changed; their custom fields may have, even if nothing else did."""
-    if ctx.dry_run or not uuids:
-        return
-    keys = sorted(uuids)
-    with Session(ctx.engine) as session, session.begin():
-        for start in range(0, len(keys), 500):
-            session.execute(
-                update(Client)
-                .where(Client.tenant_id == ctx.tenant_id, Client.uuid.in_(keys[start : start + 500]))
-                .values(custom_fields_fetched_at=None)
-            )
 
 
 def _job_windows(start_year: int, today: date) -> list[tuple[date, date]]:
@@ -115,9 +108,19 @@ def _set_current(ctx: SyncContext, current: set[str]) -> int:
     return len(on) + len(off)
 
 
+def _recent_window(last_run: datetime, today: date) -> tuple[date, date]:
+    """Jobs created since shortly before the last run. XPM lets a job be created back-dated (and
+    already closed, so it never shows on the current list), and its dates are the practice's local
+    dates (AU/NZ run ahead of UTC): the window reaches `job_backdate_days` back and two days ahead."""
+    start = (last_run - timedelta(days=config.get_int("job_backdate_days"))).date()
+    end = today + timedelta(days=2)
+    return max(start, end - timedelta(days=365)), end
+
+
 def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
-    """Full: every year's jobs by created date, then the current list. Incremental: the current
-    list, plus one call for each job that has left it, to record its final state."""
+    """Full (the first run, or asked for): every year's jobs by created date, then the current list;
+    resumable a year at a time. Incremental: jobs created recently and the current list, plus one
+    call for each job that left that list and is not in the recent list, to record its final state."""
     before = _calls(ctx)
     insert_only = ctx.settings.maintain_jobs_locally
 
@@ -132,15 +135,16 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
     last = state(ctx, spec.name)
     started = utcnow()
     fetched = written = removed = 0
-    mode = "incremental"
     seen: set[str] = set()
     resumed = False
     with Session(ctx.engine) as session:
         previously_current = set(
             session.scalars(select(Job.job_number).where(Job.tenant_id == ctx.tenant_id, Job.is_current.is_(True)))
         )
-    if ctx.full or last is None or last.last_full_sync_at is None:
-        mode = "full"
+    # Incremental only after a complete full pass.
+    watermark = last.watermark if last is not None and last.last_full_sync_at is not None else None
+    full = ctx.full or watermark is None
+    if ctx.full or watermark is None:
         cursor = dict(last.cursor or {}) if last and last.cursor and not ctx.full else {}
         done = set(cursor.get("years_done", []))
         resumed = bool(done)
@@ -151,67 +155,52 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
             fetched, written = fetched + f, written + w
             done.add(start.year)
             checkpoint(ctx, spec.name, cursor={"years_done": sorted(done)}, complete=False)
-    elif last.watermark is not None:
-        # Jobs created and finished between two runs never show on the current list. XPM dates
-        # are the practice's local dates (AU/NZ are ahead of UTC), hence the days either side.
-        start = (last.watermark - timedelta(days=1)).date()
-        end = utcnow().date() + timedelta(days=2)
-        if end - start > timedelta(days=365):
-            start = end - timedelta(days=365)
+    else:
+        start, end = _recent_window(watermark, utcnow().date())
         f, w = load_jobs(ctx.hook.jobs_created(start, end), seen)
         fetched, written = fetched + f, written + w
     current: set[str] = set()
     f, w = load_jobs(ctx.hook.current_jobs(detailed=True), current)
     fetched, written = fetched + f, written + w
-    if mode == "full" and not resumed:
+    if full and not resumed:
         # Only a full pass made in one run has seen every job; a resumed one has not.
-        removed = mark_missing(ctx, Job, seen | current, key="job_number")
-    left = sorted(previously_current - current)
-    final = []
-    for number in left:
+        removed = mark_missing(ctx, Job, seen | current, key="job_number", label=_label(spec))
+    departed = previously_current - current
+    if too_many_removals(len(departed), len(previously_current), len(current)) and not ctx.confirm_removals:
+        what = (
+            f"XPM's current job list would take {len(departed):,} of the {len(previously_current):,} open jobs off it"
+        )
+        hold_back(ctx, _label(spec), what, len(departed), len(previously_current))
+        departed, current = set(), current | previously_current
+    result = EntityResult(spec.name, "full" if full else "incremental", held_back=ctx.held_back)
+    final, failed = [], set()
+    for number in sorted(departed - seen):
         try:
             final.append(ctx.hook.job(number))
-        except XpmBusinessError:
-            removed += _mark_removed_job(ctx, number)
+        except XpmBusinessError as exc:
+            # Not a sign the job is gone: keep it as it is, still due, and say so.
+            result.add_failure(number, exc.description)
+            failed.add(number)
     f, w = load_jobs(final)
-    fetched, written = fetched + f, written + w + _set_current(ctx, current)
-    checkpoint(ctx, spec.name, watermark=started, cursor=None)
-    return EntityResult(spec.name, mode, fetched, written, removed, _calls(ctx) - before)
-
-
-def _mark_removed_job(ctx: SyncContext, number: str) -> int:
-    if ctx.dry_run:
-        return 1
-    with Session(ctx.engine) as session, session.begin():
-        session.execute(
-            update(Job)
-            .where(Job.tenant_id == ctx.tenant_id, Job.job_number == number)
-            .values(removed_upstream_at=utcnow())
-        )
-    return 1
+    result.fetched, result.written = fetched + f, written + w + _set_current(ctx, current | failed)
+    result.removed, result.calls = removed, _calls(ctx) - before
+    checkpoint(ctx, spec.name, watermark=started, cursor=None, full_pass=full)
+    return result
 
 
 ENTITIES: dict[str, EntitySpec] = {
     spec.name: spec
     for spec in [
-        EntitySpec("staff", "Staff", pull_list, Staff, "staff"),
-        EntitySpec("categories", "Job categories", pull_list, Category, "categories"),
-        EntitySpec("job_states", "Job states", pull_list, JobState, "job_states"),
-        EntitySpec("client_groups", "Client groups", pull_list, ClientGroup, "client_groups"),
-        EntitySpec(
-            "custom_field_definitions",
-            "Custom field definitions",
-            pull_list,
-            CustomFieldDefinition,
-            "field_definitions",
-        ),
-        EntitySpec("clients", "Clients", pull_clients, Client, group="clients"),
-        EntitySpec("jobs", "Jobs", pull_jobs, Job, key="job_number", group="jobs"),
-        EntitySpec(
-            "client_custom_fields", "Client custom fields", custom_fields.pull_client_values, group="custom_fields"
-        ),
-        EntitySpec("job_custom_fields", "Job custom fields", custom_fields.pull_job_values, group="custom_fields"),
-        EntitySpec("tax_returns", "Tax returns", tax_returns.derive, group="tax_returns"),
+        EntitySpec("staff", pull_list, Staff, "staff"),
+        EntitySpec("categories", pull_list, Category, "categories"),
+        EntitySpec("job_states", pull_list, JobState, "job_states"),
+        EntitySpec("client_groups", pull_list, ClientGroup, "client_groups"),
+        EntitySpec("custom_field_definitions", pull_list, CustomFieldDefinition, "field_definitions"),
+        EntitySpec("clients", pull_clients, Client, group="clients"),
+        EntitySpec("jobs", pull_jobs, Job, key="job_number", group="jobs"),
+        EntitySpec("client_custom_fields", custom_fields.pull_client_values, group="custom_fields"),
+        EntitySpec("job_custom_fields", custom_fields.pull_job_values, group="custom_fields"),
+        EntitySpec("tax_returns", tax_returns.derive, group="tax_returns"),
     ]
 }
 REFERENCE = [n for n, s in ENTITIES.items() if s.group == "reference"]

@@ -1,4 +1,4 @@
-"""How many XPM calls a sync will make, shown before a manual sync runs."""
+"""How many XPM calls a sync will make, shown before a manual sync runs (and on the XPM page)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,44 @@ from sqlalchemy.orm import Session
 
 from xpm_sync import catalog, config
 from xpm_sync.store.engine import get_engine
-from xpm_sync.store.models import Client, Job, SyncState
+from xpm_sync.store.models import Job, SyncState, XpmConnection
 from xpm_sync.store.types import utcnow
+from xpm_sync.sync import custom_fields
 from xpm_sync.sync.runner import Request
 
 
 def estimate(entities: Sequence[str], request: Request) -> int:
-    """Calls the entities would make, as far as the store can tell before asking XPM."""
+    """Calls the entities would make, as far as the store can tell before asking XPM.
+
+    Lists cost one call each; jobs one call a year on a full pass, else the current list, the
+    recent list and a call for each job expected to leave the current list; custom fields one call
+    per record due (the same rule the pull uses), within the day's custom-field share.
+    """
     engine = get_engine(request.store_url)
-    calls = 0
     with Session(engine) as session:
-        synced = {s.entity for s in session.scalars(select(SyncState).where(SyncState.last_full_sync_at.is_not(None)))}
-        clients = (
-            session.scalar(select(func.count()).select_from(Client).where(Client.removed_upstream_at.is_(None))) or 0
+        tenant_id = session.scalar(select(XpmConnection.tenant_id).where(XpmConnection.active.is_(True)))
+        full_done = set(
+            session.scalars(
+                select(SyncState.entity).where(
+                    SyncState.tenant_id == tenant_id, SyncState.last_full_sync_at.is_not(None)
+                )
+            )
         )
-        current = session.scalar(select(func.count()).select_from(Job).where(Job.is_current.is_(True))) or 0
+        current = session.scalar(
+            select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.is_current.is_(True))
+        )
+    calls = fields = 0
     for name in entities:
         if request.client_uuid or request.job_number:
             calls += 1 if name in catalog.CALLS_XPM else 0
         elif name in catalog.REFERENCE or name == "clients":
             calls += 1
         elif name == "jobs":
-            full = request.full or "jobs" not in synced
-            years = utcnow().year - config.get_int("job_start_year") + 1
-            calls += (years if full else 0) + 1 + max(1, current // 20)
-        elif name == "client_custom_fields":
-            calls += clients
-        elif name == "job_custom_fields":
-            calls += current
-    return calls
+            if request.full or "jobs" not in full_done:
+                calls += utcnow().year - config.get_int("job_start_year") + 1 + 1
+            else:
+                calls += 2 + (current or 0) // 50  # about 2% of open jobs leave the list on a day
+        elif name in catalog.CUSTOM_FIELD_VALUES and tenant_id:
+            due = custom_fields.client_targets if name == "client_custom_fields" else custom_fields.job_targets
+            fields += len(due(engine, tenant_id, full=request.full))
+    return calls + min(fields, custom_fields.day_share())

@@ -1,4 +1,10 @@
-"""What the DAG tasks call. Kept out of the DAG files so that parsing them stays cheap."""
+"""What the DAG tasks call. Kept out of the DAG files so that parsing them stays cheap.
+
+A run's first task (`start`) records it: a manual run's request (who asked, what, the estimated
+calls), or why it cannot go ahead. Every entity task then runs or skips itself saying why in its
+own log; the last task (`summarise`) closes the run in Practice Activity and fails the run when
+an entity failed or a manual request was refused, so a refused run never ends green.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity, catalog, config
+from xpm_sync import activity, alerts, catalog, config, ids
 from xpm_sync.store.engine import get_engine
 from xpm_sync.store.models import ActivityStatus
 from xpm_sync.sync import runner
@@ -21,86 +27,142 @@ def _request(context: dict[str, Any], *, manual: bool) -> runner.Request:
     actor = "scheduler"
     if manual:
         actor = getattr(dag_run, "triggering_user_name", None) or "unknown user"
+    client, job = params.get("client") or None, params.get("job") or None
     return runner.Request(
         manual=manual,
         full=bool(params.get("full", False)),
         dry_run=bool(params.get("dry_run", False)),
         actor=actor,
         run_id=getattr(dag_run, "run_id", None),
-        client_uuid=(params.get("client") or None),
-        job_number=(params.get("job") or None),
+        client_uuid=ids.client_uuid(client) if client else None,
+        job_number=ids.job_number(job) if job else None,
+        confirm_removals=bool(params.get("confirm_removals", False)),
     )
 
 
-def check_connection(context: dict[str, Any], *, manual: bool) -> bool:
-    """False (and an "Action Required" entry) when XPM must not be called."""
+def _wanted(context: dict[str, Any]) -> list[str]:
+    return runner.order(list((context.get("params") or {}).get("entities") or []))
+
+
+def start(context: dict[str, Any], *, manual: bool) -> dict[str, Any]:
+    """Open the run: record a manual request and its estimate, or why XPM must not be called."""
     request = _request(context, manual=manual)
+    kind = "Manual sync" if manual else "Overnight sync"
     engine = get_engine()
     problem = runner.connection_problem(engine, config.get("conn_id"))
-    if problem is None:
-        return True
-    kind = "Manual sync" if manual else "Overnight sync"
-    with Session(engine) as session, session.begin():
-        activity.record(
-            session,
-            ActivityStatus.ACTION_REQUIRED,
-            "Sync",
-            f"{kind} skipped: {problem}",
-            actor=request.actor,
-            details={"run_id": request.run_id},
-        )
-    log.warning("%s skipped: %s", kind, problem)
-    return False
+    if problem:
+        # Nothing happens unless XPM needs reconnecting and its alert email has not gone out yet.
+        alerts.raise_auth_alert(problem, engine=engine, actor=request.actor, run_id=request.run_id)
+        message = f"{kind} {'refused' if manual else 'skipped'}: {problem}"
+        with Session(engine) as session, session.begin():
+            activity.record(
+                session,
+                ActivityStatus.ACTION_REQUIRED,
+                "Sync",
+                message,
+                actor=request.actor,
+                details={"run_id": request.run_id, "refused": manual},
+            )
+        log.warning("%s", message)
+        return {"problem": problem, "message": message}
+    if not manual:
+        return {"problem": None}
+    return {"problem": None, **_plan(request, _wanted(context))}
 
 
-def plan(context: dict[str, Any], entities: list[str]) -> dict[str, Any]:
-    """Record a manual request: who asked, for what, and an estimate of the XPM calls it needs."""
+def _plan(request: runner.Request, names: list[str]) -> dict[str, Any]:
     from xpm_sync.sync.estimate import estimate
 
-    request = _request(context, manual=True)
-    names = runner.order(entities)
     calls = estimate(names, request)
     what = ", ".join(names)
     mode = "full" if request.full else "incremental"
     target = f" for client {request.client_uuid}" if request.client_uuid else ""
     target += f" for job {request.job_number}" if request.job_number else ""
+    message = f"Manual {mode} sync of {what}{target} requested by {request.actor}: about {calls} XPM calls" + (
+        " (dry run)" if request.dry_run else ""
+    )
     with Session(get_engine()) as session, session.begin():
         activity.record(
             session,
             ActivityStatus.IN_PROGRESS,
             "Sync",
-            f"Manual {mode} sync of {what}{target} requested by {request.actor}: about {calls} XPM calls"
-            + (" (dry run)" if request.dry_run else ""),
+            message,
             actor=request.actor,
             details={"entities": names, "estimated_calls": calls, "run_id": request.run_id, "dry_run": request.dry_run},
         )
+    log.info("%s", message)
     return {"entities": names, "estimated_calls": calls}
 
 
 def pull(entity: str, context: dict[str, Any], *, manual: bool) -> dict[str, Any]:
-    """Pull one entity; skip it when it was not asked for or XPM must not be called."""
+    """Pull one entity, or skip it saying why (in this task's log)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     request = _request(context, manual=manual)
-    if manual:
-        wanted = (context.get("params") or {}).get("entities") or []
-        if entity not in wanted:
-            raise AirflowSkipException(f"{entity} was not asked for")
-    if entity in catalog.CALLS_XPM:
-        problem = runner.connection_problem(get_engine(), config.get("conn_id"))
-        if problem:
-            raise AirflowSkipException(problem)
+    if manual and entity not in _wanted(context):
+        raise AirflowSkipException(f"{catalog.LABELS[entity]} was not asked for in this run.")
+    problem = runner.connection_problem(get_engine(), config.get("conn_id"))
+    if problem:
+        raise AirflowSkipException(f"{catalog.LABELS[entity]} not synced: {problem}")
     result = runner.pull(entity, request)
-    if result.mode == "refused":
-        raise AirflowSkipException(result.skipped or "refused")
+    if result.mode in ("refused", "skipped"):
+        raise AirflowSkipException(f"{catalog.LABELS[entity]} not synced: {result.skipped}")
+    log.info(
+        "%s: read %s records from XPM, wrote %s rows, marked %s removed, made %s XPM calls%s",
+        catalog.LABELS[entity],
+        result.fetched,
+        result.written,
+        result.removed,
+        result.calls,
+        f" ({result.note})" if result.note else "",
+    )
+    for failure in result.failures:
+        log.warning("XPM refused %s %s: %s", catalog.LABELS[entity], failure["key"], failure["error"])
     return result.as_dict()
 
 
-def summarise(results: dict[str, Any], context: dict[str, Any], *, manual: bool) -> dict[str, Any]:
-    """The closing entry of a run; the run fails here when any entity failed."""
+def summarise(opened: dict[str, Any] | None, results: dict[str, Any], context: dict[str, Any], *, manual: bool) -> Any:
+    """Close the run in Practice Activity; fail it when an entity failed or the request was refused."""
     from xpm_sync.errors import XpmSyncIncomplete
 
+    if opened and opened.get("problem"):
+        if manual:
+            raise XpmSyncIncomplete(opened["message"])
+        log.warning("%s", opened["message"])
+        return {"skipped": opened["problem"]}
     summary = runner.summarise([r for r in results.values() if r], _request(context, manual=manual))
-    if summary["failed"]:
-        raise XpmSyncIncomplete(f"The sync finished with failures in {', '.join(summary['failed'])}")
+    log.info("%s", summary["message"])
+    if summary["failed"] or summary["refused"]:
+        raise XpmSyncIncomplete(summary["message"])
     return summary
+
+
+def push(context: dict[str, Any]) -> dict[str, Any]:
+    """Send the outbox to XPM; skip (saying why) when there is nothing to send or XPM must not be called."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from xpm_sync.errors import XpmSyncIncomplete
+    from xpm_sync.sync import push as pushing
+
+    engine = get_engine()
+    problem = runner.connection_problem(engine, config.get("conn_id"))
+    if problem:
+        alerts.raise_auth_alert(problem, engine=engine, actor="scheduler")
+        raise AirflowSkipException(f"Nothing pushed: {problem}")
+    hook = runner.hook_for(runner.Request())
+    if not pushing.waiting(engine, hook.tenant_id):
+        raise AirflowSkipException("No local changes are waiting to go to XPM.")
+    run_id = getattr(context.get("dag_run"), "run_id", None)
+    results = pushing.push(hook, engine, actor="scheduler", run_id=run_id)
+    for result in results:
+        log.info(
+            "%s: %s change(s) sent, %s failed, %s XPM calls",
+            pushing.LABELS[result.entity],
+            result.written,
+            len(result.failures),
+            result.calls,
+        )
+    failed = [f"{pushing.LABELS[r.entity]} {f['key']}: {f['error']}" for r in results for f in r.failures]
+    if failed:
+        raise XpmSyncIncomplete(f"XPM refused {len(failed)} change(s): {'; '.join(failed[:5])}")
+    return {r.entity: r.as_dict() for r in results}

@@ -32,6 +32,25 @@ def test_429_minute_waits_retry_after_and_succeeds(xpm: Xpm):
     assert 1 <= xpm.slept[0] <= 61  # XPM's Retry-After, honoured
 
 
+def test_a_single_401_is_answered_by_one_refresh_and_one_more_try(xpm: Xpm):
+    xpm.connect()
+    xpm.control("faults", {"kind": "401", "path": "staff.api"})
+    assert len(list(xpm.hook().staff())) == len(xpm.srv.sandbox.main.staff)
+    assert [c.status for c in xpm.srv.sandbox.gateway.calls] == [401, 200]
+    assert xpm.refreshes == 1
+    assert xpm.row().status == "connected"
+
+
+def test_a_401_after_a_fresh_token_is_an_authentication_failure(xpm: Xpm):
+    from xpm_sync.errors import XpmAuthError
+
+    xpm.connect()
+    xpm.control("faults", {"kind": "401", "path": "staff.api", "count": 2})
+    with pytest.raises(XpmAuthError, match="refused a freshly refreshed token"):
+        list(xpm.hook().staff())
+    assert xpm.row().status == "needs_reconnect"
+
+
 def test_pacing_keeps_a_busy_worker_under_the_minute_limit(xpm: Xpm):
     xpm.connect()
     hook = xpm.hook()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -155,3 +156,38 @@ def test_a_403_marks_the_connection_and_fails_without_retry(xpm: Xpm):
     assert "Authorise 3rd Party Full Access" in str(caught.value)
     assert xpm.row().status == ConnectionStatus.NEEDS_RECONNECT.value
     assert [c.status for c in xpm.srv.sandbox.gateway.calls] == [403]
+
+
+def _race(xpm: Xpm, tmp_path: Any, workers: int, env: dict[str, str]) -> list[subprocess.Popen[str]]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(tmp_path), xpm.store_url, str(n)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(workers)
+    ]
+    deadline = time.monotonic() + 300
+    while len(list(tmp_path.glob("ready-*"))) < workers:
+        assert time.monotonic() < deadline, "the workers did not all get ready"
+        assert all(p.poll() is None for p in procs), "a worker died before the race"
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    return procs
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_four_workers_on_sqlite_wait_out_a_token_endpoint_that_takes_40_seconds(xpm: Xpm, tmp_path):
+    """No transaction is held while Xero answers: the others wait for the refresh, not for a lock."""
+    xpm.connect()
+    xpm.expire_access_token()
+    xpm.control("faults", {"kind": "slow", "path": "connect/token", "seconds": 40})
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AIRFLOW__XPM_SYNC__TOKEN_TIMEOUT_SECONDS": "60"}
+    started = time.monotonic()
+    procs = _race(xpm, tmp_path, 4, env)
+    outputs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err[-1500:] for _out, err in outputs]
+    assert time.monotonic() - started >= 40  # they really waited for the slow answer
+    assert xpm.refreshes == 1

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xpm_sandbox.model import Practice
+from xpm_sandbox.model import Practice, allocated_minutes
+from xpm_sandbox.render import web_url
 from xpm_sync.store import models as m
 
 
@@ -26,6 +27,11 @@ def expected_clients(p: Practice) -> dict[str, dict[str, Any]]:
             "agency_status": _n(c.agency_status), "account_manager_uuid": _n(c.account_manager_uuid),
             "client_type": _n(c.client_type), "date_of_birth": c.date_of_birth,
             "provisional_tax_ratio": c.provisional_tax_ratio, "business_structure": _n(c.business_structure),
+            "title": _n(c.title), "gender": _n(c.gender), "middle_name": _n(c.middle_name),
+            "other_name": _n(c.other_name), "billing_client_uuid": _n(c.billing_client_uuid),
+            "date_of_death": c.date_of_death, "postal_address": _n(c.postal_address), "industry": _n(c.industry),
+            "bank_bsb": _n(c.bank_bsb), "branch_number": _n(c.branch_number), "fax": _n(c.fax),
+            "web_url": web_url("client", c.uuid),
         }
         for c in p.clients.values()
     }  # fmt: skip
@@ -37,7 +43,8 @@ def expected_jobs(p: Practice) -> dict[str, dict[str, Any]]:
             "uuid": j.uuid, "name": j.name, "state": j.state, "client_uuid": j.client_uuid,
             "start_date": j.start_date, "due_date": j.due_date, "completed_date": j.completed_date,
             "budget": j.budget, "manager_uuid": _n(j.manager_uuid), "partner_uuid": _n(j.partner_uuid),
-            "job_type": _n(j.job_type), "is_current": p.is_current(j),
+            "job_type": _n(j.job_type), "is_current": p.is_current(j), "contact_uuid": _n(j.contact_uuid),
+            "web_url": web_url("job", j.number),
         }
         for j in p.jobs.values()
     }  # fmt: skip
@@ -69,8 +76,8 @@ def differences(engine: Any, p: Practice, *, custom_fields: bool = True) -> list
             r.uuid: r
             for r in s.scalars(select(m.Staff).where(m.Staff.tenant_id == t, m.Staff.removed_upstream_at.is_(None)))
         }
-        if {u: (x.name, _n(x.email), _n(x.payroll_code)) for u, x in p.staff.items()} != {
-            u: (r.name, r.email, r.payroll_code) for u, r in staff.items()
+        if {u: (x.name, _n(x.email), _n(x.payroll_code), web_url("staff", u)) for u, x in p.staff.items()} != {
+            u: (r.name, r.email, r.payroll_code, r.web_url) for u, r in staff.items()
         }:
             problems.append("staff differ")
         for model, truth in ((m.Category, p.categories), (m.JobState, p.job_states)):
@@ -81,10 +88,14 @@ def differences(engine: Any, p: Practice, *, custom_fields: bool = True) -> list
             if rows != {u: x.name for u, x in truth.items()}:
                 problems.append(f"{model.__tablename__} differ")
         groups = {
-            r.uuid: (r.name, r.taxable) for r in s.scalars(select(m.ClientGroup).where(m.ClientGroup.tenant_id == t))
+            r.uuid: (r.name, r.taxable, r.web_url)
+            for r in s.scalars(select(m.ClientGroup).where(m.ClientGroup.tenant_id == t))
         }
-        if groups != {g.uuid: (g.name, g.taxable) for g in p.groups.values()}:
+        if groups != {g.uuid: (g.name, g.taxable, web_url("group", g.uuid)) for g in p.groups.values()}:
             problems.append("client groups differ")
+        definitions = {r.uuid: (r.name, r.link_url, r.value_element) for r in _live(s, m.CustomFieldDefinition, t)}
+        if definitions != {d.uuid: (d.name, _n(d.link_url), d.value_element) for d in p.field_definitions.values()}:
+            problems.append("custom field definitions differ")
 
         clients = {r.uuid: r for r in s.scalars(select(m.Client).where(m.Client.tenant_id == t))}
         want = expected_clients(p)
@@ -96,12 +107,18 @@ def differences(engine: Any, p: Practice, *, custom_fields: bool = True) -> list
         links = {(r.client_uuid, r.contact_uuid, r.is_primary) for r in _live(s, m.ClientContact, t)}
         if links != {(c.uuid, k.uuid, k.is_primary) for c in p.clients.values() for k in c.contacts}:
             problems.append("client contacts differ")
+        contacts = {r.uuid: (r.name, r.is_deleted) for r in _live(s, m.Contact, t)}
+        if contacts != {k.uuid: (k.name, k.is_deleted) for c in p.clients.values() for k in c.contacts}:
+            problems.append("contacts differ")
         members = {(r.group_uuid, r.client_uuid) for r in _live(s, m.ClientGroupMember, t)}
         if members != {(g.uuid, c) for g in p.groups.values() for c in g.members}:
             problems.append("group memberships differ")
-        rels = {(r.client_uuid, r.uuid, r.related_client_uuid, r.relationship_type) for r in s.scalars(
+        rels = {(r.client_uuid, r.uuid, r.related_client_uuid, r.relationship_type, r.end_date) for r in s.scalars(
             select(m.ClientRelationship).where(m.ClientRelationship.tenant_id == t))}  # fmt: skip
-        if rels != {(c.uuid, r.uuid, r.related_uuid, r.type) for c in p.clients.values() for r in c.relationships}:
+        truth_rels = {
+            (c.uuid, r.uuid, r.related_uuid, r.type, r.end_date) for c in p.clients.values() for r in c.relationships
+        }
+        if rels != truth_rels:
             problems.append("relationships differ")
 
         jobs = {
@@ -114,9 +131,14 @@ def differences(engine: Any, p: Practice, *, custom_fields: bool = True) -> list
         for number, fields in want_jobs.items():
             if number in jobs and _row(jobs[number], list(fields)) != _normal(fields):
                 problems.append(f"job {number} differs: {_row(jobs[number], list(fields))} != {fields}")
-        assigned = {(r.job_number, r.staff_uuid) for r in _live(s, m.JobAssignment, t)}
-        if assigned != {(j.number, st) for j in p.jobs.values() for st, _ in j.assigned}:
-            problems.append("job assignments differ")
+        assigned = {(r.job_number, r.staff_uuid, r.allocated_minutes) for r in _live(s, m.JobAssignment, t)}
+        truth_assigned = {
+            (j.number, st, allocated_minutes(j).get(st, 0))
+            for j in p.jobs.values()
+            for st in dict.fromkeys([*j.assigned, *allocated_minutes(j)])
+        }
+        if assigned != truth_assigned:
+            problems.append(f"job assignments differ in {len(assigned ^ truth_assigned)} places")
 
         if custom_fields:
             problems += _custom_field_differences(s, p)

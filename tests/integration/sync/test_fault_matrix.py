@@ -1,0 +1,111 @@
+"""The fault matrix: whatever goes wrong on a night, the next ordinary run catches up.
+
+For each fault: a full sync, a day of changes in XPM, an overnight run that meets the fault (every
+entity is tried, as the DAG does), then the fault is cleared (and XPM reconnected, where the fault
+needs that) and the ordinary incremental sync runs. The store must then equal the sandbox field by
+field, with no --full. On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+from tests.integration.conftest import Xpm
+from tests.integration.sync.test_pull import connected  # noqa: F401 - the fixture, for these tests
+from tests.integration.sync.truth import differences
+from xpm_sync import catalog
+from xpm_sync.errors import XpmError
+from xpm_sync.store.models import ConnectionStatus
+from xpm_sync.sync import runner
+
+FAULTS = [
+    pytest.param({"kind": "500", "path": "client.api/list", "count": 10}, id="500"),
+    pytest.param({"kind": "503", "path": "job.api/current", "count": 10}, id="503"),
+    pytest.param({"kind": "hang", "path": "staff.api/list", "count": 10, "seconds": 3}, id="timeout"),
+    pytest.param({"kind": "truncate", "path": "client.api/list"}, id="truncated"),
+    pytest.param({"kind": "business_error", "path": "job.api/current"}, id="200-ERROR-on-a-list"),
+    pytest.param({"kind": "business_error", "path": "/customfield", "count": 3}, id="200-ERROR-on-one-record"),
+    pytest.param({"kind": "empty", "path": "staff.api/list"}, id="empty-list"),
+    pytest.param({"kind": "empty", "path": "job.api/current"}, id="empty-current-jobs"),
+    pytest.param({"kind": "wrong_wrapper", "path": "job.api/current"}, id="wrong-wrapper"),
+    pytest.param({"kind": "401", "path": "client.api/list"}, id="401"),
+    pytest.param({"kind": "403", "path": "job.api/list"}, id="403"),
+    pytest.param(
+        {"kind": "429", "path": "job.api/current", "problem": "minute", "seconds": 2, "count": 10}, id="429-minute"
+    ),
+    pytest.param({"kind": "429", "path": "client.api/list", "problem": "day", "seconds": 3600}, id="429-day"),
+    pytest.param("invalid_grant", id="invalid_grant"),
+    pytest.param("kill -9", id="kill-9"),
+]
+
+
+def overnight(xpm: Xpm, run_id: str) -> list[str]:
+    """Every entity in order, each on its own as the DAG's tasks are; the names of those that failed."""
+    hook = xpm.hook(timeout=(2.0, 1.0))
+    request = runner.Request(store_url=xpm.store_url, run_id=run_id)
+    failed = []
+    for name in catalog.ALL:
+        try:
+            result = runner.pull(name, request, hook=hook)
+        except XpmError:
+            failed.append(name)
+        else:
+            if result.failures:
+                failed.append(name)
+    return failed
+
+
+def _kill_mid_run(xpm: Xpm) -> None:
+    """Start the overnight sync in another process and kill -9 it while it waits on XPM mid-run."""
+    xpm.control("faults", {"kind": "slow", "path": "job.api/current", "seconds": 60})
+    calls = len(xpm.srv.sandbox.gateway.calls)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xpm_sync.cli", "sync"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not any(c.path == "job.api/current" for c in xpm.srv.sandbox.gateway.calls[calls:]):
+        assert proc.poll() is None, "the sync ended before it reached the current job list"
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_after_any_fault_the_next_ordinary_run_makes_the_store_equal_xpm(connected: Xpm, fault: Any):  # noqa: F811
+    xpm = connected
+    xpm.control("limits", {"per_minute": 100_000})  # the subprocess paces with real sleeps
+    assert overnight(xpm, "first") == []
+    assert differences(xpm.engine, xpm.srv.sandbox.main) == []
+    xpm.control("next-day", {"share": 0.1})
+
+    if fault == "invalid_grant":
+        xpm.control("revoke", {})
+        xpm.expire_access_token()
+    elif fault == "kill -9":
+        _kill_mid_run(xpm)
+    else:
+        xpm.control("faults", fault)
+    if isinstance(fault, dict):
+        overnight(xpm, "faulted")
+        pending = xpm.srv.sandbox.gateway.faults
+        assert not pending or pending[0].remaining < fault.get("count", 1), "the night never met the fault"
+    elif fault == "invalid_grant":
+        assert overnight(xpm, "faulted") != []
+
+    requests.delete(f"{xpm.srv.url}/_sandbox/faults", timeout=10).raise_for_status()
+    if xpm.row().status == ConnectionStatus.NEEDS_RECONNECT.value:
+        xpm.connect()  # an administrator reconnects
+    assert overnight(xpm, "next") == []
+    assert differences(xpm.engine, xpm.srv.sandbox.main) == []
