@@ -31,8 +31,11 @@ test: lint
 demo: $(STAMP)
 	@$(BIN)/xpm-sync demo
 
+# Airflow's port: `make airflow PORT=8090`.
+PORT ?= 8080
+
 airflow: $(STAMP)
-	@$(BIN)/xpm-sync demo --serve
+	@$(BIN)/xpm-sync demo --serve --port $(PORT)
 
 # Regenerate the lock from a working .venv (after changing requirements*.txt).
 lock: $(STAMP)

@@ -42,9 +42,18 @@ def record(
     return entry
 
 
-def recent(session: Session, limit: int = 20, *, category: str | None = None) -> Sequence[PracticeActivity]:
-    """The newest entries first."""
-    query = select(PracticeActivity).order_by(PracticeActivity.id.desc()).limit(limit)
+def recent(
+    session: Session,
+    limit: int = 20,
+    *,
+    category: str | None = None,
+    status: str | None = None,
+    offset: int = 0,
+) -> Sequence[PracticeActivity]:
+    """The newest entries first, optionally of one category or status, skipping `offset`."""
+    query = select(PracticeActivity).order_by(PracticeActivity.id.desc()).limit(limit).offset(offset)
     if category:
         query = query.where(PracticeActivity.category == category)
+    if status:
+        query = query.where(PracticeActivity.status == status)
     return session.scalars(query).all()

@@ -89,38 +89,51 @@ def raise_auth_alert(
     run_id: str | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> bool:
-    """Handle an authentication failure; True when it wrote the alert or sent a reminder."""
+    """Handle an authentication failure; True when it raised the alert or sent a reminder.
+
+    The first failure of an outage marks the connection and writes the Practice Activity entry.
+    The email is claimed in the same transaction (so many failing workers send one) and sent after
+    it commits, never with the database locked; a send that fails gives the claim back, so the
+    next failure or the morning health check tries again.
+    """
     engine = engine or get_engine()
-    with locked_connection(engine, conn_id or config.get("conn_id")) as (session, row):
+    conn_id = conn_id or config.get("conn_id")
+    with locked_connection(engine, conn_id) as (session, row):
         if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
             return False
         now = clock()
-        if row.status != ConnectionStatus.NEEDS_RECONNECT.value:
+        newly = row.status != ConnectionStatus.NEEDS_RECONNECT.value
+        if newly:
             row.status = ConnectionStatus.NEEDS_RECONNECT.value
             row.last_error, row.last_error_at = reason, now
             row.version += 1
-        hours = config.get_int("alert_reminder_hours")
-        first = row.alert_sent_at is None
-        remind = not first and hours > 0 and now - row.alert_sent_at >= timedelta(hours=hours)  # type: ignore[operator]
-        if not (first or remind):
-            return False
-        why = row.last_error or reason
-        if first:
             activity.record(
                 session,
                 ActivityStatus.FAILURE,
                 "Connection",
                 f"{AUTH_FAILED}. {WHAT_TO_DO}",
-                details={"reason": why, "run_id": run_id, "practice": row.tenant_name},
+                details={"reason": reason, "run_id": run_id, "practice": row.tenant_name},
                 actor=actor,
                 tenant_id=row.tenant_id,
             )
+        hours = config.get_int("alert_reminder_hours")
+        remind = row.alert_sent_at is not None and hours > 0 and now - row.alert_sent_at >= timedelta(hours=hours)
+        if row.alert_sent_at is not None and not remind:
+            return newly
+        why = row.last_error or reason
         subject = f"{NEEDS_RECONNECT}: {row.tenant_name}" + (" (reminder)" if remind else "")
-        # Sent inside the lock: a failed send rolls back, and the next failure tries again.
-        sent = send_email(subject, _email_body(row, why))
-        row.alert_sent_at = now
-        log.warning("%s (%s); alert %s", NEEDS_RECONNECT, why, "emailed" if sent else "logged only")
-        return True
+        body = _email_body(row, why)
+        previous, row.alert_sent_at = row.alert_sent_at, now
+    try:
+        sent = send_email(subject, body)
+    except Exception as exc:
+        log.warning("The XPM alert email could not be sent (%s); it will be tried again", type(exc).__name__)
+        with locked_connection(engine, conn_id) as (_session, row):
+            if row is not None and row.alert_sent_at == now:
+                row.alert_sent_at = previous
+        return newly
+    log.warning("%s (%s); alert %s", NEEDS_RECONNECT, why, "emailed" if sent else "logged only")
+    return True
 
 
 def on_failure(context: dict[str, Any]) -> None:

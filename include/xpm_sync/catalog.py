@@ -6,6 +6,19 @@ from __future__ import annotations
 REFERENCE = ("staff", "categories", "job_states", "client_groups", "custom_field_definitions")
 CUSTOM_FIELD_VALUES = ("client_custom_fields", "job_custom_fields")
 ALL = (*REFERENCE, "clients", "jobs", *CUSTOM_FIELD_VALUES, "tax_returns")
+# What people read: the Trigger form, the XPM page, Practice Activity.
+LABELS = {
+    "staff": "Staff",
+    "categories": "Job categories",
+    "job_states": "Job states",
+    "client_groups": "Client groups",
+    "custom_field_definitions": "Custom field definitions",
+    "clients": "Clients",
+    "jobs": "Jobs",
+    "client_custom_fields": "Client custom fields",
+    "job_custom_fields": "Job custom fields",
+    "tax_returns": "Tax returns",
+}
 # What must have run first, within one run.
 UPSTREAM = {
     "clients": REFERENCE,

@@ -1,4 +1,8 @@
-"""`xpm-sync`: the command line of the practice's XPM integration."""
+"""`xpm-sync`: the command line of the practice's XPM integration.
+
+Exit codes: 0 done; 1 the command ran but was refused or partly failed (the reason is on stderr
+and in Practice Activity); 2 nothing was done (a wrong value, a missing setup or connection).
+"""
 
 from __future__ import annotations
 
@@ -9,28 +13,58 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
-from xpm_sync import activity, settings
+from xpm_sync import activity, display, ids, settings
+from xpm_sync.errors import XpmError, XpmInputError
 from xpm_sync.store import migrate
 from xpm_sync.store.engine import get_engine, session_scope
+from xpm_sync.store.models import ActivityStatus
 
 Handler = Callable[[argparse.Namespace], int]
+DONE, REFUSED, NOT_DONE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Wrong values get one line, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(NOT_DONE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {number}")
+    return number
+
+
+def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        try:
+            return check(text)
+        except XpmInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def _db(args: argparse.Namespace) -> int:
-    engine = get_engine()
+    engine = migrate.ready_engine() if args.action == "current" else get_engine()
     if args.action == "upgrade":
         migrate.upgrade(engine, args.revision or "head")
     elif args.action == "downgrade":
         if not args.revision:
             print("Say which revision to go down to, e.g. `xpm-sync db downgrade base`.", file=sys.stderr)
-            return 2
+            return NOT_DONE
         migrate.downgrade(engine, args.revision)
     current = migrate.current_revision(engine)
     where = engine.url.render_as_string(hide_password=True)
-    newest = migrate.head_revision()
-    print(f"Practice database {where} is at revision {current or '(empty)'}; newest is {newest}.")
-    return 0
+    print(f"Practice database {where} is at revision {current or '(empty)'}; newest is {migrate.head_revision()}.")
+    return DONE
 
 
 def _setup(_args: argparse.Namespace) -> int:
@@ -40,42 +74,42 @@ def _setup(_args: argparse.Namespace) -> int:
     name, slots = ensure_pool()
     revision = migrate.current_revision()
     print(f"Practice database is at revision {revision}; Airflow pool {name} has {slots} slots.")
-    return 0
+    return DONE
 
 
 def _settings(args: argparse.Namespace) -> int:
-    with session_scope() as session:
+    with session_scope(migrate.ready_engine()) as session:
         if args.name:
             current = settings.change(session, args.name, args.value, actor=args.by)
         else:
             current = settings.load(session)
     for name, label in settings.LABELS.items():
         print(f"{label:<30} {'on' if getattr(current, name) else 'off'}")
-    return 0
+    return DONE
 
 
 def _activity(args: argparse.Namespace) -> int:
-    with session_scope() as session:
-        entries = activity.recent(session, args.limit)
+    with session_scope(migrate.ready_engine()) as session:
+        entries = activity.recent(session, args.limit, status=args.status)
         rows = [
             {
-                "time": e.occurred_at.isoformat(timespec="seconds"),
+                "time": display.when(e.occurred_at),
                 "status": e.status,
                 "category": e.category,
-                "message": e.message,
                 "actor": e.actor,
+                "message": e.message,
                 "details": e.details,
             }
             for e in entries
         ]
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
+        return DONE
     for row in rows:
-        print(f"{row['time']}  {row['status']:<15} {row['category']:<12} {row['message']}")
+        print(f"{row['time']}  {row['status']:<15} {row['actor'] or '-':<16} {row['message']}")
     if not rows:
         print("No Practice Activity yet.")
-    return 0
+    return DONE
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -90,31 +124,21 @@ def _sandbox(args: argparse.Namespace) -> int:
         staff=args.staff,
         per_minute=args.per_minute,
     )
-    return 0
+    return DONE
 
 
 def _demo(args: argparse.Namespace) -> int:
     from xpm_sync import demo
 
-    return demo.run(clients=args.clients, jobs=args.jobs, serve=args.serve)
+    return demo.run(clients=args.clients, jobs=args.jobs, serve=args.serve, port=args.port)
 
 
 def _connect(args: argparse.Namespace) -> int:
     from xpm_sync.oauth import callback, flow
     from xpm_sync.oauth.settings import load
 
-    settings, engine = load(args.conn_id), get_engine()
-    url = flow.start(settings, engine, requested_by=args.by, switch_practice=args.switch_practice)
-    if args.sandbox_user:
-        redirect = callback.sandbox_consent(settings, url, args.sandbox_user)
-    else:
-        print("Sign in to Xero as an XPM Administrator with 'Authorise 3rd Party Full Access' at:\n")
-        print(f"  {url}\n")
-        if callback.is_loopback(settings.redirect_uri) and not args.paste:
-            print(f"Waiting for Xero to send the browser back to {settings.redirect_uri} ...")
-            redirect = callback.wait_for_redirect(settings.redirect_uri)
-        else:
-            redirect = input("Paste the address your browser was sent to: ")
+    xpm_settings, engine = load(args.conn_id), migrate.ready_engine()
+    url = flow.start(xpm_settings, engine, requested_by=args.by, switch_practice=args.switch_practice)
 
     def choose(found: list[flow.Practice]) -> str | None:
         if not sys.stdin.isatty():
@@ -125,97 +149,122 @@ def _connect(args: argparse.Namespace) -> int:
         answer = input("Which practice? ").strip()
         return found[int(answer) - 1].tenant_id if answer.isdigit() and 0 < int(answer) <= len(found) else answer
 
-    result = flow.complete(settings, engine, redirect, practice=args.practice, choose=choose)
-    verb = "Reconnected" if result.reconnected else ("Switched" if result.switched else "Connected")
-    print(f"{verb}: XPM practice {result.tenant_name!r} ({result.tenant_id}), signed in as {result.connected_by}.")
+    def complete(redirect: str) -> flow.ConnectResult:
+        return flow.complete(xpm_settings, engine, redirect, practice=args.practice, choose=choose)
+
+    if args.sandbox_user:
+        result = complete(callback.sandbox_consent(xpm_settings, url, args.sandbox_user))
+    else:
+        print("Sign in to Xero as an XPM Administrator with 'Authorise 3rd Party Full Access' at:\n")
+        print(f"  {url}\n")
+        if callback.is_loopback(xpm_settings.redirect_uri) and not args.paste:
+            print(f"Waiting for Xero to send the browser back to {xpm_settings.redirect_uri} ...")
+            result = callback.wait_for_redirect(xpm_settings.redirect_uri, complete, describe=flow.describe)
+        else:
+            result = complete(input("Paste the address your browser was sent to: "))
+    print(flow.describe(result))
     if result.was_broken:
         _sync_after_reconnect(args, result.connected_by)
-    return 0
+    return DONE
 
 
 def _sync_after_reconnect(args: argparse.Namespace, person: str) -> None:
     """After a reconnect: a full manual sync of Clients, Jobs, Staff, Tax Returns and custom fields."""
-    from xpm_sync import airflow_api, catalog
+    from xpm_sync import airflow_runs, catalog
 
     conf = {"entities": list(catalog.AFTER_RECONNECT), "full": True}
-    run_id = airflow_api.trigger("xpm_manual_sync", conf, note=f"Full sync after XPM was reconnected by {person}")
-    with session_scope() as session:
-        if run_id:
-            activity.record(
-                session,
-                "In Progress",
-                "Sync",
-                f"Full sync after the reconnect started in Airflow ({run_id})",
-                details={"run_id": run_id, **conf},
-                actor=args.by,
-            )
-    if run_id:
-        print(f"Started xpm_manual_sync in Airflow ({run_id}) for: {', '.join(catalog.AFTER_RECONNECT)}.")
-    else:
-        print(
-            "Airflow's API is not reachable from here, so no sync was started. Trigger xpm_manual_sync "
-            "in the Airflow UI, or run `xpm-sync sync --full`."
+    try:
+        run_id = airflow_runs.start(
+            "xpm_manual_sync", conf, note=f"Full sync after XPM was reconnected by {person}", user=args.by
         )
+    except Exception as exc:  # Airflow's database may not be reachable from this shell
+        print(
+            f"No sync was started in Airflow ({exc}). Trigger xpm_manual_sync from the Airflow UI, "
+            "or run `xpm-sync sync --full` now.",
+            file=sys.stderr,
+        )
+        return
+    with session_scope() as session:
+        activity.record(
+            session,
+            "In Progress",
+            "Sync",
+            f"Full sync after the reconnect started in Airflow ({run_id})",
+            details={"run_id": run_id, **conf},
+            actor=args.by,
+        )
+    print(f"Started xpm_manual_sync in Airflow ({run_id}) for: {', '.join(catalog.AFTER_RECONNECT)}.")
 
 
-def _status(args: argparse.Namespace) -> int:
+def _status_info(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import select
 
+    from xpm_sync import config
     from xpm_sync.api.usage import calls_today
     from xpm_sync.store.models import XpmConnection
 
-    engine = get_engine()
+    engine = migrate.ready_engine()
     with session_scope(engine) as session:
         row = session.scalars(
             select(XpmConnection).where(XpmConnection.conn_id == args.conn_id, XpmConnection.active.is_(True))
         ).first()
         if row is None:
-            info: dict[str, object] = {"conn_id": args.conn_id, "status": "not connected"}
-        else:
-            calls, left = calls_today(engine, row.tenant_id)
-            info = {
-                "conn_id": args.conn_id,
-                "practice": row.tenant_name,
-                "tenant_id": row.tenant_id,
-                "status": row.status,
-                "connected_by": row.connected_by,
-                "connected_at": row.connected_at.isoformat(timespec="seconds") if row.connected_at else None,
-                "last_refresh_at": row.last_refresh_at.isoformat(timespec="seconds") if row.last_refresh_at else None,
-                "last_error": row.last_error,
-                "calls_today": calls,
-                "calls_left_today": left,
-            }
+            return {"conn_id": args.conn_id, "status": "not connected"}
+        calls, left = calls_today(engine, row.tenant_id)
+        counted = left is None
+        return {
+            "conn_id": args.conn_id,
+            "practice": row.tenant_name,
+            "tenant_id": row.tenant_id,
+            "status": row.status,
+            "connected_by": row.connected_by,
+            "connected_at": display.when(row.connected_at),
+            "last_refresh_at": display.when(row.last_refresh_at),
+            "last_error": row.last_error if row.status != "connected" else None,
+            "calls_today": calls,
+            # XPM reports what is left with each answer; before any answer today, count it ourselves.
+            "calls_left_today": max(0, config.get_int("daily_call_limit") - calls) if counted else left,
+            "calls_left_counted_here": counted,
+        }
+
+
+def _status(args: argparse.Namespace) -> int:
+    info = _status_info(args)
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
+        return DONE
     if info["status"] == "needs_reconnect":
         print("XPM needs to reconnect.")
+    elif info["status"] == "not connected":
+        print("XPM is not connected: run `xpm-sync connect`.")
     for key, value in info.items():
-        if value is not None:
+        if value is not None and key != "calls_left_counted_here":
             print(f"{key.replace('_', ' '):<18} {value}")
-    return 0
+    return DONE
 
 
 def _disconnect(args: argparse.Namespace) -> int:
-    from xpm_sync.errors import XpmError
     from xpm_sync.oauth import flow
     from xpm_sync.oauth.settings import load
     from xpm_sync.oauth.tokens import TokenStore
 
-    settings, engine = load(args.conn_id), get_engine()
+    xpm_settings, engine = load(args.conn_id), migrate.ready_engine()
     try:
-        access: str | None = TokenStore(settings, engine).access_token()
+        access: str | None = TokenStore(xpm_settings, engine).access_token()
     except XpmError:
         access = None
-    name = flow.disconnect(settings, engine, access_token=access, requested_by=args.by)
+    name = flow.disconnect(xpm_settings, engine, access_token=access, requested_by=args.by)
     print(f"Disconnected from {name}." if name else "XPM was not connected.")
-    return 0
+    return DONE
 
 
 def _sync(args: argparse.Namespace) -> int:
     from xpm_sync import catalog
     from xpm_sync.sync import runner
 
+    if args.confirm_removals and not args.full:
+        print("--confirm-removals applies to a full sync: add --full.", file=sys.stderr)
+        return NOT_DONE
     names = runner.order(args.entities or list(catalog.ALL))
     request = runner.Request(
         manual=True,
@@ -225,26 +274,129 @@ def _sync(args: argparse.Namespace) -> int:
         run_id=f"cli-{getpass.getuser()}-{os.getpid()}",
         client_uuid=args.client,
         job_number=args.job,
+        confirm_removals=args.confirm_removals,
         conn_id=args.conn_id,
     )
-    problem = runner.connection_problem(get_engine(), args.conn_id)
+    problem = runner.connection_problem(migrate.ready_engine(), args.conn_id)
     if problem:
         print(problem, file=sys.stderr)
-        return 2
+        return NOT_DONE
     results = []
     for name in names:
-        result = runner.pull(name, request)
+        try:
+            result = runner.pull(name, request)
+        except XpmError as exc:
+            # Logged in Practice Activity where it happened; the other entities still run.
+            print(f"{name:<26} {'failed':<12} {exc}", file=sys.stderr)
+            continue
         results.append(result.as_dict())
         state = result.skipped or f"read {result.fetched}, wrote {result.written}, {result.calls} calls"
         print(f"{name:<26} {result.mode:<12} {state}")
+        for failure in result.failures:
+            print(f"{name:<26} {'refused':<12} {failure['key']}: {failure['error']}", file=sys.stderr)
     summary = runner.summarise(results, request)
     print(f"{'total':<26} {'':<12} wrote {summary['written']}, {summary['calls']} XPM calls")
-    return 0
+    if summary["failed"] or summary["refused"]:
+        print(summary["message"], file=sys.stderr)
+        return REFUSED
+    return DONE
+
+
+def _recorded(recorded: Any) -> int:
+    from xpm_sync import changes
+
+    print(recorded.message)
+    if recorded.entry_id is not None and changes.notify_push("xpm-sync"):
+        print("xpm_push was told and runs now.")
+    return DONE
+
+
+def _job(args: argparse.Namespace) -> int:
+    from xpm_sync import changes
+
+    engine = migrate.ready_engine()
+    if args.action == "set-state":
+        return _recorded(changes.set_job_state(engine, args.number, args.state, actor=args.by))
+    fields = {
+        "name": args.name,
+        "description": args.description,
+        "start_date": args.start,
+        "due_date": args.due,
+        "budget": args.budget,
+    }
+    return _recorded(
+        changes.update_job(engine, args.number, actor=args.by, **{k: v for k, v in fields.items() if v is not None})
+    )
+
+
+def _custom_field(args: argparse.Namespace) -> int:
+    from xpm_sync import changes
+
+    engine = migrate.ready_engine()
+    return _recorded(changes.set_custom_field(engine, args.kind, args.key, args.field, args.value, actor=args.by))
+
+
+def _job_states(args: argparse.Namespace) -> int:
+    from xpm_sync import changes
+
+    engine = migrate.ready_engine()
+    if args.name:
+        name = changes.set_state_code(engine, args.name, args.code, actor=args.by)
+        print(f"Job state {name!r} has the interface code {args.code.strip()}.")
+        return DONE
+    for name, code in changes.state_codes(engine):
+        print(f"{name:<30} {code or '(no code: a state change to it is refused)'}")
+    return DONE
+
+
+def _changes(args: argparse.Namespace) -> int:
+    from xpm_sync import changes
+
+    engine = migrate.ready_engine()
+    if args.retry:
+        changes.retry(engine, args.retry, actor=args.by)
+        print(f"Change {args.retry} is back in line for the next push.")
+        changes.notify_push("xpm-sync")
+        return DONE
+    waiting = changes.open_changes(engine)
+    for entry in waiting:
+        fields = ", ".join(
+            f"{v.get('name', k)}: {v['before'] or '-'} -> {v['after'] or '-'}"
+            for k, v in entry.payload["fields"].items()
+        )
+        print(
+            f"{entry.id:>6}  {display.when(entry.created_at)}  {entry.created_by or '-':<12} {entry.status:<8} "
+            f"{entry.entity} {entry.entity_key}: {fields}" + (f"  [{entry.last_error}]" if entry.last_error else "")
+        )
+    if not waiting:
+        print("No local changes are waiting to go to XPM.")
+    return DONE
+
+
+def _push(args: argparse.Namespace) -> int:
+    from xpm_sync.sync import push, runner
+
+    engine = migrate.ready_engine()
+    problem = runner.connection_problem(engine, args.conn_id)
+    if problem:
+        print(problem, file=sys.stderr)
+        return NOT_DONE
+    hook = runner.hook_for(runner.Request(conn_id=args.conn_id))
+    results = push.push(hook, engine, actor=args.by, run_id=f"cli-push-{os.getpid()}")
+    for result in results:
+        print(f"{push.LABELS[result.entity]:<22} sent {result.written}, {len(result.failures)} refused")
+        for failure in result.failures:
+            print(f"{push.LABELS[result.entity]:<22} {failure['key']}: {failure['error']}", file=sys.stderr)
+    if not results:
+        print("No local changes are waiting to go to XPM.")
+    return REFUSED if any(r.failures for r in results) else DONE
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and documentation."""
-    parser = argparse.ArgumentParser(prog="xpm-sync", description=__doc__)
+    from xpm_sync import catalog
+
+    parser = _Parser(prog="xpm-sync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="show library log lines too")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -264,18 +416,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sb = sub.add_parser("sandbox", help="serve the XPM sandbox (a stand-in for XPM and Xero identity)")
     sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--port", type=int, default=8700)
+    sb.add_argument("--port", type=_positive, default=8700)
     sb.add_argument("--seed", type=int, default=1)
-    sb.add_argument("--clients", type=int, default=200)
-    sb.add_argument("--jobs", type=int, default=600)
-    sb.add_argument("--staff", type=int, default=12)
-    sb.add_argument("--per-minute", type=int, default=60, help="calls a minute allowed (XPM: 60)")
+    sb.add_argument("--clients", type=_positive, default=200)
+    sb.add_argument("--jobs", type=_positive, default=600)
+    sb.add_argument("--staff", type=_positive, default=12)
+    sb.add_argument("--per-minute", type=_positive, default=60, help="calls a minute allowed (XPM: 60)")
     sb.set_defaults(handler=_sandbox)
 
     demo = sub.add_parser("demo", help="sandbox, OAuth connect and an overnight sync on real Airflow")
     demo.add_argument("--serve", action="store_true", help="then keep Airflow running (airflow standalone)")
-    demo.add_argument("--clients", type=int, default=300)
-    demo.add_argument("--jobs", type=int, default=1500)
+    demo.add_argument("--port", type=_positive, default=8080, help="Airflow's port with --serve")
+    demo.add_argument("--clients", type=_positive, default=300)
+    demo.add_argument("--jobs", type=_positive, default=1500)
     demo.set_defaults(handler=_demo)
 
     conn = sub.add_parser("connect", help="connect XPM through Xero's sign-in (or reconnect it)")
@@ -292,22 +445,63 @@ def build_parser() -> argparse.ArgumentParser:
     disc = sub.add_parser("disconnect", help="revoke the XPM connection and forget its tokens")
     disc.set_defaults(handler=_disconnect)
 
-    from xpm_sync import catalog
-
     sy = sub.add_parser("sync", help="run the sync now, outside Airflow")
     sy.add_argument("--entities", nargs="+", choices=list(catalog.ALL), help="default: all")
     sy.add_argument("--full", action="store_true", help="read everything, not only changes")
     sy.add_argument("--dry-run", action="store_true", help="count what would change; write nothing")
-    sy.add_argument("--client", help="one client (UUID)")
-    sy.add_argument("--job", help="one job (number)")
+    sy.add_argument("--client", type=_checked(ids.client_uuid), help="one client (UUID)")
+    sy.add_argument("--job", type=_checked(ids.job_number), help="one job (number)")
+    sy.add_argument(
+        "--confirm-removals",
+        action="store_true",
+        help="with --full: mark removed what XPM no longer lists even when it is many rows (held back otherwise)",
+    )
     sy.set_defaults(handler=_sync)
 
-    for command in (conn, status, disc, sy):
+    job = sub.add_parser("job", help="change a job here (jobs maintained locally); the push sends it to XPM")
+    job_actions = job.add_subparsers(dest="action", required=True)
+    set_state = job_actions.add_parser("set-state", help="move a job to another state")
+    set_state.add_argument("number", type=_checked(ids.job_number))
+    set_state.add_argument("state", help="the state's name, e.g. 'In Progress'")
+    job_update = job_actions.add_parser("update", help="change a job's name, description, dates or budget")
+    job_update.add_argument("number", type=_checked(ids.job_number))
+    job_update.add_argument("--name")
+    job_update.add_argument("--description")
+    job_update.add_argument("--start", help="start date, e.g. 2026-12-01")
+    job_update.add_argument("--due", help="due date, e.g. 2026-12-24")
+    job_update.add_argument("--budget")
+    job.set_defaults(handler=_job)
+
+    cf = sub.add_parser("custom-field", help="set a custom field here (custom fields kept locally)")
+    cf_actions = cf.add_subparsers(dest="action", required=True)
+    cf_set = cf_actions.add_parser("set", help="set a client's or a job's custom field")
+    cf_set.add_argument("kind", choices=["client", "job"])
+    cf_set.add_argument("key", help="the client's UUID or the job's number")
+    cf_set.add_argument("field", help="the field's name (or UUID)")
+    cf_set.add_argument("value", help="the value; empty to clear it")
+    cf.set_defaults(handler=_custom_field)
+
+    states = sub.add_parser("job-states", help="list job states with their XPM interface codes, or set one")
+    states_actions = states.add_subparsers(dest="action")
+    set_code = states_actions.add_parser("set", help="set a job state's interface code")
+    set_code.add_argument("name", help="a job state's name")
+    set_code.add_argument("code", help="its interface code, as XPM shows it (Business > Settings > Job States)")
+    states.set_defaults(handler=_job_states, name=None)
+
+    waiting = sub.add_parser("changes", help="list local changes not yet in XPM, or put a refused one back")
+    waiting.add_argument("--retry", type=_positive, metavar="ID", help="send this refused change again")
+    waiting.set_defaults(handler=_changes)
+
+    push = sub.add_parser("push", help="send the local changes to XPM now, outside Airflow")
+    push.set_defaults(handler=_push)
+
+    for command in (conn, status, disc, sy, states, set_code, waiting, push, set_state, job_update, cf_set):
         command.add_argument("--conn-id", default=None, help="the xpm connection (default: [xpm_sync] conn_id)")
         command.add_argument("--by", default=getpass.getuser(), help="who is acting")
 
     act = sub.add_parser("activity", help="show the newest Practice Activity entries")
-    act.add_argument("--limit", type=int, default=20)
+    act.add_argument("--limit", type=_positive, default=20)
+    act.add_argument("--status", choices=[s.value for s in ActivityStatus], help="only this status")
     act.add_argument("--json", action="store_true")
     act.set_defaults(handler=_activity)
     return parser
@@ -315,24 +509,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
+    # Like Airflow's own server components (and `airflow connections ...`), xpm-sync reads connections
+    # from Airflow's database as well as the environment: what Admin > Connections shows is what it uses.
+    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
     args = build_parser().parse_args(argv)
     if not args.verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    if getattr(args, "name", None) and getattr(args, "value", None) is None:
+    if args.command == "settings" and args.name and args.value is None:
         print(f"Say on or off, e.g. `xpm-sync settings {args.name} on`.", file=sys.stderr)
-        return 2
+        return NOT_DONE
     if hasattr(args, "conn_id") and args.conn_id is None:
         from xpm_sync import config
 
         args.conn_id = config.get("conn_id")
     handler: Handler = args.handler
-    from xpm_sync.errors import XpmError
-
     try:
         return handler(args)
-    except (settings.SettingRefused, XpmError) as exc:
+    except (settings.SettingRefused, XpmError, ValueError) as exc:
         print(str(exc), file=sys.stderr)
-        return 2
+        return NOT_DONE
 
 
 if __name__ == "__main__":

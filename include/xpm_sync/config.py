@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, tzinfo
 from functools import cache
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xpm_sync.provider import CONFIG_OPTIONS
 
@@ -87,3 +89,16 @@ def store_url() -> URL:
         url = url.set(drivername="postgresql+psycopg")
     log.debug("Practice database: %s", url.render_as_string(hide_password=True))
     return url
+
+
+def practice_timezone() -> tzinfo:
+    """The practice's time zone: `[xpm_sync] timezone`, else Airflow's `[core] default_timezone`."""
+    from airflow.configuration import conf
+
+    name = get("timezone") or conf.get("core", "default_timezone", fallback="utc")
+    if name.lower() in ("utc", "system", ""):
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"[xpm_sync] timezone {name!r} is not a time zone name like Australia/Sydney") from None

@@ -19,12 +19,16 @@ log = logging.getLogger(__name__)
 
 def check(*, hook: Any = None) -> dict[str, Any]:
     """Refresh an ageing token, reach the practice, and check the connecting user is still staff."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
     from xpm_sync.hooks.xpm import XpmHook
-    from xpm_sync.sync.runner import connection_problem
+    from xpm_sync.sync.runner import NOT_CONNECTED, connection_problem
 
     engine = get_engine()
     conn_id = config.get("conn_id")
     problem = connection_problem(engine, conn_id)
+    if problem and problem.startswith(NOT_CONNECTED):
+        raise AirflowSkipException(problem)
     if problem:
         # Raise the alert now, not at tonight's sync.
         alerts.raise_auth_alert(problem, engine=engine, conn_id=conn_id, actor="health check")

@@ -64,15 +64,16 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "alert_reminder_hours": _option(
         "While XPM still needs reconnecting, email again after this many hours; 0 means never.", "0", kind="integer"
     ),
+    "push_cron": _option(
+        "When xpm_push sends the practice's own changes to XPM (cron, in `timezone`); it also runs as soon as "
+        "a change is recorded where Airflow's database is reachable.",
+        "*/15 * * * *",
+    ),
     "health_cron": _option("When xpm_connection_health runs (cron, in `timezone`).", "0 6 * * *"),
     "health_refresh_after_days": _option(
         "xpm_connection_health refreshes the token when it is older than this (Xero expires it after 60 idle days).",
         "7",
         kind="integer",
-    ),
-    "airflow_api_conn_id": _option(
-        "Airflow connection (http) of Airflow's own REST API, used to start the sync after a reconnect.",
-        "xpm_airflow_api",
     ),
     "custom_field_refresh_days": _option(
         "Custom field values of an unchanged client or open job are fetched again after this many days.",
@@ -80,6 +81,33 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         kind="integer",
     ),
     "daily_call_limit": _option("XPM's calls a day per practice.", "5000", kind="integer"),
+    "max_answer_mb": _option(
+        "Largest answer accepted from XPM, in MB; a bigger one is refused as implausible. (A 20,000-client "
+        "practice's detailed client list is about 55 MB.)",
+        "512",
+        kind="integer",
+    ),
+    "max_answer_rows": _option(
+        "Most records accepted in one answer from XPM; more are refused as implausible.", "200000", kind="integer"
+    ),
+    "mass_removal_share": _option(
+        "A full list that would mark more than this share of stored rows removed (or an empty list while rows "
+        "exist) marks nothing and raises an Alert; a full sync with removals confirmed applies it.",
+        "0.2",
+        kind="float",
+    ),
+    "mass_removal_min_rows": _option(
+        "The share above applies once at least this many rows would be marked removed.", "3", kind="integer"
+    ),
+    "job_backdate_days": _option(
+        "The overnight job list reaches this many days before the last run, so jobs created back-dated "
+        "(and already closed) still arrive.",
+        "30",
+        kind="integer",
+    ),
+    "token_timeout_seconds": _option(
+        "How long a call to Xero's token endpoint may take before it is retried.", "30", kind="integer"
+    ),
     "custom_field_budget_share": _option(
         "Share of the day's calls custom-field values may use; the rest is kept for pushes and manual work.",
         "0.8",

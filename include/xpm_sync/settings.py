@@ -24,6 +24,11 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
+INVOICES_REFUSED = (
+    "Maintain invoices locally is not supported yet: invoices stay mastered in XPM. The setting stays off."
+)
+
+
 class SettingRefused(ValueError):
     """A setting change that is not allowed; the message says why and what to do."""
 
@@ -59,9 +64,7 @@ def change(session: Session, name: str, value: str | bool, *, actor: str | None)
         raise SettingRefused(f"Unknown setting {name!r}. Settings: {', '.join(LABELS)}.")
     new = _parse_bool(name, value)
     if name == "maintain_invoices_locally" and new:
-        raise SettingRefused(
-            "Maintain invoices locally is not supported yet: invoices stay mastered in XPM. The setting stays off."
-        )
+        raise SettingRefused(INVOICES_REFUSED)
     old = getattr(load(session), name)
     if old == new:
         return load(session)
