@@ -30,6 +30,8 @@ TIMEZONE = config.get("timezone") or "UTC"
     schedule=CronTriggerTimetable(config.get("health_cron"), timezone=TIMEZONE),
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
+    # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
+    is_paused_upon_creation=False,
     max_active_runs=1,
     default_args={
         "owner": "xpm-sync",

@@ -9,8 +9,10 @@ Trigger from the Airflow UI ("Trigger DAG" with its form) to sync chosen entitie
 - **dry run**: fetch and count what would change, write nothing.
 
 The first task records who asked and the estimated XPM calls in Practice Activity. A manual job
-sync is refused while "Maintain jobs locally" is on. Custom fields may be pulled even when
-"Sync custom fields from XPM" is off. Entities not chosen are skipped.
+sync is refused while "Maintain jobs locally" is on, and nothing runs while XPM needs to reconnect:
+a refused run fails with the reason, and each skipped task's log says why. Custom fields may be
+pulled even when "Sync custom fields from XPM" is off. The XPM page in Airflow's menu starts the
+same runs with a button.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from xpm_sync import catalog, wiring
+from xpm_sync import catalog, ids, wiring
 
 DEFAULT_ARGS = {
     "owner": "xpm-sync",
@@ -37,13 +39,35 @@ PARAMS = {
         list(catalog.AFTER_RECONNECT),
         type="array",
         items={"type": "string", "enum": list(catalog.ALL)},
+        examples=list(catalog.ALL),
+        values_display=dict(catalog.LABELS),
+        minItems=1,
         title="Entities",
-        description="What to sync.",
+        description="What to sync. The default is what a reconnect syncs.",
     ),
-    "full": Param(False, type="boolean", title="Full sync", description="Read everything, not only changes."),
-    "client": Param("", type="string", title="One client (UUID)", description="Leave empty for all clients."),
-    "job": Param("", type="string", title="One job (number)", description="Leave empty for all jobs."),
+    "full": Param(False, type="boolean", title="Full sync", description="Read everything, not only what changed."),
+    "client": Param(
+        None,
+        type=["null", "string"],
+        pattern=ids.UUID_PATTERN,
+        title="One client (UUID)",
+        description=f"Optional: only this client. {ids.CLIENT_HELP[0].upper()}{ids.CLIENT_HELP[1:]}.",
+    ),
+    "job": Param(
+        None,
+        type=["null", "string"],
+        pattern=ids.JOB_NUMBER_PATTERN,
+        title="One job (number)",
+        description=f"Optional: only this job. {ids.JOB_HELP[0].upper()}{ids.JOB_HELP[1:]}.",
+    ),
     "dry_run": Param(False, type="boolean", title="Dry run", description="Count what would change; write nothing."),
+    "confirm_removals": Param(
+        False,
+        type="boolean",
+        title="Confirm removals",
+        description="With a full sync: mark removed what XPM no longer lists, even many rows at once "
+        "(otherwise held back with an Alert in Practice Activity).",
+    ),
 }
 
 
@@ -52,6 +76,8 @@ PARAMS = {
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
+    # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
+    is_paused_upon_creation=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params=PARAMS,
@@ -59,17 +85,11 @@ PARAMS = {
     doc_md=__doc__,
 )
 def xpm_manual_sync() -> None:
-    @task.short_circuit
-    def xpm_connection_ok(**context: Any) -> bool:
-        from xpm_sync.sync import tasks
-
-        return tasks.check_connection(context, manual=True)
-
     @task
-    def plan(**context: Any) -> dict[str, Any]:
+    def start(**context: Any) -> dict[str, Any]:
         from xpm_sync.sync import tasks
 
-        return tasks.plan(context, list(context["params"]["entities"]))
+        return tasks.start(context, manual=True)
 
     @task(trigger_rule="none_failed")
     def pull(entity: str, **context: Any) -> dict[str, Any]:
@@ -78,14 +98,13 @@ def xpm_manual_sync() -> None:
         return tasks.pull(entity, context, manual=True)
 
     @task(trigger_rule="all_done")
-    def summary(results: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def summary(opened: dict[str, Any], results: dict[str, Any], **context: Any) -> Any:
         from xpm_sync.sync import tasks
 
-        return tasks.summarise(results, context, manual=True)
+        return tasks.summarise(opened, results, context, manual=True)
 
-    start = xpm_connection_ok() >> plan()
-    pulls = wiring.entity_tasks(pull, start)
-    summary(pulls)
+    opened = start()
+    summary(opened, wiring.entity_tasks(pull, opened))
 
 
 xpm_manual_sync()

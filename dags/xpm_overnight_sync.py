@@ -4,8 +4,8 @@
 Every evening (cron and time zone from `[xpm_sync] overnight_cron` and `timezone`) this brings the
 practice database in step with Xero Practice Manager:
 
-1. **xpm_connection_ok**: when XPM needs reconnecting, the run stops here with an
-   "Action Required" entry in Practice Activity, and XPM is not called.
+1. **start**: when XPM needs reconnecting, an "Action Required" entry in Practice Activity; every
+   task then skips, saying why in its log, and XPM is not called.
 2. **Reference data**: staff, job categories, job states, client groups, custom field definitions.
 3. **Clients** (contacts, groups, relationships, tax settings): those modified since the last run.
 4. **Jobs**: XPM's current jobs, and the final state of jobs that left that list.
@@ -45,17 +45,19 @@ TIMEZONE = config.get("timezone") or "UTC"
     schedule=CronTriggerTimetable(config.get("overnight_cron"), timezone=TIMEZONE),
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
+    # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
+    is_paused_upon_creation=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["xpm", "sync"],
     doc_md=__doc__,
 )
 def xpm_overnight_sync() -> None:
-    @task.short_circuit
-    def xpm_connection_ok(**context: Any) -> bool:
+    @task
+    def start(**context: Any) -> dict[str, Any]:
         from xpm_sync.sync import tasks
 
-        return tasks.check_connection(context, manual=False)
+        return tasks.start(context, manual=False)
 
     @task(trigger_rule="all_done")
     def pull(entity: str, **context: Any) -> dict[str, Any]:
@@ -64,14 +66,13 @@ def xpm_overnight_sync() -> None:
         return tasks.pull(entity, context, manual=False)
 
     @task(trigger_rule="all_done")
-    def summary(results: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def summary(opened: dict[str, Any], results: dict[str, Any], **context: Any) -> Any:
         from xpm_sync.sync import tasks
 
-        return tasks.summarise(results, context, manual=False)
+        return tasks.summarise(opened, results, context, manual=False)
 
-    gate = xpm_connection_ok()
-    pulls = wiring.entity_tasks(pull, gate)
-    summary(pulls)
+    opened = start()
+    summary(opened, wiring.entity_tasks(pull, opened))
 
 
 xpm_overnight_sync()

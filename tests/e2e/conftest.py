@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,13 @@ def _database(admin: Any, prefix: str) -> str:
     return name
 
 
-@pytest.fixture
-def airflow(tmp_path: Path, smtp: Inbox) -> Iterator[Airflow]:  # noqa: F811
+# The users of the throwaway Airflow: (role, password). Airflow's simple auth manager.
+USERS = {"admin": ("admin", PASSWORD), "viewer": ("viewer", "e2e-viewer"), "operator": ("op", "e2e-operator")}
+
+
+@contextmanager
+def launch(tmp_path: Path, **extra_env: str) -> Iterator[Airflow]:
+    """api-server, scheduler and dag-processor as processes on throwaway PostgreSQL databases."""
     if _PG_PROBLEM:
         if REQUIRE_PG:
             pytest.fail(_PG_PROBLEM)
@@ -85,11 +91,13 @@ def airflow(tmp_path: Path, smtp: Inbox) -> Iterator[Airflow]:  # noqa: F811
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     home = tmp_path / "airflow"
     home.mkdir()
-    (home / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
+    (home / "passwords.json").write_text(json.dumps({name: pw for name, (_role, pw) in USERS.items()}))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     srv = SandboxServer(clients=30, jobs=80, staff=5).start()
     srv.sandbox.gateway.limits.per_minute = 100_000  # tasks pace with real sleeps; keep the runs short
+    # The XPM page's redirect URI, registered on the sandbox's app as on a Xero app.
+    srv.sandbox.identity.apps[srv.client_id].redirect_uris.append(f"{url}/xpm/oauth/callback")
     xpm_conn = {
         "conn_type": "xpm",
         "login": srv.client_id,
@@ -110,13 +118,13 @@ def airflow(tmp_path: Path, smtp: Inbox) -> Iterator[Airflow]:  # noqa: F811
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
         "AIRFLOW__API__BASE_URL": url,
         "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, (r, _pw) in USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__XPM_SYNC__STORE_URL": store_url,
         "AIRFLOW__XPM_SYNC__JOB_START_YEAR": "2022",
         "AIRFLOW_CONN_XPM_DEFAULT": json.dumps(xpm_conn),
-        "AIRFLOW_CONN_XPM_AIRFLOW_API": f"http://admin:{PASSWORD}@127.0.0.1:{port}",
+        **extra_env,
     }
     env.pop("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", None)
     airflow_cmd = [sys.executable, "-m", "airflow"]
@@ -162,3 +170,9 @@ def airflow(tmp_path: Path, smtp: Inbox) -> Iterator[Airflow]:  # noqa: F811
             for db in (meta_db, store_db):
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def airflow(tmp_path: Path, smtp: Inbox) -> Iterator[Airflow]:  # noqa: F811
+    with launch(tmp_path) as af:
+        yield af

@@ -21,10 +21,24 @@ from xpm_sync.sync.entities import ENTITIES
 log = logging.getLogger(__name__)
 
 CUSTOM_FIELDS = ("client_custom_fields", "job_custom_fields", "custom_field_definitions")
+NOT_CONNECTED = "XPM is not connected."
 JOBS_LOCAL = (
-    "Manual job sync refused: jobs are maintained locally (the setting 'Maintain jobs locally' is on), so "
-    "XPM's copy must not overwrite them. Local job changes are pushed to XPM instead."
+    "Manual job sync refused: jobs are maintained locally (the setting 'Maintain jobs locally' is on) and "
+    "{count} local job change(s) have not reached XPM yet. They go with the next push (every 15 minutes, or now "
+    "with `xpm-sync push` or the XPM page); then the job sync can run, and it never overwrites jobs held here."
 )
+
+
+def jobs_waiting(engine: Engine) -> int:
+    """Local job changes not yet in XPM (waiting, being sent, or refused by XPM)."""
+    from sqlalchemy import func, select
+
+    from xpm_sync.store.models import OutboxEntry, OutboxStatus
+
+    open_ = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value, OutboxStatus.FAILED.value)
+    with Session(engine) as session:
+        query = select(func.count()).where(OutboxEntry.entity == "job", OutboxEntry.status.in_(open_))
+        return int(session.scalar(query) or 0)
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,7 @@ class Request:
     run_id: str | None = None
     client_uuid: str | None = None
     job_number: str | None = None
+    confirm_removals: bool = False
     conn_id: str | None = None
     store_url: str | None = None
 
@@ -61,13 +76,18 @@ def connection_problem(engine: Engine, conn_id: str) -> str | None:
             .one_or_none()
         )
     if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
-        return "XPM is not connected. An XPM administrator must run `xpm-sync connect`."
+        return (
+            f"{NOT_CONNECTED} An XPM administrator connects it on the XPM page in Airflow or with `xpm-sync connect`."
+        )
     if row.status == ConnectionStatus.NEEDS_RECONNECT.value:
-        return "XPM needs to reconnect. An XPM administrator must run `xpm-sync connect`."
+        return (
+            "XPM needs to reconnect. An XPM administrator reconnects it on the XPM page in Airflow, or runs "
+            "`xpm-sync connect`."
+        )
     return None
 
 
-def _hook(request: Request) -> Any:
+def hook_for(request: Request) -> Any:
     from xpm_sync import config
     from xpm_sync.hooks.xpm import XpmHook
 
@@ -77,7 +97,9 @@ def _hook(request: Request) -> Any:
 def refusal(name: str, request: Request, practice: settings.PracticeSettings) -> str | None:
     """Why the practice's settings rule this pull out, if they do."""
     if name == "jobs" and request.manual and practice.maintain_jobs_locally:
-        return JOBS_LOCAL
+        count = jobs_waiting(get_engine(request.store_url))
+        if count:
+            return JOBS_LOCAL.format(count=count)
     if name in CUSTOM_FIELDS and not request.manual and not practice.sync_custom_fields_from_xpm:
         return "Skipped: custom fields are mastered locally ('Sync custom fields from XPM' is off)."
     return None
@@ -93,18 +115,18 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
     refused = refusal(name, request, practice)
     if refused:
         mode = "manual" if request.manual else "overnight"
+        asked = name == "jobs"  # a refused request, not a step the settings leave out
         with Session(engine) as session, session.begin():
-            status = ActivityStatus.FAILURE if name == "jobs" else ActivityStatus.SUCCESS
             activity.record(
                 session,
-                status,
+                ActivityStatus.FAILURE if asked else ActivityStatus.SUCCESS,
                 "Sync",
                 f"{label} {refused}",
                 actor=request.actor,
-                details={"run_id": request.run_id, "mode": mode},
+                details={"run_id": request.run_id, "mode": mode, "entity": name, "refused": asked},
             )
-        return EntityResult(name, "refused" if name == "jobs" else "skipped", skipped=refused)
-    hook = hook or _hook(request)
+        return EntityResult(name, "refused" if asked else "skipped", skipped=refused)
+    hook = hook or hook_for(request)
     ctx = SyncContext(
         hook=hook,
         engine=engine,
@@ -117,6 +139,8 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
         actor=request.actor,
         client_uuid=request.client_uuid,
         job_number=request.job_number,
+        confirm_removals=request.confirm_removals and request.full,
+        entity=name,
     )
     try:
         result = spec.run(spec, ctx)
@@ -127,26 +151,35 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
     return result
 
 
+SHOWN_FAILURES = 5
+
+
 def _log_success(engine: Engine, ctx: SyncContext, label: str, result: EntityResult) -> None:
     verb = "would write" if ctx.dry_run else "wrote"
-    message = f"{label} synced: read {result.fetched}, {verb} {result.written}, {result.calls} XPM calls"
+    counts = f"read {result.fetched}, {verb} {result.written}, {result.calls} XPM calls"
+    message = f"{label} synced: {counts}"
     if result.removed:
         message += f", {result.removed} marked removed in XPM"
+    if result.held_back:
+        message += f", {result.held_back} removals held back (see the Alert)"
     if result.skipped:
         message = f"{label} {result.skipped}"
     if result.note:
         message += f" ({result.note})"
     status = ActivityStatus.SUCCESS if result.complete else ActivityStatus.IN_PROGRESS
-    with Session(engine) as session, session.begin():
-        activity.record(
-            session,
-            status,
-            "Sync",
-            message,
-            details={**result.as_dict(), "run_id": ctx.run_id},
-            actor=ctx.actor,
-            tenant_id=ctx.tenant_id,
+    details: dict[str, Any] = {**result.as_dict(), "run_id": ctx.run_id}
+    if result.failures:
+        status = ActivityStatus.FAILURE
+        shown = "; ".join(f"{f['key']}: {f['error']}" for f in result.failures[:SHOWN_FAILURES])
+        more = len(result.failures) - SHOWN_FAILURES
+        message = (
+            f"{label} partly failed: XPM refused {len(result.failures)} record(s), whose stored data was kept "
+            f"and which are tried again next run ({shown}{f'; and {more} more' if more > 0 else ''}). {counts}"
         )
+        details["entity"] = ctx.entity
+        details["failures"] = result.failures[:100]
+    with Session(engine) as session, session.begin():
+        activity.record(session, status, "Sync", message, details=details, actor=ctx.actor, tenant_id=ctx.tenant_id)
 
 
 def ctx_entity(label: str) -> str:
@@ -155,21 +188,22 @@ def ctx_entity(label: str) -> str:
     return next((name for name, spec in ENTITIES.items() if spec.label == wanted), wanted)
 
 
-def _failures(engine: Engine, run_id: str | None) -> list[str]:
+def _failures(engine: Engine, run_id: str | None) -> tuple[list[str], dict[str, str]]:
+    """The entities that failed in this run, and those refused with the reason."""
     if not run_id:
-        return []
+        return [], {}
     with Session(engine) as session:
         entries = activity.recent(session, 200, category="Sync")
-    return sorted(
-        {
-            str(e.details["entity"])
-            for e in entries
-            if e.status == ActivityStatus.FAILURE.value
-            and e.details
-            and e.details.get("run_id") == run_id
-            and "entity" in e.details
-        }
-    )
+    failed, refused = set(), {}
+    for e in entries:
+        details = e.details or {}
+        if e.status != ActivityStatus.FAILURE.value or details.get("run_id") != run_id or "entity" not in details:
+            continue
+        if details.get("refused"):
+            refused[str(details["entity"])] = e.message
+        else:
+            failed.add(str(details["entity"]))
+    return sorted(failed), refused
 
 
 def _log_failure(engine: Engine, ctx: SyncContext, label: str, exc: XpmError) -> None:
@@ -191,24 +225,47 @@ def _log_failure(engine: Engine, ctx: SyncContext, label: str, exc: XpmError) ->
         )
 
 
-def summarise(results: Sequence[dict[str, Any]], request: Request, *, started: Any = None) -> dict[str, Any]:
-    """One closing activity entry for a whole run: counts per entity and XPM calls used."""
+def summarise(results: Sequence[dict[str, Any]], request: Request) -> dict[str, Any]:
+    """One closing activity entry for a whole run: counts per entity and XPM calls used.
+
+    A run with an entity that failed or was refused never closes as "Success": it says "partly
+    failed" or "refused", and names what.
+    """
     engine = get_engine(request.store_url)
     done = [r for r in results if r]
     calls = sum(int(r.get("calls", 0)) for r in done)
     written = sum(int(r.get("written", 0)) for r in done)
-    failed = _failures(engine, request.run_id)
+    failed, refusals = _failures(engine, request.run_id)
+    refused = sorted(refusals)
     kind = "Manual sync" if request.manual else "Overnight sync"
     if request.dry_run:
         kind += " (dry run)"
     counts = ", ".join(
         f"{r['entity']} {r.get('written', 0)}/{r.get('fetched', 0)}" for r in done if not r.get("skipped")
     )
-    message = f"{kind} finished: {written} rows written, {calls} XPM calls" + (f" ({counts})" if counts else "")
     status = ActivityStatus.SUCCESS
-    if failed:
-        status, message = ActivityStatus.FAILURE, f"{kind} finished with failures in {', '.join(failed)}"
-    summary = {"entities": done, "calls": calls, "written": written, "failed": failed}
+    message = f"{kind} finished: {written} rows written, {calls} XPM calls" + (f" ({counts})" if counts else "")
+    ran = [r for r in done if r.get("mode") not in ("refused", "skipped")]
+    if refused and not ran and not failed:
+        status = ActivityStatus.FAILURE
+        reason = refusals[refused[0]].split(") ", 1)[-1]
+        message = reason if " refused: " in reason else f"{kind} refused: {reason}"
+    elif failed or refused:
+        status = ActivityStatus.FAILURE
+        parts = []
+        if failed:
+            parts.append(f"{', '.join(failed)} did not finish (see the entries above)")
+        if refused:
+            parts.append(f"{', '.join(refused)} refused")
+        message = f"{kind} partly failed: {'; '.join(parts)}. {written} rows written, {calls} XPM calls."
+    summary = {
+        "entities": done,
+        "calls": calls,
+        "written": written,
+        "failed": failed,
+        "refused": refused,
+        "message": message,
+    }
     with Session(engine) as session, session.begin():
         activity.record(
             session, status, "Sync", message, details={**summary, "run_id": request.run_id}, actor=request.actor

@@ -12,6 +12,7 @@ from tests.integration.conftest import Xpm
 from tests.integration.sync.truth import differences
 from xpm_sync import activity, settings
 from xpm_sync.store.models import ActivityStatus
+from xpm_sync.sync import runner
 
 
 @pytest.fixture
@@ -64,8 +65,9 @@ def test_the_overnight_sync_skips_without_calling_xpm_when_reconnect_is_needed(r
     ready.hook().tokens.mark_needs_reconnect("XPM needs to reconnect: test")
     calls = len(ready.srv.sandbox.gateway.calls)
     run = _dag("xpm_overnight_sync").test()
-    assert _states(run)["xpm_connection_ok"] == "success"
-    assert {s for t, s in _states(run).items() if t != "xpm_connection_ok"} == {"skipped"}
+    states = _states(run)
+    assert (states["start"], states["summary"], run.state) == ("success", "success", "success")
+    assert {s for t, s in states.items() if t not in ("start", "summary")} == {"skipped"}
     assert len(ready.srv.sandbox.gateway.calls) == calls
     entry = _entries(ready)[0]
     assert entry.status == ActivityStatus.ACTION_REQUIRED.value
@@ -83,13 +85,20 @@ def test_a_manual_sync_of_chosen_entities_records_who_asked_and_the_estimate(rea
     assert messages[0].startswith("Manual sync finished:")
 
 
-def test_a_manual_job_sync_is_refused_while_jobs_are_maintained_locally(ready: Xpm):
+def test_a_manual_job_sync_is_refused_while_local_job_changes_wait(ready: Xpm):
+    from tests.integration.sync.test_pull import sync
+    from xpm_sync import changes
+
+    sync(ready, ["job_states", "clients", "jobs"], full=True)
     with Session(ready.engine) as s, s.begin():
         settings.change(s, "maintain_jobs_locally", True, actor="admin")
+    changes.set_state_code(ready.engine, "Review", "REVIEW", actor="admin")
+    job = next(j for j in ready.srv.sandbox.main.jobs.values() if j.state == "Planned")
+    changes.set_job_state(ready.engine, job.number, "Review", actor="ada")
     run = _dag("xpm_manual_sync").test(run_conf={"entities": ["jobs"]})
     assert _states(run)["jobs"] == "skipped"
-    refusal = next(e for e in _entries(ready) if "refused" in e.message)
-    assert refusal.message == (
-        "(Jobs) Manual job sync refused: jobs are maintained locally (the setting 'Maintain jobs locally' is on), "
-        "so XPM's copy must not overwrite them. Local job changes are pushed to XPM instead."
-    )
+    assert (_states(run)["summary"], run.state) == ("failed", "failed")  # refused, so not green
+    closing = _entries(ready)[0]
+    assert (closing.status, closing.message) == ("Failure", runner.JOBS_LOCAL.format(count=1))
+    refusal = next(e for e in _entries(ready) if e.message.startswith("(Jobs)"))
+    assert refusal.message == f"(Jobs) {runner.JOBS_LOCAL.format(count=1)}"

@@ -1,0 +1,1 @@
+"""The XPM integration page in the Airflow UI (mounted by the plugin in plugins/)."""

@@ -1,0 +1,326 @@
+"""The XPM integration page: a FastAPI app the Airflow API server mounts at /xpm (see plugins/).
+
+Server-rendered HTML with a little JavaScript. The page shows the connection, what has synced and
+Practice Activity; it connects and reconnects XPM through Xero's sign-in with its callback on this
+server, changes the practice's settings, and starts manual syncs, each in Airflow's own database
+under the signed-in Airflow user.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from xpm_sync import activity, airflow_runs, catalog, changes, config, settings
+from xpm_sync.errors import XpmError
+from xpm_sync.oauth import flow
+from xpm_sync.store.engine import get_engine, session_scope
+from xpm_sync.store.models import ActivityStatus
+from xpm_sync.sync import runner
+from xpm_sync.web import views
+from xpm_sync.web.access import MANUAL_DAG, NotSignedIn, Visitor, check_post, csrf_token, login_url, visitor
+
+TEMPLATES = Environment(loader=PackageLoader("xpm_sync.web", "templates"), autoescape=select_autoescape())
+NOTICES = {
+    "connected": "XPM is connected.",
+    "reconnected": "XPM is reconnected.",
+    "disconnected": "XPM was disconnected: xpm-sync no longer calls it.",
+    "settings": "The setting was saved.",
+    "sync-started": "The sync has started.",
+    "push-started": "The push to XPM has started.",
+    "retried": "The change is back in line for the next push.",
+    "state-code": "The job state's code was saved.",
+}
+XPM_DAGS = ("xpm_manual_sync", "xpm_overnight_sync", "xpm_push", "xpm_connection_health")
+
+
+def _airflow_root() -> str:
+    """Where Airflow's own UI lives, for links to runs (the page is shown inside it)."""
+    from airflow.configuration import conf
+
+    return urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+
+
+def _render(name: str, request: Request, who: Visitor, status: int = 200, **context: Any) -> HTMLResponse:
+    page = TEMPLATES.get_template(name).render(
+        request=request,
+        who=who,
+        csrf=csrf_token(who),
+        url=lambda route, **params: str(request.url_for(route, **params)),
+        airflow=_airflow_root(),
+        **context,
+    )
+    return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _callback_url(request: Request) -> str:
+    return str(request.url_for("oauth_callback"))
+
+
+def _xpm_settings() -> Any:
+    from xpm_sync.oauth.settings import load
+
+    return load(config.get("conn_id"))
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="XPM integration", docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(packages=[("xpm_sync.web", "static")]), name="static")
+
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, _exc: NotSignedIn) -> Response:
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(login_url(request), 303)
+        return JSONResponse({"detail": "Sign in to Airflow first."}, 401)
+
+    async def home_page(request: Request, who: Visitor, *, error: str | None = None, status: int = 200) -> Response:
+        params = request.query_params
+        number = int(params.get("page", "1")) if params.get("page", "1").isdigit() else 1
+        engine = get_engine()
+        data = await run_in_threadpool(views.page, engine)
+        entries, older = await run_in_threadpool(views.activity_entries, engine, params.get("status"), number)
+        return _render(
+            "page.html",
+            request,
+            who,
+            status=status,
+            page=data,
+            entries=entries,
+            older=older,
+            number=number,
+            status_filter=params.get("status") or "",
+            statuses=[s.value for s in ActivityStatus],
+            notice=NOTICES.get(params.get("notice", "")),
+            run_id=params.get("run_id"),
+            run_dag=params.get("dag") if params.get("dag") in XPM_DAGS else MANUAL_DAG,
+            error=error,
+            callback_url=_callback_url(request),
+            invoices_refused=settings.INVOICES_REFUSED,
+            labels=settings.LABELS,
+            dag_id=MANUAL_DAG,
+        )
+
+    @app.get("/", response_class=HTMLResponse, name="home")
+    async def home(request: Request) -> Response:
+        who = await visitor(request)
+        who.require("read")
+        return await home_page(request, who)
+
+    async def posted(request: Request, right: str) -> tuple[Visitor, dict[str, str]]:
+        who = await visitor(request)
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        check_post(request, who, form.get("csrf"))
+        who.require(right)
+        return who, form
+
+    def back(request: Request, notice: str, **extra: str) -> RedirectResponse:
+        query = urlencode({"notice": notice, **extra})
+        return RedirectResponse(f"{request.url_for('home')}?{query}", 303)
+
+    @app.post("/connect", name="connect")
+    async def connect(request: Request) -> Response:
+        who, form = await posted(request, "admin")
+        try:
+            url = await run_in_threadpool(
+                flow.start,
+                _xpm_settings(),
+                get_engine(),
+                requested_by=who.name,
+                switch_practice=form.get("switch_practice") == "on",
+                redirect_uri=_callback_url(request),
+            )
+        except XpmError as exc:
+            if _wants_json(request):
+                return JSONResponse({"detail": str(exc)}, 400)
+            return await home_page(request, who, error=str(exc), status=400)
+        # The page's script takes the whole window to Xero (Airflow's frame may not); a plain form is redirected.
+        return JSONResponse({"go": url}) if _wants_json(request) else RedirectResponse(url, 303)
+
+    async def connected(request: Request, who: Visitor, result: flow.ConnectResult) -> Response:
+        """After a sign-in: the first connection or a reconnect after an outage starts a full sync."""
+        if result.reconnected and not result.was_broken:
+            return back(request, "reconnected")
+        run_id = await run_in_threadpool(_full_sync_after_connect, who, result)
+        return back(request, "reconnected" if result.reconnected else "connected", run_id=run_id)
+
+    @app.get("/oauth/callback", name="oauth_callback")
+    async def oauth_callback(request: Request) -> Response:
+        who = await visitor(request)
+        who.require("admin")
+        try:
+            result = await run_in_threadpool(
+                lambda: flow.complete(
+                    _xpm_settings(), get_engine(), str(request.url), acting_user=who.name, hold_for_choice=True
+                )
+            )
+        except flow.ChoiceNeeded as choice:
+            return _render(
+                "chooser.html", request, who, state=choice.state, practices=choice.practices,
+                warning=flow.WRONG_PRACTICE_WARNING,
+            )  # fmt: skip
+        except XpmError as exc:
+            return await home_page(request, who, error=str(exc), status=400)
+        return await connected(request, who, result)
+
+    @app.post("/oauth/choose", name="oauth_choose")
+    async def oauth_choose(request: Request) -> Response:
+        who, form = await posted(request, "admin")
+        try:
+            result = await run_in_threadpool(
+                lambda: flow.choose(
+                    _xpm_settings(),
+                    get_engine(),
+                    form.get("state", ""),
+                    form.get("tenant_id", ""),
+                    acting_user=who.name,
+                )
+            )
+        except XpmError as exc:
+            return await home_page(request, who, error=str(exc), status=400)
+        return await connected(request, who, result)
+
+    @app.post("/disconnect", name="disconnect")
+    async def disconnect(request: Request) -> Response:
+        who, form = await posted(request, "admin")
+        if form.get("confirm") != "disconnect":
+            return await home_page(request, who, error="Disconnecting needs confirming.", status=400)
+        await run_in_threadpool(_disconnect, who)
+        return back(request, "disconnected")
+
+    @app.post("/settings", name="settings")
+    async def change_setting(request: Request) -> Response:
+        who, form = await posted(request, "admin")
+        try:
+            await run_in_threadpool(_change_setting, form.get("name", ""), form.get("value", ""), who.name)
+        except settings.SettingRefused as exc:
+            return await home_page(request, who, error=str(exc), status=400)
+        return back(request, "settings")
+
+    @app.post("/sync", name="sync")
+    async def sync(request: Request) -> Response:
+        who, form = await posted(request, "sync")
+        group = views.GROUPS.get(form.get("group", ""))
+        if group is None:
+            return await home_page(request, who, error="Choose what to sync.", status=400)
+        full = form.get("mode") == "full"
+        refused = await run_in_threadpool(_refusal, group)
+        if refused:
+            return await home_page(request, who, error=refused, status=409)
+        run_id = await run_in_threadpool(_start_sync, who, group, full)
+        return back(request, "sync-started", run_id=run_id)
+
+    @app.post("/push", name="push")
+    async def push_now(request: Request) -> Response:
+        who, _form = await posted(request, "sync")
+        problem = await run_in_threadpool(runner.connection_problem, get_engine(), config.get("conn_id"))
+        if problem:
+            return await home_page(request, who, error=problem, status=409)
+        run_id = await run_in_threadpool(
+            airflow_runs.start, "xpm_push", {}, note=f"Push from the XPM page by {who.name}", user=who.name, source="ui"
+        )
+        return back(request, "push-started", run_id=run_id, dag="xpm_push")
+
+    @app.post("/changes/retry", name="retry_change")
+    async def retry_change(request: Request) -> Response:
+        who, form = await posted(request, "sync")
+        try:
+            await run_in_threadpool(changes.retry, get_engine(), int(form.get("id", "0") or 0), actor=who.name)
+        except (XpmError, ValueError) as exc:
+            return await home_page(request, who, error=str(exc), status=400)
+        await run_in_threadpool(changes.notify_push, "the XPM page")
+        return back(request, "retried")
+
+    @app.post("/job-state-codes", name="state_code")
+    async def state_code(request: Request) -> Response:
+        who, form = await posted(request, "admin")
+        try:
+            await run_in_threadpool(
+                changes.set_state_code, get_engine(), form.get("name", ""), form.get("code", ""), actor=who.name
+            )
+        except XpmError as exc:
+            return await home_page(request, who, error=str(exc), status=400)
+        return back(request, "state-code")
+
+    @app.get("/runs/{dag_id}/{run_id}", name="run")
+    async def run(request: Request, dag_id: str, run_id: str) -> Response:
+        who = await visitor(request)
+        who.require("read")
+        if dag_id not in XPM_DAGS:
+            raise HTTPException(404, "Not one of the XPM DAGs.")
+        state = await run_in_threadpool(views.run_state, dag_id, run_id)
+        if state is None:
+            raise HTTPException(404, f"No such run of {dag_id}.")
+        return JSONResponse({"state": state, "url": f"{_airflow_root()}/dags/{dag_id}/runs/{run_id}"})
+
+    return app
+
+
+def _full_sync_after_connect(who: Visitor, result: flow.ConnectResult) -> str:
+    """A first connection syncs everything; a reconnect after an outage, what it may have missed."""
+    entities = catalog.AFTER_RECONNECT if result.reconnected else catalog.ALL
+    conf = {"entities": list(entities), "full": True}
+    why = "reconnected" if result.reconnected else "connected"
+    run_id = airflow_runs.start(
+        MANUAL_DAG, conf, note=f"Full sync after XPM was {why} by {who.name}", user=who.name, source="ui"
+    )
+    with session_scope() as session:
+        activity.record(
+            session,
+            ActivityStatus.IN_PROGRESS,
+            "Sync",
+            f"Full sync of {', '.join(entities)} started after XPM was {why} ({run_id})",
+            details={"run_id": run_id, **conf},
+            actor=who.name,
+            tenant_id=result.tenant_id,
+        )
+    return run_id
+
+
+def _disconnect(who: Visitor) -> None:
+    from xpm_sync.oauth.tokens import TokenStore
+
+    xpm_settings, engine = _xpm_settings(), get_engine()
+    try:
+        access: str | None = TokenStore(xpm_settings, engine).access_token()
+    except XpmError:
+        access = None
+    flow.disconnect(xpm_settings, engine, access_token=access, requested_by=who.name)
+
+
+def _change_setting(name: str, value: str, actor: str) -> None:
+    with session_scope() as session:
+        settings.change(session, name, value, actor=actor)
+
+
+def _refusal(group: views.SyncGroup) -> str | None:
+    """Why this sync must not start, in the words the Trigger form's run would use."""
+    engine = get_engine()
+    problem = runner.connection_problem(engine, config.get("conn_id"))
+    if problem:
+        return problem
+    with session_scope(engine) as session:
+        practice = settings.load(session)
+    return runner.refusal("jobs", runner.Request(manual=True), practice) if group.key == "jobs" else None
+
+
+def _start_sync(who: Visitor, group: views.SyncGroup, full: bool) -> str:
+    entities = list(group.entities)
+    if "jobs" in entities and group.key != "jobs":
+        with session_scope() as session:
+            if runner.refusal("jobs", runner.Request(manual=True), settings.load(session)):
+                entities.remove("jobs")  # "All" leaves jobs out while their local changes wait
+    conf = {"entities": entities, "full": full}
+    mode = "full" if full else "incremental"
+    return airflow_runs.start(
+        MANUAL_DAG, conf, note=f"{group.label}: {mode} sync from the XPM page by {who.name}", user=who.name, source="ui"
+    )

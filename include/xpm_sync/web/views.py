@@ -1,0 +1,244 @@
+"""What the XPM page shows: read from the practice database, and from Airflow's for the runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from xpm_sync import activity, catalog, config, display, settings
+from xpm_sync.api.usage import calls_today
+from xpm_sync.store import models as m
+from xpm_sync.store.engine import get_engine
+from xpm_sync.store.models import ActivityStatus, ConnectionStatus
+from xpm_sync.sync import runner
+from xpm_sync.sync.entities import ENTITIES
+
+ACTIVITY_PAGE = 25
+RECONNECTOR = "An XPM Administrator with the staff privilege \u201cAuthorise 3rd Party Full Access\u201d"
+
+
+@dataclass(frozen=True)
+class SyncGroup:
+    key: str
+    label: str
+    entities: tuple[str, ...]
+
+
+SYNC_GROUPS = (
+    SyncGroup("jobs", "Jobs", ("jobs",)),
+    SyncGroup("clients", "Clients", ("clients",)),
+    SyncGroup("staff", "Staff", ("staff",)),
+    SyncGroup("tax_returns", "Tax Returns", ("tax_returns",)),
+    SyncGroup("custom_fields", "Custom fields", ("custom_field_definitions", *catalog.CUSTOM_FIELD_VALUES)),
+    SyncGroup("all", "All", catalog.ALL),
+)
+GROUPS = {g.key: g for g in SYNC_GROUPS}
+# What the synced-data card counts: live rows of each table.
+COUNTED: tuple[tuple[str, str, Any], ...] = (
+    ("Staff", "staff", m.Staff),
+    ("Clients", "clients", m.Client),
+    ("Contacts", "clients", m.Contact),
+    ("Jobs", "jobs", m.Job),
+    ("Client custom field values", "client_custom_fields", m.ClientCustomFieldValue),
+    ("Job custom field values", "job_custom_fields", m.JobCustomFieldValue),
+    ("Tax returns", "tax_returns", m.TaxReturn),
+)
+
+
+@dataclass
+class Connection:
+    status: str  # connected, needs_reconnect, disconnected, not connected
+    practice: str | None = None
+    tenant_id: str | None = None
+    connected_by: str | None = None
+    connected_at: str | None = None
+    last_refresh_at: str | None = None
+    reason: str | None = None
+    calls_today: int = 0
+    calls_left: int | None = None
+
+
+@dataclass
+class Button:
+    group: SyncGroup
+    estimate_incremental: int
+    estimate_full: int
+    refused: str | None = None
+    short: str | None = None  # the refusal in a few words, under the button
+
+
+@dataclass
+class Page:
+    connection: Connection
+    practice: settings.PracticeSettings
+    synced: list[dict[str, Any]] = field(default_factory=list)
+    buttons: list[Button] = field(default_factory=list)
+    problem: str | None = None
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    state_codes: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+def connection(engine: Engine) -> Connection:
+    with Session(engine) as session:
+        row = session.scalars(
+            select(m.XpmConnection).where(
+                m.XpmConnection.conn_id == config.get("conn_id"), m.XpmConnection.active.is_(True)
+            )
+        ).first()
+    if row is None:
+        return Connection("not connected")
+    made, left = calls_today(engine, row.tenant_id)
+    return Connection(
+        status=row.status,
+        practice=row.tenant_name,
+        tenant_id=row.tenant_id,
+        connected_by=row.connected_by,
+        connected_at=display.when(row.connected_at),
+        last_refresh_at=display.when(row.last_refresh_at),
+        reason=row.last_error if row.status == ConnectionStatus.NEEDS_RECONNECT.value else None,
+        calls_today=made,
+        calls_left=left if left is not None else max(0, config.get_int("daily_call_limit") - made),
+    )
+
+
+def synced(engine: Engine, tenant_id: str | None) -> list[dict[str, Any]]:
+    """Rows held per table, and when each entity last synced."""
+    if tenant_id is None:
+        return []
+    with Session(engine) as session:
+        states = {s.entity: s for s in session.scalars(select(m.SyncState).where(m.SyncState.tenant_id == tenant_id))}
+        rows = []
+        for label, entity, model in COUNTED:
+            count = session.scalar(
+                select(func.count())
+                .select_from(model)
+                .where(model.tenant_id == tenant_id, model.removed_upstream_at.is_(None))
+            )
+            state = states.get(entity)
+            rows.append(
+                {
+                    "label": label,
+                    "rows": count or 0,
+                    "last_success": display.when(state.last_success_at) if state else None,
+                    "last_status": state.last_status if state else None,
+                }
+            )
+    return rows
+
+
+def buttons(practice: settings.PracticeSettings, problem: str | None) -> list[Button]:
+    from xpm_sync.sync.estimate import estimate
+
+    found = []
+    jobs_refused = runner.refusal("jobs", runner.Request(manual=True), practice)
+    waiting_jobs = runner.jobs_waiting(get_engine()) if jobs_refused else 0
+    for group in SYNC_GROUPS:
+        names = list(group.entities)
+        refused = problem or (jobs_refused if group.key == "jobs" else None)
+        short = None
+        if refused and not problem:
+            short = f"Waits for {waiting_jobs} local job change(s) to reach XPM."
+        found.append(
+            Button(
+                group,
+                estimate(names, runner.Request(manual=True)),
+                estimate(names, runner.Request(manual=True, full=True)),
+                refused,
+                short,
+            )
+        )
+    return found
+
+
+def waiting(engine: Engine) -> list[dict[str, Any]]:
+    """Local changes not yet in XPM, as the page lists them."""
+    from xpm_sync import changes
+
+    shown = []
+    for entry in changes.open_changes(engine):
+        fields = [
+            {"name": f.get("name", name.replace("_", " ")), "before": f["before"], "after": f["after"]}
+            for name, f in entry.payload["fields"].items()
+        ]
+        record = "Job" if entry.entity == "job" else entry.entity.replace("_", " ").capitalize()
+        shown.append(
+            {
+                "id": entry.id,
+                "record": f"{record} {entry.entity_key}",
+                "fields": fields,
+                "who": entry.created_by,
+                "when": display.when(entry.created_at),
+                "status": entry.status,
+                "error": entry.last_error,
+            }
+        )
+    return shown
+
+
+def page(engine: Engine) -> Page:
+    from xpm_sync import changes
+
+    conn = connection(engine)
+    with Session(engine) as session:
+        practice = settings.load(session)
+    problem = runner.connection_problem(engine, config.get("conn_id"))
+    found = Page(conn, practice, synced(engine, conn.tenant_id), buttons(practice, problem), problem)
+    found.waiting = waiting(engine)
+    if conn.tenant_id:
+        found.state_codes = changes.state_codes(engine)
+    return found
+
+
+def activity_entries(engine: Engine, status: str | None, number: int) -> tuple[list[dict[str, Any]], bool]:
+    """One page of Practice Activity, newest first, and whether an older page exists."""
+    wanted = status if status in {s.value for s in ActivityStatus} else None
+    with Session(engine) as session:
+        found = activity.recent(session, ACTIVITY_PAGE + 1, status=wanted, offset=(max(number, 1) - 1) * ACTIVITY_PAGE)
+        entries = [
+            {
+                "when": display.when(e.occurred_at),
+                "status": e.status,
+                "category": e.category,
+                "actor": e.actor,
+                "message": e.message,
+                "run_id": (e.details or {}).get("run_id"),
+            }
+            for e in found[:ACTIVITY_PAGE]
+        ]
+    _link_runs(entries)
+    return entries, len(found) > ACTIVITY_PAGE
+
+
+def _link_runs(entries: list[dict[str, Any]]) -> None:
+    """Give each entry written by a DAG run the run's DAG, so the page can link to it."""
+    run_ids = {e["run_id"] for e in entries if e["run_id"]}
+    if not run_ids:
+        return
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        found = dict(
+            session.execute(
+                select(DagRun.run_id, DagRun.dag_id).where(DagRun.run_id.in_(run_ids), DagRun.dag_id.like("xpm_%"))
+            ).all()
+        )
+    for entry in entries:
+        entry["dag_id"] = found.get(entry["run_id"])
+
+
+def run_state(dag_id: str, run_id: str) -> str | None:
+    """The state of one of the XPM DAGs' runs, from Airflow's database."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        state = session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    return str(state) if state is not None else None
+
+
+def entity_label(name: str) -> str:
+    return ENTITIES[name].label
