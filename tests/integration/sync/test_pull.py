@@ -156,7 +156,7 @@ def test_one_client_or_one_job(connected: Xpm):
         assert [j.job_number for j in s.scalars(select(m.Job))] == [job]
 
 
-def test_maintain_jobs_locally_refuses_a_manual_job_sync_and_keeps_local_jobs(connected: Xpm):
+def test_maintain_jobs_locally_keeps_local_jobs_through_manual_and_overnight_pulls(connected: Xpm):
     sync(connected, [*catalog.REFERENCE, "clients", "jobs"], full=True)
     tenant = connected.row().tenant_id
     with Session(connected.engine) as s, s.begin():
@@ -164,15 +164,12 @@ def test_maintain_jobs_locally_refuses_a_manual_job_sync_and_keeps_local_jobs(co
         job = s.scalars(select(m.Job).where(m.Job.is_current.is_(True))).first()
         job.name = "Renamed in the practice database"
         number = job.job_number
-    result = sync(connected, ["jobs"], manual=True)["jobs"]
-    assert result.mode == "refused"
-    with Session(connected.engine) as s:
-        entry = activity.recent(s, 1)[0]
-    assert entry.message.startswith("(Jobs) Manual job sync refused: jobs are maintained locally")
-    assert entry.status == "Failure"
-
     practice = connected.srv.sandbox.main
     practice.jobs[number].name = "Renamed in XPM"
+    # No local change is waiting to be pushed (that refusal is in test_push), so a manual job sync
+    # runs, and adds jobs without overwriting the ones held here.
+    manual = sync(connected, ["jobs"], manual=True)["jobs"]
+    assert manual.mode == "incremental"
     connected.control("next-day", {"share": 0.05})
     sync(connected, ["jobs"])  # the overnight pull
     with Session(connected.engine) as s:

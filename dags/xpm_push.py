@@ -1,0 +1,59 @@
+"""
+### XPM push
+
+Sends the practice's own changes to XPM: job states and details while "Maintain jobs locally" is
+on, client and job custom field values while "Sync custom fields from XPM" is off. It runs every
+15 minutes (`[xpm_sync] push_cron`) and as soon as a change is recorded (the Asset
+`xpm://practice/outbox`, updated by `xpm-sync job ...`, `xpm-sync custom-field set` and the XPM
+page).
+
+Each record's changes are coalesced into as few calls as XPM allows, and compared with XPM first:
+a change XPM already holds is not sent again. A change XPM refuses stays in the outbox marked
+failed, with XPM's words in Practice Activity, and the rest go on. Nothing is pushed while XPM
+needs to reconnect. Pushes use what is left of the day's calls after the pulls' 80%.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
+
+from xpm_sync import catalog, config, wiring
+
+TIMEZONE = config.get("timezone") or "UTC"
+
+
+@dag(
+    dag_id="xpm_push",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(config.get("push_cron"), timezone=TIMEZONE),
+        assets=[Asset(catalog.asset_uri("outbox"))],
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    catchup=False,
+    is_paused_upon_creation=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "xpm-sync",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": wiring.on_failure,
+    },
+    tags=["xpm", "push"],
+    doc_md=__doc__,
+)
+def xpm_push() -> None:
+    @task(pool=config.get("api_pool"))
+    def push(**context: Any) -> dict[str, Any]:
+        from xpm_sync.sync import tasks
+
+        return tasks.push(context)
+
+    push()
+
+
+xpm_push()
