@@ -83,7 +83,7 @@ def iter_items(
     for one record. The answer must have that shape: a list answer without its `<Clients>`
     element, or with anything but `<Client>` inside it, and a record answer without its record, are
     `XpmPayloadError`s, never "nothing there". `beside` maps elements XPM puts beside a single
-    record (`{"weburl": "web_url"}`) to the record's key. A `<Status>ERROR</Status>` answer raises
+    record (`{"WebUrl": "web_url"}`, any case) to the record's key. A `<Status>ERROR</Status>` answer raises
     `XpmBusinessError`; broken XML raises `XpmPayloadError` (records yielded before the break must
     not be committed); more than `max_rows` records raise `XpmPayloadError`. With `shaped` off
     (answers to writes, which carry no records) only the status is checked.
@@ -98,6 +98,7 @@ def iter_items(
     wrapper_seen = single
     held: list[T] = []
     extras: dict[str, str] = {}
+    beside_names = {k.lower(): v for k, v in (beside or {}).items()}
     count = 0
     try:
         parser = etree.iterparse(
@@ -145,8 +146,8 @@ def iter_items(
                 description = (elem.text or "").strip()
             elif name == wrapper[-1]:
                 wrapper_seen = True
-            elif beside and name in beside:
-                extras[beside[name]] = (elem.text or "").strip()
+            elif name in beside_names:
+                extras[beside_names[name]] = (elem.text or "").strip()
         root = parser.root
     except etree.XMLSyntaxError as exc:
         raise XpmPayloadError(f"XPM's answer is not well-formed XML (truncated or malformed): {exc.msg}") from None

@@ -150,7 +150,7 @@ class XpmHook(HttpHook):
     def _get(self, path: str, item: str, convert: Any) -> records.Record:
         """One detailed record; XPM puts its `<WebUrl>` beside it, not inside."""
         with self.api.fetch(path) as body:
-            found = iter_items(body, (item,), convert, method=path, max_rows=1, beside={"weburl": "web_url"})
+            found = iter_items(body, (item,), convert, method=path, max_rows=1, beside={"WebUrl": "web_url"})
             return next(found)
 
     def staff(self) -> Iterator[records.Record]:
