@@ -452,6 +452,8 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             seed=int(data.get("seed", sandbox.seed)),
             share=float(data.get("share", 0.02)),
             now=now,
+            closed_backdated=int(data.get("closed_backdated", 0)),
+            days_back=int(data.get("days_back", 3)),
         )
 
     @app.get("/_sandbox/calls")

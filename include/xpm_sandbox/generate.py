@@ -401,8 +401,14 @@ def _add_jobs(
     job_defs: list[FieldDefinition],
     *,
     recent_only: bool = False,
+    closed_days_back: int = 0,
 ) -> list[Job]:
-    start = now.date() - timedelta(days=3) if recent_only else date(start_year, 1, 1)
+    """Add `count` jobs. `closed_days_back`: created that many days ago (or fewer) and already
+    Completed, as when a practice records work after the fact."""
+    if closed_days_back:
+        start = now.date() - timedelta(days=closed_days_back)
+    else:
+        start = now.date() - timedelta(days=3) if recent_only else date(start_year, 1, 1)
     span = max(1, (now.date() - start).days)
     created = sorted(start + timedelta(days=rng.randint(0, span)) for _ in range(count))
     staff = list(practice.staff)
@@ -414,7 +420,9 @@ def _add_jobs(
         title, kind, category = rng.choice(JOB_KINDS)
         client = rng.choice(clients)
         age = (now.date() - created_on).days
-        if age > 150:
+        if closed_days_back:
+            state = "Completed"
+        elif age > 150:
             state = "Completed" if rng.random() < 0.93 else "Cancelled"
         else:
             state = rng.choice(["Planned", "In Progress", "Waiting on Client", "Review", "Completed"])
@@ -450,8 +458,14 @@ def _add_jobs(
     return added
 
 
-def next_day(practice: Practice, *, seed: int, share: float, now: datetime) -> dict[str, Any]:
-    """Move the practice on a day: edit, archive and add records; return what changed."""
+def next_day(
+    practice: Practice, *, seed: int, share: float, now: datetime, closed_backdated: int = 0, days_back: int = 3
+) -> dict[str, Any]:
+    """Move the practice on a day: edit, archive and add records; return what changed.
+
+    New jobs are created up to 3 days back, some already completed, as XPM allows. With
+    `closed_backdated`, that many more are created already completed up to `days_back` days back.
+    """
     rng = random.Random(f"next-day:{seed}:{practice.tenant_id}:{now.isoformat()}")
     today = now.date()
     clients = list(practice.clients.values())
@@ -480,7 +494,9 @@ def next_day(practice: Practice, *, seed: int, share: float, now: datetime) -> d
         job.completed_date = today if job.state == "Completed" else None
         if rng.random() < 0.3:
             job.custom_fields = _fill_fields(rng, job_defs, today, 0.5)
-    new_jobs = _add_jobs(
+    # Back-dated jobs first: the day's later jobs take the numbers after theirs.
+    new_jobs = _add_jobs(practice, rng, closed_backdated, 0, now, job_defs, closed_days_back=days_back)
+    new_jobs += _add_jobs(
         practice, rng, max(1, int(len(practice.jobs) * share / 10)), 0, now, job_defs, recent_only=True
     )
     return {

@@ -202,6 +202,7 @@ def _status_info(args: argparse.Namespace) -> dict[str, Any]:
     from xpm_sync import config
     from xpm_sync.api.usage import calls_today
     from xpm_sync.store.models import XpmConnection
+    from xpm_sync.sync import custom_fields
 
     engine = migrate.ready_engine()
     with session_scope(engine) as session:
@@ -212,6 +213,7 @@ def _status_info(args: argparse.Namespace) -> dict[str, Any]:
             return {"conn_id": args.conn_id, "status": "not connected"}
         calls, left = calls_today(engine, row.tenant_id)
         counted = left is None
+        fields = custom_fields.coverage(engine, row.tenant_id)
         return {
             "conn_id": args.conn_id,
             "practice": row.tenant_name,
@@ -225,6 +227,9 @@ def _status_info(args: argparse.Namespace) -> dict[str, Any]:
             # XPM reports what is left with each answer; before any answer today, count it ourselves.
             "calls_left_today": max(0, config.get_int("daily_call_limit") - calls) if counted else left,
             "calls_left_counted_here": counted,
+            "custom_fields": custom_fields.describe_coverage(fields),
+            "custom_fields_complete_to": fields["complete_to"].date().isoformat() if fields["complete_to"] else None,
+            "custom_fields_never_read": fields["never_read"],
         }
 
 
@@ -238,8 +243,10 @@ def _status(args: argparse.Namespace) -> int:
     elif info["status"] == "not connected":
         print("XPM is not connected: run `xpm-sync connect`.")
     for key, value in info.items():
-        if value is not None and key != "calls_left_counted_here":
+        if value is not None and not key.startswith(("calls_left_counted", "custom_fields")):
             print(f"{key.replace('_', ' '):<18} {value}")
+    if "custom_fields" in info:
+        print(info["custom_fields"])
     return DONE
 
 

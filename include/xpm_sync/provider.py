@@ -76,8 +76,15 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         kind="integer",
     ),
     "custom_field_refresh_days": _option(
-        "Custom field values of an unchanged client or open job are fetched again after this many days.",
-        "7",
+        "Custom field values with no sign of change are read again by the nightly sweep once they are this "
+        "many days old.",
+        "90",
+        kind="integer",
+    ),
+    "custom_field_sweep_calls": _option(
+        "Calls a night the overnight sync spends on custom field values with no sign of change: first those "
+        "never read (closed jobs, mostly), then those older than `custom_field_refresh_days`.",
+        "200",
         kind="integer",
     ),
     "daily_call_limit": _option("XPM's calls a day per practice.", "5000", kind="integer"),
@@ -104,6 +111,16 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "(and already closed) still arrive.",
         "30",
         kind="integer",
+    ),
+    "job_reconcile_days": _option(
+        "Every this many days the overnight job pull also reads the jobs created in the last "
+        "`job_reconcile_window_days` (one call), to catch any job created back-dated further than the nightly "
+        "window reaches. Gaps in the stored job numbers are checked every night.",
+        "7",
+        kind="integer",
+    ),
+    "job_reconcile_window_days": _option(
+        "How far back the periodic job reconciliation reads by created date.", "120", kind="integer"
     ),
     "token_timeout_seconds": _option(
         "How long a call to Xero's token endpoint may take before it is retried.", "30", kind="integer"

@@ -11,6 +11,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -110,6 +111,8 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(stack: A
     expect(xpm.locator("#status")).to_contain_text(practice.tenant_id)
     expect(xpm.locator("#status")).to_contain_text("Ada Admin")
     expect(xpm.locator("#synced")).to_contain_text(f"{len(practice.clients):,}")
+    today = datetime.now(UTC).date().isoformat()
+    expect(xpm.locator("#custom-field-coverage")).to_have_text(f"Custom fields complete to {today}.")
     shot(page, "04-status")
 
     xpm.locator("#cog").click()

@@ -158,6 +158,7 @@ def test_status_keeps_calls_left_after_an_auth_failure_and_a_reconnect(connected
     assert _cli("sync", "--entities", "staff").returncode == 0
     before = json.loads(_cli("status", "--json").stdout)
     assert before["calls_left_today"] == 4999
+    assert before["custom_fields"] == "Custom fields: not read yet."
     connected.control("faults", {"kind": "403", "path": "staff.api"})
     assert _cli("sync", "--entities", "staff").returncode == 1
     assert json.loads(_cli("status", "--json").stdout)["status"] == "needs_reconnect"

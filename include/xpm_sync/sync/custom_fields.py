@@ -1,9 +1,20 @@
-"""Custom field values: one call per client or job, so they are fetched within a budget.
+"""Custom field values: one call per client or job, so they are spent where there is evidence of change.
 
-Order: records marked due (they changed, or their last read failed), then those that changed since
-their values were last fetched, then those never fetched, then the stalest. The pull stops when
-the day's share of XPM's calls is spent (by default 80% of the 5,000, leaving the rest for pushes
-and manual work) and resumes there next run.
+XPM's lists carry no custom field values, and a custom-field edit moves nothing a list shows (the
+recorded material has no such field, and a client's modified date is not documented to move on one).
+So the values are read, in this order:
+
+1. Evidence: records marked due (a local push, or a read XPM refused), records whose data changed
+   since their values were read (a client whose modified date moved, a job that changed state or
+   entered or left the current list), and new records (clients never read, open jobs never read).
+   All of it, within the day's budget.
+2. The sweep: a fixed number of calls a night (`custom_field_sweep_calls`) for everything else:
+   first the backlog never read at all (closed jobs, mostly), then values older than
+   `custom_field_refresh_days`, the stalest first. It runs only in the overnight sync.
+
+A full sync reads every client and every job. The pull stops when the day's
+share of XPM's calls is spent (by default 80% of the 5,000, leaving the rest for pushes and manual
+work) and resumes there next run.
 
 A record XPM refuses (200 + ERROR) keeps its stored values: the failure is reported with XPM's
 words and the record stays due.
@@ -81,21 +92,108 @@ def mark_due(ctx: SyncContext, model: Any, key: Any, keys: Iterable[str]) -> Non
             )
 
 
-def _order(engine: Engine, tenant_id: str, full: bool, model: Any, key: Any, scope: Any) -> list[str]:
-    """Marked due, then changed since last fetched, then never fetched, then those older than the
-    refresh age (all of them in a full sync), the stalest first."""
+def _evidence(model: Any) -> Any:
+    """Reason to believe this record's values changed, or were never read while it is new."""
     fetched = model.custom_fields_fetched_at
-    marked = model.custom_fields_due_at.is_not(None)
-    rank = case((marked, 0), (fetched.is_(None), 2), (model.synced_at > fetched, 1), else_=3)
+    changed = fetched.is_not(None) & (model.synced_at > fetched)
+    new = fetched.is_(None) if model is Client else fetched.is_(None) & model.is_current.is_(True)
+    return model.custom_fields_due_at.is_not(None) | changed | new
+
+
+def _live(model: Any) -> Any:
+    return model.removed_upstream_at.is_(None) & (model.uuid.is_not(None) if model is Client else true())
+
+
+def _sweep_pool(model: Any) -> Any:
+    """What the sweep may read: never read, or read longer ago than the refresh age."""
+    fetched = model.custom_fields_fetched_at
     refresh = utcnow() - timedelta(days=config.get_int("custom_field_refresh_days"))
-    due = true() if full else marked | fetched.is_(None) | (model.synced_at > fetched) | (fetched < refresh)
+    return ~_evidence(model) & (fetched.is_(None) | (fetched < refresh))
+
+
+def _keys(engine: Engine, tenant_id: str, model: Any, key: Any, where: Any, limit: int | None = None) -> list[str]:
+    fetched = model.custom_fields_fetched_at
+    rank = case((model.custom_fields_due_at.is_not(None), 0), (fetched.is_not(None), 1), else_=2)
     query = (
         select(key)
-        .where(model.tenant_id == tenant_id, model.removed_upstream_at.is_(None), scope, due)
+        .where(model.tenant_id == tenant_id, _live(model), where)
         .order_by(rank, fetched.asc().nulls_first(), key)
+        .limit(limit)
     )
     with Session(engine) as session:
         return list(session.scalars(query))
+
+
+def _count(engine: Engine, tenant_id: str, model: Any, where: Any) -> int:
+    with Session(engine) as session:
+        query = select(func.count()).select_from(model).where(model.tenant_id == tenant_id, _live(model), where)
+        return int(session.scalar(query) or 0)
+
+
+def sweep_share(engine: Engine, tenant_id: str, model: Any) -> int:
+    """This kind's part of the night's sweep, in proportion to what each kind has waiting."""
+    pools = {m: _count(engine, tenant_id, m, _sweep_pool(m)) for m in (Client, Job) if _defined(engine, tenant_id, m)}
+    total = sum(pools.values())
+    calls = config.get_int("custom_field_sweep_calls")
+    if not total or model not in pools:
+        return 0
+    # The kinds' shares are rounded up, so a small pool is not starved by a big one.
+    return min(pools[model], -(-calls * pools[model] // total))
+
+
+def read_order(engine: Engine, tenant_id: str, model: Any, *, full: bool = False, sweep: bool = True) -> list[str]:
+    """The records of this kind whose custom fields are read next, in order."""
+    if not _defined(engine, tenant_id, model):
+        return []
+    key = Client.uuid if model is Client else Job.job_number
+    if full:
+        return _keys(engine, tenant_id, model, key, true())
+    due = _keys(engine, tenant_id, model, key, _evidence(model))
+    if not sweep:
+        return due
+    return due + _keys(engine, tenant_id, model, key, _sweep_pool(model), sweep_share(engine, tenant_id, model))
+
+
+def coverage(engine: Engine, tenant_id: str) -> dict[str, Any]:
+    """How far the stored values reach: every value read on or after `complete_to`, unless some
+    were never read; then how many, and the nights the sweep needs for them."""
+    never = waiting = 0
+    oldest: datetime | None = None
+    for model in (Client, Job):
+        if not _defined(engine, tenant_id, model):
+            continue
+        never += _count(engine, tenant_id, model, model.custom_fields_fetched_at.is_(None))
+        waiting += _count(engine, tenant_id, model, _evidence(model))
+        with Session(engine) as session:
+            first = session.scalar(
+                select(func.min(model.custom_fields_fetched_at)).where(model.tenant_id == tenant_id, _live(model))
+            )
+        if first is not None and (oldest is None or first < oldest):
+            oldest = first
+    sweep = max(1, config.get_int("custom_field_sweep_calls"))
+    return {
+        "complete_to": None if never else oldest,
+        "never_read": never,
+        "waiting": waiting,
+        "nights_for_backlog": -(-never // sweep),
+    }
+
+
+def describe_coverage(info: dict[str, Any]) -> str:
+    """One line for status and the page."""
+    if info["complete_to"] is None and not info["never_read"]:
+        return "Custom fields: not read yet."
+    if info["never_read"]:
+        return (
+            f"Custom fields: {info['never_read']:,} records never read yet; the nightly sweep covers them "
+            f"in about {info['nights_for_backlog']:,} nights."
+        )
+    return f"Custom fields complete to {info['complete_to']:%Y-%m-%d}."
+
+
+def _defined(engine: Engine, tenant_id: str, model: Any) -> bool:
+    flag = CustomFieldDefinition.use_client if model is Client else CustomFieldDefinition.use_job
+    return _defined_for(engine, tenant_id, flag)
 
 
 def _defined_for(engine: Engine, tenant_id: str, flag: Any) -> bool:
@@ -177,19 +275,14 @@ def _pull(
     return result
 
 
-def client_targets(engine: Engine, tenant_id: str, *, full: bool = False) -> list[str]:
-    """The clients whose custom fields are due, in the order they are read."""
-    if not _defined_for(engine, tenant_id, CustomFieldDefinition.use_client):
-        return []
-    return _order(engine, tenant_id, full, Client, Client.uuid, Client.uuid.is_not(None))
+def client_targets(engine: Engine, tenant_id: str, *, full: bool = False, sweep: bool = True) -> list[str]:
+    """The clients whose custom fields are read next, in order."""
+    return read_order(engine, tenant_id, Client, full=full, sweep=sweep)
 
 
-def job_targets(engine: Engine, tenant_id: str, *, full: bool = False) -> list[str]:
-    """The jobs whose custom fields are due: open jobs, and any job whose data changed since."""
-    if not _defined_for(engine, tenant_id, CustomFieldDefinition.use_job):
-        return []
-    changed = Job.custom_fields_fetched_at.is_not(None) & (Job.synced_at > Job.custom_fields_fetched_at)
-    return _order(engine, tenant_id, full, Job, Job.job_number, Job.is_current.is_(True) | changed)
+def job_targets(engine: Engine, tenant_id: str, *, full: bool = False, sweep: bool = True) -> list[str]:
+    """The jobs whose custom fields are read next, in order."""
+    return read_order(engine, tenant_id, Job, full=full, sweep=sweep)
 
 
 def pull_client_values(spec: Any, ctx: SyncContext) -> EntityResult:
@@ -198,8 +291,10 @@ def pull_client_values(spec: Any, ctx: SyncContext) -> EntityResult:
     elif not _defined_for(ctx.engine, ctx.tenant_id, CustomFieldDefinition.use_client):
         return EntityResult(spec.name, "budgeted", skipped="no client custom fields are defined")
     else:
-        targets = client_targets(ctx.engine, ctx.tenant_id, full=ctx.full)
-        allowed = budget(ctx, Client, Job, len(targets), len(job_targets(ctx.engine, ctx.tenant_id, full=ctx.full)))
+        sweep = not ctx.manual
+        targets = client_targets(ctx.engine, ctx.tenant_id, full=ctx.full, sweep=sweep)
+        others = job_targets(ctx.engine, ctx.tenant_id, full=ctx.full, sweep=sweep)
+        allowed = budget(ctx, Client, Job, len(targets), len(others))
     values = ctx.hook.client_field_values
     result = _pull(ctx, spec.name, targets, values, ClientCustomFieldValue, Client, "client_uuid", allowed)
     _checkpoint(ctx, spec.name, result)
@@ -212,8 +307,10 @@ def pull_job_values(spec: Any, ctx: SyncContext) -> EntityResult:
     elif not _defined_for(ctx.engine, ctx.tenant_id, CustomFieldDefinition.use_job):
         return EntityResult(spec.name, "budgeted", skipped="no job custom fields are defined")
     else:
-        targets = job_targets(ctx.engine, ctx.tenant_id, full=ctx.full)
-        allowed = budget(ctx, Job, Client, len(targets), len(client_targets(ctx.engine, ctx.tenant_id, full=ctx.full)))
+        sweep = not ctx.manual
+        targets = job_targets(ctx.engine, ctx.tenant_id, full=ctx.full, sweep=sweep)
+        others = client_targets(ctx.engine, ctx.tenant_id, full=ctx.full, sweep=sweep)
+        allowed = budget(ctx, Job, Client, len(targets), len(others))
     values = ctx.hook.job_field_values
     result = _pull(ctx, spec.name, targets, values, JobCustomFieldValue, Job, "job_number", allowed)
     _checkpoint(ctx, spec.name, result)

@@ -16,7 +16,7 @@ from xpm_sync.api.records import Record
 from xpm_sync.errors import XpmBusinessError
 from xpm_sync.store.models import Base, Category, Client, ClientGroup, CustomFieldDefinition, Job, JobState, Staff
 from xpm_sync.store.types import utcnow
-from xpm_sync.sync import children, custom_fields, tax_returns
+from xpm_sync.sync import children, custom_fields, job_reconcile, tax_returns
 from xpm_sync.sync.context import EntityResult, SyncContext
 from xpm_sync.sync.engine import Children, checkpoint, hold_back, load, mark_missing, state, too_many_removals
 
@@ -119,8 +119,9 @@ def _recent_window(last_run: datetime, today: date) -> tuple[date, date]:
 
 def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
     """Full (the first run, or asked for): every year's jobs by created date, then the current list;
-    resumable a year at a time. Incremental: jobs created recently and the current list, plus one
-    call for each job that left that list and is not in the recent list, to record its final state."""
+    resumable a year at a time. Incremental: jobs created recently and the current list, the
+    reconciliation checks (`job_reconcile`), plus one call for each job that left the current list
+    and was not read otherwise, to record its final state."""
     before = _calls(ctx)
     insert_only = ctx.settings.maintain_jobs_locally
 
@@ -162,6 +163,11 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
     current: set[str] = set()
     f, w = load_jobs(ctx.hook.current_jobs(detailed=True), current)
     fetched, written = fetched + f, written + w
+    if full:
+        job_reconcile.after_full_pass(ctx)
+    else:
+        f, w, _found = job_reconcile.reconcile(ctx, load_jobs, seen)
+        fetched, written = fetched + f, written + w
     if full and not resumed:
         # Only a full pass made in one run has seen every job; a resumed one has not.
         removed = mark_missing(ctx, Job, seen | current, key="job_number", label=_label(spec))

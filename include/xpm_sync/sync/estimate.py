@@ -48,5 +48,5 @@ def estimate(entities: Sequence[str], request: Request) -> int:
                 calls += 2 + (current or 0) // 50  # about 2% of open jobs leave the list on a day
         elif name in catalog.CUSTOM_FIELD_VALUES and tenant_id:
             due = custom_fields.client_targets if name == "client_custom_fields" else custom_fields.job_targets
-            fields += len(due(engine, tenant_id, full=request.full))
+            fields += len(due(engine, tenant_id, full=request.full, sweep=not request.manual))
     return calls + min(fields, custom_fields.day_share())

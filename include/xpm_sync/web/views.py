@@ -13,7 +13,7 @@ from xpm_sync.api.usage import calls_today
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import get_engine
 from xpm_sync.store.models import ActivityStatus, ConnectionStatus
-from xpm_sync.sync import runner
+from xpm_sync.sync import custom_fields, runner
 from xpm_sync.sync.entities import ENTITIES
 
 ACTIVITY_PAGE = 25
@@ -79,6 +79,7 @@ class Page:
     problem: str | None = None
     waiting: list[dict[str, Any]] = field(default_factory=list)
     state_codes: list[tuple[str, str | None]] = field(default_factory=list)
+    custom_fields: str | None = None  # how far the stored custom field values reach
 
 
 def connection(engine: Engine) -> Connection:
@@ -189,6 +190,7 @@ def page(engine: Engine) -> Page:
     found.waiting = waiting(engine)
     if conn.tenant_id:
         found.state_codes = changes.state_codes(engine)
+        found.custom_fields = custom_fields.describe_coverage(custom_fields.coverage(engine, conn.tenant_id))
     return found
 
 

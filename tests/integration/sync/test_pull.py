@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tests.integration.conftest import Xpm
@@ -13,7 +14,8 @@ from tests.integration.sync.truth import differences
 from xpm_sync import activity, catalog, settings
 from xpm_sync.errors import XpmDailyLimitReached, XpmPayloadError
 from xpm_sync.store import models as m
-from xpm_sync.sync import runner
+from xpm_sync.store.types import utcnow
+from xpm_sync.sync import custom_fields, runner
 
 
 def sync(xpm: Xpm, names: Any = catalog.ALL, **request: Any) -> dict[str, Any]:
@@ -213,6 +215,7 @@ def test_client_and_job_custom_fields_share_the_budget(connected: Xpm, monkeypat
         clients = s.scalar(select(func.count()).select_from(m.Client))
         jobs = s.scalar(select(func.count()).select_from(m.Job).where(m.Job.is_current.is_(True)))
     share = 40  # calls for custom fields today, over both kinds
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__CUSTOM_FIELD_SWEEP_CALLS", "0")  # only what has evidence of change
     monkeypatch.setenv("AIRFLOW__XPM_SYNC__CUSTOM_FIELD_BUDGET_SHARE", "1.0")
     monkeypatch.setenv("AIRFLOW__XPM_SYNC__DAILY_CALL_LIMIT", str(share + spent))
     done = sync(connected, ["client_custom_fields", "job_custom_fields"])
@@ -221,3 +224,110 @@ def test_client_and_job_custom_fields_share_the_budget(connected: Xpm, monkeypat
     # Not starved by the clients, which ran first: the clients now wait for nothing, so the jobs
     # get everything left of the share.
     assert job_calls == share - client_calls
+
+
+def _job_gets(xpm: Xpm) -> int:
+    return int(xpm.srv.sandbox.gateway.endpoint_counts().get("GET job.api/get/{id}", 0))
+
+
+def _older_than_the_nightly_window(xpm: Xpm, numbers: list[str]) -> list[str]:
+    today = xpm.srv.sandbox.clock.now().date()
+    jobs = xpm.srv.sandbox.main.jobs
+    return [n for n in numbers if (today - jobs[n].created_on).days > 31 and jobs[n].state == "Completed"]
+
+
+def test_closed_back_dated_jobs_reach_the_store_with_the_ordinary_incremental(connected: Xpm):
+    sync(connected, full=True)
+    day = connected.control("next-day", {"share": 0.05, "closed_backdated": 6, "days_back": 200})
+    missed_by_window = _older_than_the_nightly_window(connected, day["jobs_added"])
+    assert missed_by_window  # created closed, before the window the nightly job list reads
+    assert not set(missed_by_window) & {j.number for j in connected.srv.sandbox.main.jobs.values()
+                                         if connected.srv.sandbox.main.is_current(j)}  # fmt: skip
+
+    result = sync(connected)
+    assert result["jobs"].mode == "incremental"
+    assert differences(connected.engine, connected.srv.sandbox.main) == []
+    with Session(connected.engine) as s:
+        stored = set(s.scalars(select(m.Job.job_number)))
+        found = [e for e in activity.recent(s, 20) if e.message.startswith("(Jobs) Reconciliation found")]
+    assert stored == set(connected.srv.sandbox.main.jobs)
+    assert len(found) == 1
+    assert found[0].status == "Alert"
+    assert all(n in found[0].message for n in missed_by_window)
+
+    # Nothing is missing now: the next night asks for no single job.
+    gets = _job_gets(connected)
+    sync(connected, ["jobs"])
+    assert _job_gets(connected) == gets
+
+
+def test_a_job_number_xpm_does_not_know_is_asked_for_once(connected: Xpm):
+    sync(connected, [*catalog.REFERENCE, "clients", "jobs"], full=True)
+    practice = connected.srv.sandbox.main
+    numbers = sorted(practice.jobs)
+    deleted, lost = numbers[10], numbers[20]
+    del practice.jobs[deleted]  # deleted in XPM: a gap on both sides
+    with Session(connected.engine) as s, s.begin():
+        for number in (deleted, lost):  # `lost`: a row the store lacks (restored from an old backup)
+            s.delete(s.scalars(select(m.Job).where(m.Job.job_number == number)).one())
+    gets = _job_gets(connected)
+    sync(connected, ["jobs"])
+    assert _job_gets(connected) == gets + 2
+    with Session(connected.engine) as s:
+        stored = set(s.scalars(select(m.Job.job_number)))
+    assert lost in stored
+    assert deleted not in stored
+    sync(connected, ["jobs"])
+    assert _job_gets(connected) == gets + 2  # the deleted number is not asked for again
+
+
+def test_the_periodic_job_list_finds_back_dated_jobs_without_single_calls(connected: Xpm, monkeypatch):
+    sync(connected, full=True)
+    day = connected.control("next-day", {"share": 0.05, "closed_backdated": 4, "days_back": 100})
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__JOB_RECONCILE_DAYS", "0")  # the wide list is due tonight
+    gets = _job_gets(connected)
+    lists = connected.srv.sandbox.gateway.endpoint_counts().get("GET job.api/list", 0)
+    sync(connected, ["jobs"])
+    assert connected.srv.sandbox.gateway.endpoint_counts()["GET job.api/list"] == lists + 2  # nightly + wide
+    departed = [n for n in day["jobs_state_changed"] if not connected.srv.sandbox.main.is_current(
+        connected.srv.sandbox.main.jobs[n])]  # fmt: skip
+    assert _job_gets(connected) - gets <= len(departed)  # no single call for a back-dated job
+    with Session(connected.engine) as s:
+        assert set(s.scalars(select(m.Job.job_number))) == set(connected.srv.sandbox.main.jobs)
+
+
+def _age_custom_fields(xpm: Xpm, days: int) -> None:
+    """As if every record's values were read `days` ago and nothing changed since (the sync's
+    clock is the real one, not the sandbox's)."""
+    read = utcnow() - timedelta(days=days)
+    with Session(xpm.engine) as s, s.begin():
+        for model in (m.Client, m.Job):
+            s.execute(update(model).values(custom_fields_fetched_at=read, synced_at=read - timedelta(seconds=1)))
+
+
+def test_custom_fields_read_where_there_is_evidence_then_a_small_sweep(connected: Xpm, monkeypatch):
+    sync(connected, full=True)
+    assert differences(connected.engine, connected.srv.sandbox.main) == []
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__CUSTOM_FIELD_SWEEP_CALLS", "5")
+    # Eight quiet days later nothing has changed: no client or open job is read again.
+    _age_custom_fields(connected, 8)
+    quiet = sync(connected)
+    assert quiet["client_custom_fields"].calls == 0
+    assert quiet["job_custom_fields"].calls == 0
+
+    day = connected.control("next-day", {"share": 0.05})
+    night = sync(connected)
+    assert differences(connected.engine, connected.srv.sandbox.main) == []
+    assert night["client_custom_fields"].calls <= day["clients_edited"]
+    assert night["job_custom_fields"].calls <= len(day["jobs_state_changed"]) + len(day["jobs_added"])
+
+    # Values older than the refresh age are swept a few a night, the stalest first.
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__CUSTOM_FIELD_REFRESH_DAYS", "30")
+    _age_custom_fields(connected, 40)
+    info = custom_fields.coverage(connected.engine, connected.row().tenant_id)
+    swept = sync(connected, ["client_custom_fields", "job_custom_fields"])
+    spent = swept["client_custom_fields"].calls + swept["job_custom_fields"].calls
+    assert 5 <= spent <= 6  # each kind's share is rounded up
+    assert info["never_read"] == 0
+    assert info["complete_to"] is not None
+    assert custom_fields.describe_coverage(info).startswith("Custom fields complete to ")
