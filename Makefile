@@ -10,7 +10,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: venv test lint demo airflow lock clean
+.PHONY: venv test lint demo airflow stack lock clean
 
 venv: $(STAMP)
 
@@ -37,9 +37,13 @@ PORT ?= 8080
 airflow: $(STAMP)
 	@$(BIN)/xpm-sync demo --serve --port $(PORT)
 
+# The production stack without Docker: CeleryExecutor, 2 workers, Redis and PostgreSQL on loopback.
+stack: $(STAMP)
+	@$(BIN)/xpm-sync stack --port $(PORT)
+
 # Regenerate the lock from a working .venv (after changing requirements*.txt).
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check | sort -f > constraints.txt
 
 clean:
-	rm -rf $(VENV) .airflow .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .airflow .demo .stack .pytest_cache .mypy_cache .ruff_cache

@@ -33,7 +33,7 @@ DEFAULT_ARGS = {
     "owner": "xpm-sync",
     "on_failure_callback": wiring.on_failure,
     "retries": 3,
-    "retry_delay": timedelta(minutes=2),
+    "retry_delay": timedelta(seconds=config.get_int("task_retry_delay_seconds")),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=30),
 }

@@ -462,6 +462,7 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             "total": len(gate.calls),
             "writes_applied": [f"{method} {path}" for method, path in gate.writes],
             "by_status": dict(Counter(str(c.status) for c in gate.calls)),
+            "peak_in_flight": max(gate.peak_in_flight.values(), default=0),
             "by_endpoint": gate.endpoint_counts(),
             "token_requests": ident.token_requests,
             "refreshes": ident.refreshes,

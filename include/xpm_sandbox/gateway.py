@@ -81,11 +81,15 @@ class Gateway:
         self._app_minute: deque[datetime] = deque()
         self._day: dict[tuple[str, str], int] = {}
         self._in_flight: Counter[str] = Counter()
+        # The most calls a practice had at the gateway at once, counting each arriving call
+        # (admitted or refused): how many the client let loose together.
+        self.peak_in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def admit(self, tenant_id: str) -> Verdict:
         """Count a call against the limits, or refuse it with a 429 verdict."""
         with self._lock:
+            self.peak_in_flight[tenant_id] = max(self.peak_in_flight[tenant_id], self._in_flight[tenant_id] + 1)
             now = self.clock()
             window = self._minute.setdefault(tenant_id, deque())
             cutoff = now - timedelta(seconds=60)
@@ -168,3 +172,4 @@ class Gateway:
             self.calls.clear()
             self.writes.clear()
             self.counters.clear()
+            self.peak_in_flight.clear()

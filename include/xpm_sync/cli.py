@@ -133,6 +133,15 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(clients=args.clients, jobs=args.jobs, serve=args.serve, port=args.port)
 
 
+def _stack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xpm_sync import stack
+
+    root = Path(args.root).resolve()
+    return stack.run(root, root / args.env_file, workers=args.workers, port=args.port)
+
+
 def _connect(args: argparse.Namespace) -> int:
     from xpm_sync.oauth import callback, flow
     from xpm_sync.oauth.settings import load
@@ -437,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--clients", type=_positive, default=300)
     demo.add_argument("--jobs", type=_positive, default=1500)
     demo.set_defaults(handler=_demo)
+
+    stk = sub.add_parser("stack", help="the production stack (CeleryExecutor, Redis, PostgreSQL) as local processes")
+    stk.add_argument("--root", default=".", help="the project folder (docker-compose.yaml, .env.example, dags/)")
+    stk.add_argument("--env-file", default=".env", help="settings over .env.example's (if the file exists)")
+    stk.add_argument("--workers", type=_positive, default=2, help="Celery workers")
+    stk.add_argument("--port", type=_positive, default=8080, help="Airflow's port")
+    stk.set_defaults(handler=_stack)
 
     conn = sub.add_parser("connect", help="connect XPM through Xero's sign-in (or reconnect it)")
     conn.add_argument("--practice", help="practice id or name, when the sign-in reaches several")

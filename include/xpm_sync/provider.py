@@ -122,6 +122,12 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "job_reconcile_window_days": _option(
         "How far back the periodic job reconciliation reads by created date.", "120", kind="integer"
     ),
+    "task_retry_delay_seconds": _option(
+        "Seconds before a failed overnight sync task is tried again (doubling each try, at most 30 minutes). "
+        "A task whose worker died is retried the same way, on another worker.",
+        "120",
+        kind="integer",
+    ),
     "token_timeout_seconds": _option(
         "How long a call to Xero's token endpoint may take before it is retried.", "30", kind="integer"
     ),

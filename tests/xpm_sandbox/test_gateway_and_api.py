@@ -65,6 +65,8 @@ def test_more_than_the_allowed_calls_in_flight_are_refused(conn: Connected):
     assert results == [200, 200]
     assert (refused.status_code, refused.headers["X-Rate-Limit-Problem"]) == (429, "concurrent")
     assert conn.get("category.api/list").status_code == 200
+    # The sandbox's own count of calls at once includes the one it refused.
+    assert requests.get(f"{conn.srv.url}/_sandbox/calls", timeout=10).json()["peak_in_flight"] == 3
 
 
 @pytest.mark.parametrize(

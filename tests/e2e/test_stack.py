@@ -1,0 +1,186 @@
+"""The production stack as processes (`xpm_sync.stack`, what `make stack` runs): CeleryExecutor with
+two workers, Redis at 127.0.0.1:6379 as the broker, PostgreSQL for Airflow's metadata, Celery's
+results and the practice database, the XPM sandbox, a real SMTP server. Its settings come from
+docker-compose.yaml and .env.example, as in production.
+
+One stack serves the tests of this module, in order: they share its setup (about a minute).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.conftest import _PG_PROBLEM, PG_ADMIN_URL, REPO, REQUIRE_PG
+from tests.e2e.conftest import PASSWORD, Airflow
+from tests.integration.conftest import Inbox
+from tests.integration.sync.truth import differences
+from xpm_sandbox.server import SandboxServer, connection_extras, free_port
+from xpm_sandbox.state import USERS
+from xpm_sync.oauth.tokens import TokenSet, decrypt_tokens, encrypt_tokens
+from xpm_sync.stack import Stack, drop_databases, local_variables, throwaway_database
+from xpm_sync.store.engine import get_engine
+from xpm_sync.store.models import XpmConnection
+
+OVERNIGHT = "xpm_overnight_sync"
+
+
+@pytest.fixture(scope="module")
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    box = Inbox([])
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield box, controller.port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) -> Iterator[tuple[Stack, Airflow]]:
+    if _PG_PROBLEM:
+        if REQUIRE_PG:
+            pytest.fail(_PG_PROBLEM)
+        pytest.skip(_PG_PROBLEM)
+    import os
+
+    home = tmp_path_factory.mktemp("stack")
+    databases = [throwaway_database(PG_ADMIN_URL, f"xpm_e2e_stack_{kind}") for kind in ("airflow", "practice")]
+    srv = SandboxServer(clients=40, jobs=160, staff=6).start()
+    srv.sandbox.gateway.limits.per_minute = 100_000  # the point here is the workers, not XPM's pacing
+    port = free_port()
+    connection = {
+        "conn_type": "xpm",
+        "login": srv.client_id,
+        "password": srv.client_secret,
+        "extra": {**connection_extras(srv.url), "redirect_uri": "http://localhost:8765/callback"},
+    }
+    redis_db = random.randint(8, 15)  # noqa: S311 - a broker database of its own, not a secret
+    variables = local_variables(
+        REPO,
+        None,
+        AIRFLOW_API_PORT=str(port),
+        AIRFLOW_BASE_URL=f"http://127.0.0.1:{port}",
+        AIRFLOW_FERNET_KEY=os.environ["AIRFLOW__CORE__FERNET_KEY"],
+        AIRFLOW_JWT_SECRET="stack-e2e-jwt-secret-not-for-production",
+        AIRFLOW_ADMIN_PASSWORD=PASSWORD,
+        POSTGRES_USER="postgres",
+        POSTGRES_PASSWORD="",
+        AIRFLOW_DB=databases[0],
+        PRACTICE_DB=databases[1],
+        REDIS_DB=str(redis_db),
+        SMTP_PORT=str(inbox[1]),
+        XPM_CONNECTION=json.dumps(connection),
+        XPM_ALERT_RECIPIENTS="admin@practice.example",
+        # A worker killed mid-task is noticed in 20 s and its task retried 3 s later.
+        AIRFLOW_TASK_HEARTBEAT_TIMEOUT="20",
+        XPM_TASK_RETRY_DELAY_SECONDS="3",
+    )
+    extra = {"AIRFLOW__XPM_SYNC__JOB_START_YEAR": "2022", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1"}
+    st = Stack(REPO, home / "airflow", variables, workers=2, extra_env=extra)
+    practice_url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{databases[1]}"
+    try:
+        st.start()
+        af = Airflow(st.url, st.env, srv, practice_url, st.home)
+        connected = af.cli("connect", "--sandbox-user", USERS.admin, "--by", "ada")
+        assert connected.returncode == 0, connected.stderr
+        yield st, af
+    finally:
+        st.stop()
+        srv.stop()
+        from xpm_sync.store.engine import dispose_engines
+
+        dispose_engines()
+        drop_databases(PG_ADMIN_URL, databases)
+        import redis
+
+        redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
+
+
+def _task_instances(af: Airflow, run_id: str) -> list[dict[str, Any]]:
+    reply = af.api("GET", f"/dags/{OVERNIGHT}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+    reply.raise_for_status()
+    return list(reply.json()["task_instances"])
+
+
+def _expire_access_token(store_url: str) -> None:
+    with Session(get_engine(store_url)) as session, session.begin():
+        row = session.scalars(select(XpmConnection).where(XpmConnection.active.is_(True))).one()
+        tokens = decrypt_tokens(row.token_ciphertext or "")
+        expired_at = tokens.expires_at.replace(year=2000)
+        expired = TokenSet(tokens.access_token, tokens.refresh_token, expired_at, tokens.scope)
+        row.token_ciphertext = encrypt_tokens(expired)
+
+
+def test_the_overnight_sync_runs_on_both_workers_with_one_refresh(stack: tuple[Stack, Airflow]):
+    _st, af = stack
+    _expire_access_token(af.store_url)
+    refreshes = af.srv.sandbox.identity.token_requests
+    requests.delete(f"{af.srv.url}/_sandbox/calls", timeout=10)
+    started = time.monotonic()
+    run = af.trigger(OVERNIGHT)
+    assert af.wait(OVERNIGHT, run, timeout=420) == "success"
+    seconds = time.monotonic() - started
+
+    ran = [ti for ti in _task_instances(af, run) if ti["state"] == "success"]
+    workers = {ti["hostname"] for ti in ran}
+    assert {"worker-1", "worker-2"} <= workers, workers
+    assert differences(get_engine(af.store_url), af.srv.sandbox.main) == []
+    # Tasks started at once on both workers with an expired token: one refresh at Xero.
+    assert af.srv.sandbox.identity.token_requests - refreshes == 1
+    calls = requests.get(f"{af.srv.url}/_sandbox/calls", timeout=10).json()
+    assert calls["peak_in_flight"] <= 5, calls
+    assert "429" not in calls["by_status"], calls["by_status"]
+    Path(af.logs / "overnight-seconds.txt").write_text(f"{seconds:.1f}\n")  # for bench/REPORT.md
+
+
+def test_a_worker_killed_mid_sync_is_retried_on_the_other(stack: tuple[Stack, Airflow]):
+    st, af = stack
+    # The client list answers slowly this once, so its task is mid-call when its worker dies.
+    requests.post(
+        f"{af.srv.url}/_sandbox/faults",
+        json={"kind": "slow", "path": "client.api/list", "count": 1, "seconds": 40},
+        timeout=10,
+    ).raise_for_status()
+    run = af.trigger(OVERNIGHT, {})
+    deadline = time.monotonic() + 180
+    victim = None
+    while time.monotonic() < deadline and victim is None:
+        for ti in _task_instances(af, run):
+            if ti["task_id"] == "clients" and ti["state"] == "running" and ti["hostname"]:
+                victim = ti["hostname"]
+        time.sleep(1)
+    assert victim in ("worker-1", "worker-2"), victim
+    st.kill(victim)
+    try:
+        assert af.wait(OVERNIGHT, run, timeout=420) == "success"
+        clients = next(ti for ti in _task_instances(af, run) if ti["task_id"] == "clients")
+        assert clients["try_number"] >= 2
+        assert clients["hostname"] != victim
+        assert differences(get_engine(af.store_url), af.srv.sandbox.main) == []
+    finally:
+        st.start_worker(int(victim.rsplit("-", 1)[1]))
+        st.wait_healthy(120)
+
+
+def test_an_auth_failure_on_the_stack_sends_one_email(stack: tuple[Stack, Airflow], inbox: tuple[Inbox, int]):
+    _st, af = stack
+    box, _port = inbox
+    before = len(box.messages)
+    af.srv.sandbox.identity.revoke_all()
+    run = af.trigger(OVERNIGHT)
+    assert af.wait(OVERNIGHT, run, timeout=300) == "failed"
+    time.sleep(5)  # any late task on the other worker has had its chance to send another
+    assert len(box.messages) - before == 1
+    assert box.messages[-1]["Subject"].startswith("XPM needs to reconnect")
+    reconnected = af.cli("connect", "--sandbox-user", USERS.admin, "--by", "ada")
+    assert reconnected.returncode == 0, reconnected.stderr
