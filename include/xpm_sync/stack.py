@@ -74,7 +74,12 @@ def _plain(value: str) -> str:
 
 
 def _quote(value: str) -> str:
-    return "'" + value.replace("'", "") + "'" if "${" not in value else '"' + value.replace('"', '\\"') + '"'
+    """A .env value as dotenv reads it back: literal in single quotes, unless it is a template."""
+    if "${" in value:
+        return '"' + value.replace('"', '\\"') + '"'
+    if "'" in value:
+        raise SystemExit("A setting of the stack may not hold a single quote ('); choose another value.")
+    return f"'{value}'"
 
 
 @dataclass
