@@ -19,72 +19,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-HOME = Path(tempfile.mkdtemp(prefix="xpm-bench-"))
-os.environ.update(
-    {
-        "AIRFLOW_HOME": str(HOME),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__FERNET_KEY": "Gk7nW8b3u8sT2G1pBv9m0tQ4cZy5xR6aJhL3eNwK1oA=",
-        "AIRFLOW__XPM_SYNC__JOB_START_YEAR": "2022",
-    }
-)
+import requests
 
-import requests  # noqa: E402
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def start_sandbox(clients: int, jobs: int) -> tuple[subprocess.Popen[bytes], str]:
-    from xpm_sandbox.server import free_port
-
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "xpm_sync.cli",
-        "sandbox",
-        "--port",
-        str(port),
-        "--clients",
-        str(clients),
-        "--jobs",
-        str(jobs),
-        "--per-minute",
-        "1000000",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            requests.get(f"{url}/_sandbox", timeout=2).raise_for_status()
-            return proc, url
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise SystemExit("sandbox did not start")
-
-
-def control(url: str, path: str, payload: dict) -> dict:
-    reply = requests.post(f"{url}/_sandbox/{path}", json=payload, timeout=60)
-    reply.raise_for_status()
-    return reply.json()
-
-
-def store(backend: str) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{HOME / f'practice-{uuid.uuid4().hex[:6]}.db'}"
-    from sqlalchemy import create_engine, text
-
-    name = f"xpm_bench_{uuid.uuid4().hex[:8]}"
-    with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+from common import control, run_sync, start_sandbox, store  # importing common sets up Airflow first
 
 
 def minimum_calls(overview: dict, current_jobs: int, years: int) -> dict[str, int]:
@@ -96,24 +35,6 @@ def minimum_calls(overview: dict, current_jobs: int, years: int) -> dict[str, in
         "client custom fields (one a client)": clients,
         "job custom fields (one an open job)": current_jobs,
     }
-
-
-def run_sync(names: list[str], store_url: str, *, full: bool) -> dict[str, dict]:
-    from xpm_sync.hooks.xpm import XpmHook
-    from xpm_sync.sync import runner
-
-    hook = XpmHook(store_url=store_url)
-    request = runner.Request(full=full, store_url=store_url, run_id="bench")
-    out = {}
-    for name in runner.order(names):
-        started = time.perf_counter()
-        try:
-            result = runner.pull(name, request, hook=hook).as_dict()
-        except Exception as exc:  # the day's limit ends a pass; reported, not hidden
-            result = {"entity": name, "error": type(exc).__name__}
-        result["seconds"] = round(time.perf_counter() - started, 2)
-        out[name] = result
-    return out
 
 
 def parse_vs_bulk(url: str, store_url: str, tenant_id: str, access: str) -> dict[str, float]:
