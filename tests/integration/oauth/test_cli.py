@@ -6,9 +6,19 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.integration.conftest import Xpm, conn_env
 from xpm_sandbox.state import USERS
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """What is under test here is the command line, not the database: SQLite (the OAuth flow and
+    the sync run on PostgreSQL too in test_connect and the sync tests)."""
+    return f"sqlite:///{tmp_path / 'practice.db'}"
 
 
 def _cli(xpm: Xpm, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

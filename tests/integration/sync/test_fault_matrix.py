@@ -65,7 +65,7 @@ def overnight(xpm: Xpm, run_id: str) -> list[str]:
 
 def _kill_mid_run(xpm: Xpm) -> None:
     """Start the overnight sync in another process and kill -9 it while it waits on XPM mid-run."""
-    xpm.control("faults", {"kind": "slow", "path": "job.api/current", "seconds": 60})
+    xpm.control("faults", {"kind": "slow", "path": "job.api/current", "seconds": 15})
     calls = len(xpm.srv.sandbox.gateway.calls)
     proc = subprocess.Popen(
         [sys.executable, "-m", "xpm_sync.cli", "sync"],
