@@ -156,6 +156,11 @@ def hold_back(ctx: SyncContext, label: str, what: str, gone: int, present: int) 
         f"`xpm-sync sync --entities {entity} --full --confirm-removals`, or trigger xpm_manual_sync with "
         "'Full sync' and 'Confirm removals'."
     )
+    alert(ctx, message, {"entity": entity, "would_change": gone, "stored": present})
+
+
+def alert(ctx: SyncContext, message: str, details: dict[str, Any]) -> None:
+    """Log `message` and, unless this is a dry run, record it as a Practice Activity Alert."""
     log.warning("%s", message)
     if ctx.dry_run:
         return
@@ -165,7 +170,7 @@ def hold_back(ctx: SyncContext, label: str, what: str, gone: int, present: int) 
             ActivityStatus.ALERT,
             "Sync",
             message,
-            details={"entity": entity, "would_change": gone, "stored": present, "run_id": ctx.run_id},
+            details={**details, "run_id": ctx.run_id},
             actor=ctx.actor,
             tenant_id=ctx.tenant_id,
         )

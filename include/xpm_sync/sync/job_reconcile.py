@@ -25,13 +25,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity, config
+from xpm_sync import config
 from xpm_sync.api.records import Record
 from xpm_sync.errors import XpmBusinessError
-from xpm_sync.store.models import ActivityStatus, Job
+from xpm_sync.store.models import Job
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync.context import SyncContext
-from xpm_sync.sync.engine import checkpoint, state
+from xpm_sync.sync.engine import alert, checkpoint, state
 
 log = logging.getLogger(__name__)
 
@@ -115,21 +115,11 @@ def reconcile(ctx: SyncContext, load_jobs: Loader, seen: set[str]) -> tuple[int,
     seen |= got
     found += sorted(got)
     checkpoint(ctx, ENTITY, cursor={"absent": sorted(absent), "window_read_at": window_read_at})
-    if found and not ctx.dry_run:
+    if found:
         shown = ", ".join(found[:20]) + (f" and {len(found) - 20} more" if len(found) > 20 else "")
         message = (
             f"(Jobs) Reconciliation found {len(found)} job{'s' if len(found) != 1 else ''} missing from the "
             f"practice database and fetched {'them' if len(found) != 1 else 'it'}: {shown}."
         )
-        log.warning("%s", message)
-        with Session(ctx.engine) as session, session.begin():
-            activity.record(
-                session,
-                ActivityStatus.ALERT,
-                "Sync",
-                message,
-                details={"entity": "jobs", "found": found, "run_id": ctx.run_id},
-                actor=ctx.actor,
-                tenant_id=ctx.tenant_id,
-            )
+        alert(ctx, message, {"entity": "jobs", "found": found})
     return fetched, written, found
