@@ -146,6 +146,7 @@ def set_job_state(engine: Engine, number: str, state: str, *, actor: str | None)
             return Recorded(None, f"Job {job.job_number} is already {name}.")
         fields = {"state": {"before": job.state, "after": name}}
         job.state, job.pending_push = name, True
+        job.row_hash = None  # the row no longer holds XPM's last answer
         entry = _record(session, tenant, "job", job.job_number, "state", fields, actor)
     return Recorded(entry, f"Job {job.job_number} is now {name} here; it goes to XPM with the next push.")
 
@@ -180,6 +181,7 @@ def update_job(engine: Engine, number: str, *, actor: str | None, **changes: Any
         if not fields:
             return Recorded(None, f"Job {job.job_number} already holds those values.")
         job.pending_push = True
+        job.row_hash = None  # the row no longer holds XPM's last answer
         entry = _record(session, tenant, "job", job.job_number, "update", fields, actor)
     return Recorded(
         entry, f"Job {job.job_number} changed here ({', '.join(fields)}); it goes to XPM with the next push."

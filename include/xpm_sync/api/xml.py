@@ -18,6 +18,8 @@ from lxml import etree
 from xpm_sync.errors import XpmBusinessError, XpmPayloadError
 
 T = TypeVar("T")
+# The key a record carries instead of its fields when its fingerprint matched the stored row's.
+UNCHANGED = "_unchanged"
 PROLOG_LIMIT = 1 << 20
 _ROOT_START = re.compile(rb"<[A-Za-z_]")
 
@@ -76,6 +78,7 @@ def iter_items(
     beside: Mapping[str, str] | None = None,
     max_rows: int | None = None,
     shaped: bool = True,
+    fingerprints: Any = None,
 ) -> Iterator[T]:
     """Yield `convert(element)` for each element at `path` under `<Response>`, checking `<Status>`.
 
@@ -86,7 +89,10 @@ def iter_items(
     record (`{"WebUrl": "web_url"}`, any case) to the record's key. A `<Status>ERROR</Status>` answer raises
     `XpmBusinessError`; broken XML raises `XpmPayloadError` (records yielded before the break must
     not be committed); more than `max_rows` records raise `XpmPayloadError`. With `shaped` off
-    (answers to writes, which carry no records) only the status is checked.
+    (answers to writes, which carry no records) only the status is checked. With `fingerprints`
+    (`xpm_sync.api.fingerprint.Fingerprints`), a record whose fingerprint matches the stored row's
+    is yielded as `{key: ..., UNCHANGED: True}` without being converted, and every other record
+    carries its fingerprint as `row_hash`.
     """
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     want = ("response",) + tuple(p.lower() for p in path)
@@ -126,7 +132,15 @@ def iter_items(
                             f"XPM's answer to {method or 'the call'} holds over {max_rows:,} records; refused as "
                             "implausible ([xpm_sync] max_answer_rows)"
                         )
-                    record = convert(elem)
+                    if fingerprints is None:
+                        record = convert(elem)
+                    else:
+                        key, fingerprint, same = fingerprints.check(elem)
+                        if same:
+                            record = {fingerprints.key: key, UNCHANGED: True}  # type: ignore[assignment]
+                        else:
+                            record = convert(elem)
+                            record["row_hash"] = fingerprint.hex()  # type: ignore[index]
                     if single:
                         held.append(record)
                     else:

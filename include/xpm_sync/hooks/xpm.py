@@ -138,10 +138,16 @@ class XpmHook(HttpHook):
 
     # --- reads ------------------------------------------------------------------------------
 
-    def _list(self, path: str, items: tuple[str, ...], convert: Any, **params: Any) -> Iterator[records.Record]:
-        """The answer is fetched now, in full; its records are read as the result is iterated."""
+    def _list(
+        self, path: str, items: tuple[str, ...], convert: Any, fingerprints: Any = None, **params: Any
+    ) -> Iterator[records.Record]:
+        """The answer is fetched now, in full; its records are read as the result is iterated.
+
+        With `fingerprints`, records XPM sends unchanged come as markers (`xml.iter_items`)."""
         body = self.api.fetch(path, **params)
-        return self._records(body, path, items, convert)
+        if fingerprints is None:
+            return self._records(body, path, items, convert)
+        return self._records(body, path, items, convert, fingerprints=fingerprints)
 
     def _records(self, body: Any, path: str, items: tuple[str, ...], convert: Any, **kwargs: Any) -> Iterator[Any]:
         with body:
@@ -170,27 +176,32 @@ class XpmHook(HttpHook):
             "customfield.api/definition", ("CustomFieldDefinitions", "CustomFieldDefinition"), records.field_definition
         )
 
-    def clients(self, *, detailed: bool = True, modified_since: str | None = None) -> Iterator[records.Record]:
+    def clients(
+        self, *, detailed: bool = True, modified_since: str | None = None, fingerprints: Any = None
+    ) -> Iterator[records.Record]:
         """All clients, or those modified since `modified_since` (`yyyy-MM-ddTHH:mm:ss`, UTC)."""
         params: dict[str, str] = {"detailed": "true" if detailed else "false"}
         if modified_since:
             params["modifiedsince"] = modified_since
-        return self._list("client.api/list", ("Clients", "Client"), records.client, **params)
+        return self._list("client.api/list", ("Clients", "Client"), records.client, fingerprints, **params)
 
     def client(self, uuid: str) -> records.Record:
         return self._get(f"client.api/get/{ids.in_path(ids.client_uuid(uuid))}", "Client", records.client)
 
-    def current_jobs(self, *, detailed: bool = True) -> Iterator[records.Record]:
-        return self._list("job.api/current", ("Jobs", "Job"), records.job, detailed="true" if detailed else "false")
+    def current_jobs(self, *, detailed: bool = True, fingerprints: Any = None) -> Iterator[records.Record]:
+        detail = "true" if detailed else "false"
+        return self._list("job.api/current", ("Jobs", "Job"), records.job, fingerprints, detailed=detail)
 
-    def jobs_created(self, start: date, end: date, *, detailed: bool = True) -> Iterator[records.Record]:
+    def jobs_created(
+        self, start: date, end: date, *, detailed: bool = True, fingerprints: Any = None
+    ) -> Iterator[records.Record]:
         """Jobs created from `start` to `end` (XPM allows at most a year per call)."""
         params = {
             "from": start.strftime("%Y%m%d"),
             "to": end.strftime("%Y%m%d"),
             "detailed": "true" if detailed else "false",
         }
-        return self._list("job.api/list", ("Jobs", "Job"), records.job, **params)
+        return self._list("job.api/list", ("Jobs", "Job"), records.job, fingerprints, **params)
 
     def job(self, number: str) -> records.Record:
         return self._get(f"job.api/get/{ids.in_path(ids.job_number(number))}", "Job", records.job)

@@ -263,6 +263,7 @@ class Client(Synced, Base):
     custom_fields_fetched_at: Mapped[datetime | None] = mapped_column(info=META)
     # Set when there is reason to read the custom fields again (the client changed, a read failed).
     custom_fields_due_at: Mapped[datetime | None] = mapped_column(info=META)
+    row_hash: Mapped[str | None] = mapped_column(String(32), info=META)
 
 
 class Contact(Synced, Base):
@@ -339,6 +340,7 @@ class Job(Synced, Base):
     is_current: Mapped[bool | None] = mapped_column(info=META)
     custom_fields_fetched_at: Mapped[datetime | None] = mapped_column(info=META)
     custom_fields_due_at: Mapped[datetime | None] = mapped_column(info=META)
+    row_hash: Mapped[str | None] = mapped_column(String(32), info=META)
 
 
 class JobAssignment(Synced, Base):

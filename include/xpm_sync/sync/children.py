@@ -1,7 +1,7 @@
 """Writing what nests inside a client or job: contacts, group memberships, relationships, staff.
 
-For every parent in a batch the children are replaced: those in XPM's answer are upserted and
-those no longer there are marked removed upstream (never deleted).
+For every parent in a batch the children are replaced: those in XPM's answer are merged and
+those no longer there are marked removed upstream (never deleted), a statement per table.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from xpm_sync.api.records import Record
@@ -22,7 +22,8 @@ from xpm_sync.store.models import (
     Contact,
     JobAssignment,
 )
-from xpm_sync.store.upsert import mark_removed, upsert
+from xpm_sync.store.stage import Stage
+from xpm_sync.store.upsert import upsert
 
 
 def _table(model: type[Base]) -> Table:
@@ -38,23 +39,16 @@ def replace_children(
     parents: Sequence[str],
     rows: list[dict[str, Any]],
 ) -> int:
-    """Make `model`'s children of `parents` exactly `rows`: upsert them, mark the rest removed."""
-    table = _table(model)
-    keys = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
-    written = upsert(session, model, rows) if rows else 0
-    keep = {tuple(r[k] for k in keys) for r in rows}
+    """Make `model`'s children of `parents` exactly `rows`: merge them, mark the rest removed.
+
+    Set-based (`store.stage`): the rows and the parents' keys are staged, one statement merges the
+    rows and one marks the children the answer no longer holds."""
+    stage = Stage.of(session)
+    written = stage.merge(model, rows)  # with no rows, an empty stage: every child is gone
     if not parents:
         return written
-    existing = session.execute(
-        select(*[table.c[k] for k in keys]).where(
-            table.c.tenant_id == tenant_id,
-            table.c[parent_column].in_(list(parents)),
-            table.c.removed_upstream_at.is_(None),
-        )
-    ).all()
-    gone = [tuple(row) for row in existing if tuple(row) not in keep]
-    mark_removed(session, model, tenant_id, keys, gone)
-    return written + len(gone)
+    staged_parents = stage.keys("stage_parents", list(dict.fromkeys(parents)))
+    return written + stage.mark_gone(model, tenant_id, parent_column, staged_parents)
 
 
 def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:
@@ -74,7 +68,7 @@ def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -
                 }
             )
     if contacts:
-        written += upsert(session, Contact, _dedupe(contacts, "uuid"))
+        written += Stage.of(session).merge(Contact, _dedupe(contacts, "uuid"))
     written += replace_children(session, ClientContact, tenant_id, "client_uuid", [c["uuid"] for c in batch], links)
 
     detailed = [c for c in batch if c["_detailed"]]

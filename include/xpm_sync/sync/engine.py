@@ -18,15 +18,20 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from xpm_sync import activity, config
+from xpm_sync.api.fingerprint import Fingerprints
 from xpm_sync.api.records import Record
+from xpm_sync.api.xml import UNCHANGED
 from xpm_sync.store.models import ActivityStatus, Base, SyncState
+from xpm_sync.store.stage import Stage
 from xpm_sync.store.types import utcnow
-from xpm_sync.store.upsert import mark_removed, upsert
+from xpm_sync.store.upsert import mark_removed
 from xpm_sync.sync.context import SyncContext
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+# Records staged and merged at a time: large enough for the bulk path to pay, small enough that a
+# batch of detailed clients stays a few megabytes.
+BATCH = 2000
 Children = Callable[[Session, str, Sequence[Record]], int]
 
 
@@ -52,11 +57,14 @@ def load(
     children: Children | None = None,
     insert_only: bool = False,
     seen: set[str] | None = None,
+    fingerprints: Fingerprints | None = None,
 ) -> tuple[int, int]:
     """Stream `records` into `model` in one transaction; return (fetched, written).
 
     Nothing is committed unless the whole answer was read: a truncated or malformed answer
-    raises out of `records` and rolls the batch back.
+    raises out of `records` and rolls the batch back. Records that came as unchanged markers
+    (their fingerprint matched, see `xpm_sync.api.fingerprint`) count as fetched and seen and
+    cost nothing more; the others are staged and merged a batch at a time (`store.stage`).
     """
     fetched = written = 0
     with Session(ctx.engine) as session:
@@ -64,15 +72,17 @@ def load(
             with session.begin():
                 batch: list[Record] = []
                 for record in records:
-                    batch.append(record)
                     fetched += 1
                     if seen is not None:
                         seen.add(record[key])
+                    if record.get(UNCHANGED):
+                        continue
+                    batch.append(record)
                     if len(batch) >= BATCH:
-                        written += _write(session, ctx, model, batch, key, children, insert_only)
+                        written += _write(session, ctx, model, batch, key, children, insert_only, fingerprints)
                         batch = []
                 if batch:
-                    written += _write(session, ctx, model, batch, key, children, insert_only)
+                    written += _write(session, ctx, model, batch, key, children, insert_only, fingerprints)
                 if ctx.dry_run:
                     raise _DryRun
         except _DryRun:
@@ -88,6 +98,7 @@ def _write(
     key: str,
     children: Children | None,
     insert_only: bool,
+    fingerprints: Fingerprints | None,
 ) -> int:
     rows = list({r[key]: r for r in parent_rows(batch, ctx.tenant_id)}.values())
     if insert_only:
@@ -98,9 +109,11 @@ def _write(
             )
         )
         batch = [r for r in batch if r[key] not in known]
-    written = upsert(session, model, rows, insert_only=insert_only)
+    written = Stage.of(session).merge(model, rows, insert_only=insert_only)
     if children is not None and batch:
         written += children(session, ctx.tenant_id, batch)
+    if fingerprints is not None and not ctx.dry_run:
+        fingerprints.remember(rows)
     return written
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from xpm_sync import catalog, config
+from xpm_sync.api import fingerprint
 from xpm_sync.api.records import Record
 from xpm_sync.errors import XpmBusinessError
 from xpm_sync.store.models import Base, Category, Client, ClientGroup, CustomFieldDefinition, Job, JobState, Staff
@@ -66,19 +67,26 @@ def pull_clients(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
         return EntityResult(spec.name, "one", fetched, written, 0, _calls(ctx) - before)
     last = state(ctx, spec.name)
     started = utcnow()
+    with Session(ctx.engine) as session:
+        prints = fingerprint.client_fingerprints(session, Client, ctx.tenant_id)
     if ctx.full or last is None or last.watermark is None:
         seen: set[str] = set()
         fetched, written = load(
-            ctx, Client, ctx.hook.clients(detailed=True), children=children.client_children, seen=seen
+            ctx,
+            Client,
+            ctx.hook.clients(detailed=True, fingerprints=prints),
+            children=children.client_children,
+            seen=seen,
+            fingerprints=prints,
         )
         removed = mark_missing(ctx, Client, seen, label=_label(spec))
         checkpoint(ctx, spec.name, watermark=started, full_pass=True)
         return EntityResult(spec.name, "full", fetched, written, removed, _calls(ctx) - before, held_back=ctx.held_back)
     overlap = timedelta(minutes=config.get_int("client_overlap_minutes"))
     since = (last.watermark - overlap).strftime("%Y-%m-%dT%H:%M:%S")
-    records = ctx.hook.clients(detailed=True, modified_since=since)
+    records = ctx.hook.clients(detailed=True, modified_since=since, fingerprints=prints)
     modified: set[str] = set()
-    fetched, written = load(ctx, Client, records, children=children.client_children, seen=modified)
+    fetched, written = load(ctx, Client, records, children=children.client_children, seen=modified, fingerprints=prints)
     custom_fields.mark_due(ctx, Client, Client.uuid, modified)
     checkpoint(ctx, spec.name, watermark=started)
     return EntityResult(
@@ -125,9 +133,19 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
     before = _calls(ctx)
     insert_only = ctx.settings.maintain_jobs_locally
 
+    with Session(ctx.engine) as session:
+        prints = fingerprint.job_fingerprints(session, Job, ctx.tenant_id, skip_known=insert_only)
+
     def load_jobs(records: Iterable[Record], seen: set[str] | None = None) -> tuple[int, int]:
         return load(
-            ctx, Job, records, key="job_number", children=children.job_children, insert_only=insert_only, seen=seen
+            ctx,
+            Job,
+            records,
+            key="job_number",
+            children=children.job_children,
+            insert_only=insert_only,
+            seen=seen,
+            fingerprints=prints,
         )
 
     if ctx.job_number:
@@ -152,16 +170,16 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
         for start, end in _job_windows(config.get_int("job_start_year"), utcnow().date()):
             if start.year in done:
                 continue
-            f, w = load_jobs(ctx.hook.jobs_created(start, end), seen)
+            f, w = load_jobs(ctx.hook.jobs_created(start, end, fingerprints=prints), seen)
             fetched, written = fetched + f, written + w
             done.add(start.year)
             checkpoint(ctx, spec.name, cursor={"years_done": sorted(done)}, complete=False)
     else:
         start, end = _recent_window(watermark, utcnow().date())
-        f, w = load_jobs(ctx.hook.jobs_created(start, end), seen)
+        f, w = load_jobs(ctx.hook.jobs_created(start, end, fingerprints=prints), seen)
         fetched, written = fetched + f, written + w
     current: set[str] = set()
-    f, w = load_jobs(ctx.hook.current_jobs(detailed=True), current)
+    f, w = load_jobs(ctx.hook.current_jobs(detailed=True, fingerprints=prints), current)
     fetched, written = fetched + f, written + w
     if full:
         job_reconcile.after_full_pass(ctx)

@@ -1,0 +1,191 @@
+"""Set-based writes for the sync: rows are streamed into a staging table, then one statement per
+target table merges them.
+
+A `Stage` belongs to one transaction. Its tables are temporary (PostgreSQL drops them at commit;
+SQLite's are dropped and made anew at their first use in a transaction), shaped like the columns
+given, and filled with the database's bulk path: `COPY` on PostgreSQL, `executemany` on SQLite.
+Then:
+
+- `merge` is one `INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE` per table: a row is
+  written only when it is new, when its fingerprint (`row_hash`) differs from the stored one (or,
+  for a record read without one, when a column differs), or when it had been marked removed
+  upstream and is back; a row with a local change waiting to be pushed is never overwritten;
+- `mark_gone` marks the children of the staged parents that the answer no longer holds as removed
+  upstream (one `UPDATE ... WHERE NOT EXISTS`); nothing is ever deleted.
+
+Every statement returns what it changed, so the counts reported are rows actually written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Column, MetaData, String, Table, and_, exists, literal, null, or_, select, text, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from xpm_sync.store.models import Base
+from xpm_sync.store.types import UtcDateTime, utcnow
+from xpm_sync.store.upsert import content_columns
+
+_INFO_KEY = "xpm_sync.stage"
+
+
+def _table(model: type[Base]) -> Table:
+    table: Table = model.__table__  # type: ignore[assignment]
+    return table
+
+
+class Stage:
+    """The staging tables of one transaction, and the set-based statements that read them."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.transaction = session.get_transaction()
+        self.dialect = session.get_bind().dialect
+        self.postgres = self.dialect.name == "postgresql"
+        self.now = utcnow()
+        self._made: dict[tuple[str, tuple[str, ...]], Table] = {}
+        self._named: set[str] = set()
+        self._latest: dict[str, Table] = {}
+
+    @classmethod
+    def of(cls, session: Session) -> Stage:
+        """The stage of the session's current transaction (made on first use)."""
+        stage = session.info.get(_INFO_KEY)
+        if not isinstance(stage, Stage) or stage.transaction is not session.get_transaction():
+            stage = session.info[_INFO_KEY] = cls(session)
+        return stage
+
+    # --- filling --------------------------------------------------------------------------------
+
+    def _create(self, name: str, source: Table | None, columns: Sequence[str]) -> Table:
+        # Every identifier here is a model's table or column name (never input), quoted.
+        quote = self.dialect.identifier_preparer.quote
+        if source is not None:
+            typed = [Column(c, source.c[c].type) for c in columns]
+            listed = ", ".join(quote(c) for c in columns)
+            body = f"SELECT {listed} FROM {quote(source.name)}"  # noqa: S608 - model names, quoted
+        else:
+            typed = [Column(c, String(64)) for c in columns]
+            body = "SELECT " + ", ".join(f"CAST(NULL AS VARCHAR(64)) AS {quote(c)}" for c in columns)
+        if self.postgres:
+            self.session.execute(text(f"CREATE TEMPORARY TABLE {quote(name)} ON COMMIT DROP AS {body} WITH NO DATA"))
+        else:
+            self.session.execute(text(f"DROP TABLE IF EXISTS temp.{quote(name)}"))
+            self.session.execute(text(f"CREATE TEMPORARY TABLE {quote(name)} AS {body} LIMIT 0"))
+        return Table(name, MetaData(), *typed)
+
+    def fill(self, name: str, source: Table | None, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Table:
+        """Stage `rows` (their `columns`) in a temporary table named after `name`, replacing what it held."""
+        columns = tuple(columns)
+        table = self._made.get((name, columns))
+        if table is None:
+            table = self._create(name if name not in self._named else f"{name}_{len(self._made)}", source, columns)
+            self._made[(name, columns)] = table
+            self._named.add(name)
+        else:
+            self.session.execute(table.delete())
+        self._latest[name] = table
+        if not rows:
+            return table
+        if self.postgres:
+            self._copy(table, columns, rows)
+        else:
+            self.session.execute(table.insert(), [{c: r.get(c) for c in columns} for r in rows])
+        return table
+
+    def _copy(self, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+        quote = self.dialect.identifier_preparer.quote
+        processors: list[Callable[[Any], Any] | None] = [table.c[c].type.bind_processor(self.dialect) for c in columns]
+        connection = self.session.connection().connection.driver_connection
+        listed = ", ".join(quote(c) for c in columns)
+        values: Callable[[Mapping[str, Any]], list[Any]]
+        if all(p is None for p in processors):
+
+            def values(row: Mapping[str, Any]) -> list[Any]:
+                return [row.get(c) for c in columns]
+        else:
+
+            def values(row: Mapping[str, Any]) -> list[Any]:
+                return [row.get(c) if p is None else p(row.get(c)) for c, p in zip(columns, processors, strict=True)]
+
+        statement = f"COPY {quote(table.name)} ({listed}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(values(row))
+
+    def keys(self, name: str, values: Sequence[str]) -> Table:
+        """A one-column stage of keys (the parents whose children are being replaced)."""
+        return self.fill(name, None, ("key",), [{"key": v} for v in values])
+
+    # --- merging --------------------------------------------------------------------------------
+
+    def merge(self, model: type[Base], rows: Sequence[Mapping[str, Any]], *, insert_only: bool = False) -> int:
+        """Insert or update `rows` of `model` through its stage; how many rows were written.
+
+        Every row carries the table's key; the columns of the first row are the ones written (a
+        column the rows leave out is not touched). With `insert_only`, stored rows are left as they
+        are. Rows must not repeat a key.
+        """
+        table = _table(model)
+        keys = [c.name for c in table.primary_key.columns]
+        given = [c for c in rows[0]] if rows else [*keys]
+        missing = [k for k in keys if k not in given]
+        if missing:
+            raise ValueError(f"{table.name}: rows lack key columns {missing}")
+        fingerprinted = "row_hash" in table.c
+        data = [c for c in content_columns(table) if c in given]
+        columns = [*keys, *data] + (["row_hash"] if fingerprinted else [])
+        staged = self.fill(f"stage_{table.name}", table, columns, rows)
+        if not rows:
+            return 0
+        chosen = select(
+            *[staged.c[c] for c in columns],
+            literal(self.now, UtcDateTime()).label("synced_at"),
+            null().label("removed_upstream_at"),
+        ).where(true())  # SQLite: a WHERE keeps ON CONFLICT from reading as a join constraint
+        insert = postgresql.insert if self.postgres else sqlite.insert
+        statement = insert(table).from_select([*columns, "synced_at", "removed_upstream_at"], chosen)
+        if insert_only:
+            statement = statement.on_conflict_do_nothing(index_elements=keys)
+        else:
+            excluded = statement.excluded
+            differs = or_(*[table.c[c].is_distinct_from(excluded[c]) for c in data]) if data else true()
+            if fingerprinted:
+                changed = or_(
+                    and_(excluded.row_hash.is_not(None), table.c.row_hash.is_distinct_from(excluded.row_hash)),
+                    and_(excluded.row_hash.is_(None), differs),
+                )
+            else:
+                changed = differs
+            written = [*data, "row_hash"] if fingerprinted else data
+            statement = statement.on_conflict_do_update(
+                index_elements=keys,
+                set_={c: excluded[c] for c in [*written, "synced_at", "removed_upstream_at"]},
+                where=and_(table.c.pending_push.is_(False), or_(changed, table.c.removed_upstream_at.is_not(None))),
+            )
+        return len(self.session.execute(statement.returning(*[table.c[k] for k in keys])).all())
+
+    def mark_gone(self, model: type[Base], tenant_id: str, parent_column: str, parents: Table) -> int:
+        """Mark children of the staged `parents` that `model`'s stage does not hold as removed upstream.
+
+        A child with a local change waiting to be pushed is left alone: XPM does not have it yet.
+        """
+        table = _table(model)
+        staged = self._latest[f"stage_{table.name}"]
+        keys = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
+        still_there = exists().where(*[staged.c[k] == table.c[k] for k in keys])
+        statement = (
+            update(table)
+            .where(
+                table.c.tenant_id == tenant_id,
+                table.c.removed_upstream_at.is_(None),
+                table.c.pending_push.is_(False),
+                table.c[parent_column].in_(select(parents.c.key)),
+                ~still_there,
+            )
+            .values(removed_upstream_at=self.now)
+        )
+        return int(self.session.execute(statement).rowcount)  # type: ignore[attr-defined]
