@@ -45,6 +45,7 @@ def check(*, hook: Any = None) -> dict[str, Any]:
     result["categories"] = len(list(hook.categories()))  # the practice is still reachable
     staff = {(s.get("email") or "").lower() for s in hook.staff()}
     result["connector_active"] = bool(email) and email.lower() in staff
+    hook.flush_usage()
     with Session(engine) as session, session.begin():
         if email and not result["connector_active"]:
             activity.record(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from sqlalchemy import Engine, Table, func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +25,11 @@ log = logging.getLogger(__name__)
 # Slow down once fewer than this many calls are left in the minute (5 callers may share it).
 PACE_BELOW = 8
 MINUTE = 60.0
+# Counts are written to the database every this many calls or seconds (see `Usage`).
+FLUSH_CALLS = 25
+FLUSH_SECONDS = 5.0
+
+_live: weakref.WeakSet[Usage] = weakref.WeakSet()
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -30,8 +40,29 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
+@dataclass
+class _Tally:
+    """Calls counted here and not yet written to `api_usage`, for one day."""
+
+    calls: int = 0
+    errors: int = 0
+    rate_limited: int = 0
+    min_remaining: int | None = None
+    day_remaining: int | None = None
+    app_min_remaining: int | None = None
+    updated_at: datetime | None = None
+
+
 class Usage:
-    """Records each call's outcome and XPM's remaining limits in `api_usage`, and paces calls."""
+    """Counts each call's outcome and XPM's remaining limits, and paces calls.
+
+    The counts reach `api_usage` in batches, not one transaction per call: every `FLUSH_CALLS`
+    calls or `FLUSH_SECONDS`, when this process reads the day's count (`calls_today`), when a task
+    ends (`flush`) and at exit. The day's count another worker sees is therefore short by at most
+    `FLUSH_CALLS - 1` calls a process; the custom-field budget keeps a fifth of XPM's limit in
+    hand, far more than that, and XPM's own `X-DayLimit-Remaining` is recorded with every batch.
+    A process killed outright loses at most that many counts.
+    """
 
     def __init__(
         self,
@@ -49,6 +80,10 @@ class Usage:
         self.calls = 0
         self.min_remaining: int | None = None
         self.day_remaining: int | None = None
+        self._pending: dict[date, _Tally] = {}
+        self._flushed_at = clock()
+        self._lock = threading.Lock()
+        _live.add(self)
 
     def record(self, status: int, headers: Mapping[str, str]) -> None:
         """Count one call: its HTTP status, or 0 for one that got no answer (a timeout)."""
@@ -63,35 +98,65 @@ class Usage:
         self.day_remaining = day if day is not None else self.day_remaining
         if self.engine is None:
             return
-        row = {
-            "tenant_id": self.tenant_id,
-            "day": utcnow().date(),
-            "calls": 1,
-            "errors": 1 if status == 0 or (status >= 400 and status != 429) else 0,
-            "rate_limited": 1 if status == 429 else 0,
-            "min_remaining": self.min_remaining,
-            "day_remaining": day,
-            "app_min_remaining": _header_int(headers, "X-AppMinLimit-Remaining"),
-            "updated_at": utcnow(),
-        }
+        now = utcnow()
+        with self._lock:
+            tally = self._pending.setdefault(now.date(), _Tally())
+            tally.calls += 1
+            tally.errors += 1 if status == 0 or (status >= 400 and status != 429) else 0
+            tally.rate_limited += 1 if status == 429 else 0
+            # An answer without the limit headers (a gateway refusal, a timeout) keeps XPM's last report.
+            tally.min_remaining = self.min_remaining if self.min_remaining is not None else tally.min_remaining
+            tally.day_remaining = day if day is not None else tally.day_remaining
+            app = _header_int(headers, "X-AppMinLimit-Remaining")
+            tally.app_min_remaining = app if app is not None else tally.app_min_remaining
+            tally.updated_at = now
+            due = tally.calls >= FLUSH_CALLS or self.clock() - self._flushed_at >= FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the counts not yet written, in one transaction; on failure they are kept for the next."""
+        if self.engine is None:
+            return
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._flushed_at = self.clock()
+        if not pending:
+            return
         table: Table = ApiUsage.__table__  # type: ignore[assignment]
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(table).values(row)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "day"],
-            set_={
-                "calls": table.c.calls + 1,
-                "errors": table.c.errors + stmt.excluded.errors,
-                "rate_limited": table.c.rate_limited + stmt.excluded.rate_limited,
-                # An answer without the limit headers (a gateway refusal, a timeout) keeps XPM's last report.
-                "min_remaining": func.coalesce(stmt.excluded.min_remaining, table.c.min_remaining),
-                "day_remaining": func.coalesce(stmt.excluded.day_remaining, table.c.day_remaining),
-                "app_min_remaining": func.coalesce(stmt.excluded.app_min_remaining, table.c.app_min_remaining),
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
-        with Session(self.engine) as session, session.begin():
-            session.execute(stmt)
+        try:
+            with Session(self.engine) as session, session.begin():
+                for day, tally in pending.items():
+                    stmt = insert(table).values(tenant_id=self.tenant_id, day=day, **vars(tally))
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=["tenant_id", "day"],
+                        set_={
+                            "calls": table.c.calls + stmt.excluded.calls,
+                            "errors": table.c.errors + stmt.excluded.errors,
+                            "rate_limited": table.c.rate_limited + stmt.excluded.rate_limited,
+                            "min_remaining": func.coalesce(stmt.excluded.min_remaining, table.c.min_remaining),
+                            "day_remaining": func.coalesce(stmt.excluded.day_remaining, table.c.day_remaining),
+                            "app_min_remaining": func.coalesce(
+                                stmt.excluded.app_min_remaining, table.c.app_min_remaining
+                            ),
+                            "updated_at": stmt.excluded.updated_at,
+                        },
+                    )
+                    session.execute(stmt)
+        except Exception:
+            log.warning(
+                "Could not record %s XPM calls yet; kept for the next try", sum(t.calls for t in pending.values())
+            )
+            with self._lock:
+                for day, tally in pending.items():
+                    kept = self._pending.setdefault(day, _Tally())
+                    for name in ("calls", "errors", "rate_limited"):
+                        setattr(kept, name, getattr(kept, name) + getattr(tally, name))
+                    for name in ("min_remaining", "day_remaining", "app_min_remaining", "updated_at"):
+                        if getattr(kept, name) is None:
+                            setattr(kept, name, getattr(tally, name))
+            raise
 
     def pace(self) -> None:
         """Before a call: when the minute's calls are nearly spent, wait for room to free up.
@@ -112,8 +177,22 @@ class Usage:
             self.min_remaining = None
 
 
+def flush_all(tenant_id: str | None = None) -> None:
+    """Write every count this process holds (for one practice, or all)."""
+    for usage in list(_live):
+        if tenant_id is None or usage.tenant_id == tenant_id:
+            # A failed write is logged by `flush` and its counts kept for the next one.
+            with contextlib.suppress(Exception):
+                usage.flush()
+
+
 def calls_today(engine: Engine, tenant_id: str, day: date | None = None) -> tuple[int, int | None]:
-    """(calls made, calls XPM last said were left) for the practice on `day` (default today)."""
+    """(calls made, calls XPM last said were left) for the practice on `day` (default today),
+    this process's own calls included."""
+    flush_all(tenant_id)
     with Session(engine) as session:
         row = session.get(ApiUsage, (tenant_id, day or utcnow().date()))
         return (row.calls, row.day_remaining) if row else (0, None)
+
+
+atexit.register(flush_all)

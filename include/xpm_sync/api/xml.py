@@ -95,21 +95,17 @@ def iter_items(
     carries its fingerprint as `row_hash`.
     """
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
-    want = ("response",) + tuple(p.lower() for p in path)
-    item, wrapper = want[-1], want[:-1]
-    holder = wrapper[-1]  # the element records sit in: the list's, or <Response> for one record
     single = len(path) == 1
-    status: str | None = None
-    description = ""
-    wrapper_seen = single
-    held: list[T] = []
-    extras: dict[str, str] = {}
-    beside_names = {k.lower(): v for k, v in (beside or {}).items()}
-    count = 0
+    reader = _Reader(path, convert, method, max_rows, fingerprints)
+    # Only elements named like a record are handed to Python (in the casings XPM is seen to use);
+    # everything else is parsed in C and looked at once, in the tree, at the end. A record in
+    # another casing, or anything foreign in the list, is still found: see `_Reader.settle`.
+    names = sorted({path[-1], path[-1].lower(), path[-1].upper(), path[-1].capitalize()})
     try:
         parser = etree.iterparse(
             _Guarded(stream),
             events=("end",),
+            tag=names,
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
@@ -117,74 +113,145 @@ def iter_items(
             remove_comments=True,
             remove_pis=True,
         )
+        held: list[T] = []
         for _event, elem in parser:
-            # Most elements are fields inside a record: look at the parent's name before walking the path.
-            parent = elem.getparent()
-            above = local(parent.tag) if parent is not None else ""
-            if above == holder:
-                name = local(elem.tag)
-                if name == item and _path(elem) == want:
-                    if status != "OK":
-                        raise XpmPayloadError(f"XPM answered records before an OK status ({status!r})")
-                    count += 1
-                    if max_rows is not None and count > max_rows:
-                        raise XpmPayloadError(
-                            f"XPM's answer to {method or 'the call'} holds over {max_rows:,} records; refused as "
-                            "implausible ([xpm_sync] max_answer_rows)"
-                        )
-                    if fingerprints is None:
-                        record = convert(elem)
-                    else:
-                        key, fingerprint, same = fingerprints.check(elem)
-                        if same:
-                            record = {fingerprints.key: key, UNCHANGED: True}  # type: ignore[assignment]
-                        else:
-                            record = convert(elem)
-                            record["row_hash"] = fingerprint.hex()  # type: ignore[index]
-                    if single:
-                        held.append(record)
-                    else:
-                        yield record
-                    elem.clear(keep_tail=False)
-                    while elem.getprevious() is not None:
-                        del parent[0]
-                    continue
-                if not single and _path(parent) == wrapper:
-                    raise XpmPayloadError(f"XPM's <{path[0]}> list holds <{elem.tag}>, not <{path[-1]}>")
-            if above != "response" or parent.getparent() is not None:
-                continue
-            name = local(elem.tag)
-            if name == "status":
-                status = (elem.text or "").strip().upper()
-            elif name == "errordescription":
-                description = (elem.text or "").strip()
-            elif name == wrapper[-1]:
-                wrapper_seen = True
-            elif name in beside_names:
-                extras[beside_names[name]] = (elem.text or "").strip()
+            for record in reader.take(elem):
+                if single:
+                    held.append(record)
+                else:
+                    yield record
         root = parser.root
+        if root is None:
+            raise XpmPayloadError("XPM's answer was empty")
+        if local(root.tag) != "response":
+            raise XpmPayloadError(f"expected an XPM <Response>, got <{root.tag}>")
+        status, description = _status(root)
+        if status == "ERROR":
+            raise XpmBusinessError(description or "no description given", method=method)
+        if status != "OK":
+            raise XpmPayloadError(f"XPM's answer has no OK status ({status!r})")
+        if not shaped:
+            return
+        for record in reader.settle(root):
+            if single:
+                held.append(record)
+            else:
+                yield record
     except etree.XMLSyntaxError as exc:
         raise XpmPayloadError(f"XPM's answer is not well-formed XML (truncated or malformed): {exc.msg}") from None
-    if root is None:
-        raise XpmPayloadError("XPM's answer was empty")
-    if local(root.tag) != "response":
-        raise XpmPayloadError(f"expected an XPM <Response>, got <{root.tag}>")
-    if status == "ERROR":
-        raise XpmBusinessError(description or "no description given", method=method)
-    if status != "OK":
-        raise XpmPayloadError(f"XPM's answer has no OK status ({status!r})")
-    if not shaped:
-        return
-    if not wrapper_seen:
-        raise XpmPayloadError(f"XPM's answer to {method or 'the call'} has no <{path[0]}> list: not the expected shape")
     if single and not held:
         raise XpmPayloadError(f"XPM's answer to {method or 'the call'} has no <{path[0]}>: not the expected shape")
+    beside_names = {k.lower(): v for k, v in (beside or {}).items()}
+    extras = {beside_names[local(e.tag)]: (e.text or "").strip() for e in root if local(e.tag) in beside_names}
     for record in held:
         if isinstance(record, dict):
             for key, value in extras.items():
                 if value and not record.get(key):
                     record[key] = value
         yield record
+
+
+def _status(root: Any, *, before: Any = None) -> tuple[str | None, str]:
+    """`<Status>` and `<ErrorDescription>` of a `<Response>` (the first of each, before `before`)."""
+    status: str | None = None
+    description = ""
+    for child in root:
+        if child is before:
+            break
+        name = local(child.tag)
+        if name == "status" and status is None:
+            status = (child.text or "").strip().upper()
+        elif name == "errordescription" and not description:
+            description = (child.text or "").strip()
+    return status, description
+
+
+class _Reader:
+    """Turns record elements into records as the parser reaches their ends."""
+
+    def __init__(self, path: tuple[str, ...], convert: Callable[[Any], Any], method: str, max_rows: int | None,
+                 fingerprints: Any) -> None:  # fmt: skip
+        self.path = path
+        self.want = ("response",) + tuple(p.lower() for p in path)
+        self.item = self.want[-1]
+        self.single = len(path) == 1
+        self.convert = convert
+        self.method = method
+        self.max_rows = max_rows
+        self.fingerprints = fingerprints
+        self.count = 0
+        self.status_ok = False
+        self.done: Any = None  # the last record read: emptied, kept until the next one
+
+    def _read(self, elem: Any) -> Any:
+        self.count += 1
+        if self.max_rows is not None and self.count > self.max_rows:
+            raise XpmPayloadError(
+                f"XPM's answer to {self.method or 'the call'} holds over {self.max_rows:,} records; refused as "
+                "implausible ([xpm_sync] max_answer_rows)"
+            )
+        if self.fingerprints is None:
+            return self.convert(elem)
+        key, fingerprint, same = self.fingerprints.check(elem)
+        if same:
+            return {self.fingerprints.key: key, UNCHANGED: True}
+        record = self.convert(elem)
+        record["row_hash"] = fingerprint.hex()
+        return record
+
+    def _check_status(self, elem: Any) -> None:
+        """The records must follow an OK `<Status>`. The parser reads ahead, so the tree may already
+        hold a `<Status>` sent after them: only one before the records' branch counts."""
+        top = elem
+        while (above := top.getparent()).getparent() is not None:
+            top = above
+        status, _description = _status(above, before=top)
+        if status != "OK":
+            raise XpmPayloadError(f"XPM answered records before an OK status ({status!r})")
+        self.status_ok = True
+
+    def take(self, elem: Any) -> Iterator[Any]:
+        """The records this element ends: itself, after any the parser did not hand over before it."""
+        parent = elem.getparent()
+        if parent is None or _path(elem) != self.want:
+            return  # the record's name used elsewhere (a job's <Client>): part of something else
+        if not self.status_ok:
+            self._check_status(elem)
+        if not self.single:
+            # What precedes this record in the list: the record read last (emptied), or elements
+            # the parser did not hand over: a record in an unusual casing, or something foreign.
+            while (first := parent[0]) is not elem:
+                if first is not self.done:
+                    yield from self._other(first, parent)
+                del parent[0]
+        yield self._read(elem)
+        elem.clear(keep_tail=False)
+        self.done = elem
+
+    def _other(self, elem: Any, parent: Any) -> Iterator[Any]:
+        if local(elem.tag) == self.item:
+            yield self._read(elem)
+            return
+        raise XpmPayloadError(f"XPM's <{parent.tag}> list holds <{elem.tag}>, not <{self.path[-1]}>")
+
+    def settle(self, root: Any) -> Iterator[Any]:
+        """At the end (the status is OK): the list must be there, and whatever the parser did not
+        hand over is read now."""
+        holder = root
+        for name in self.want[1:-1]:
+            holder = next((c for c in holder if local(c.tag) == name), None)
+            if holder is None:
+                raise XpmPayloadError(
+                    f"XPM's answer to {self.method or 'the call'} has no <{self.path[0]}> list: not the expected shape"
+                )
+        if self.single:
+            if self.count == 0:
+                yield from (self._read(e) for e in holder if local(e.tag) == self.item)
+            return
+        for elem in list(holder):
+            if elem is not self.done:
+                yield from self._other(elem, holder)
+            holder.remove(elem)
 
 
 def read_status(source: IO[bytes] | bytes, *, method: str = "") -> None:

@@ -120,6 +120,12 @@ class XpmHook(HttpHook):
             sleep=self._sleep,
         )
 
+    def flush_usage(self) -> None:
+        """Write the call counts this hook holds (they are written in batches, see `Usage`)."""
+        api = self.__dict__.get("api")
+        if api is not None:
+            api.usage.flush()
+
     def test_connection(self) -> tuple[bool, str]:
         """One cheap call to XPM; (ok, a sentence saying what was found)."""
         try:

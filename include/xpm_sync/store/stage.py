@@ -49,6 +49,9 @@ class Stage:
         self._made: dict[tuple[str, tuple[str, ...]], Table] = {}
         self._named: set[str] = set()
         self._latest: dict[str, Table] = {}
+        # PostgreSQL: rows each target table had at its last statistics, and rows written since.
+        self._known: dict[str, float] = {}
+        self._grown: dict[str, int] = {}
 
     @classmethod
     def of(cls, session: Session) -> Stage:
@@ -160,13 +163,37 @@ class Stage:
                 )
             else:
                 changed = differs
-            written = [*data, "row_hash"] if fingerprinted else data
+            updated = [*data, "row_hash"] if fingerprinted else data
             statement = statement.on_conflict_do_update(
                 index_elements=keys,
-                set_={c: excluded[c] for c in [*written, "synced_at", "removed_upstream_at"]},
+                set_={c: excluded[c] for c in [*updated, "synced_at", "removed_upstream_at"]},
                 where=and_(table.c.pending_push.is_(False), or_(changed, table.c.removed_upstream_at.is_not(None))),
             )
-        return len(self.session.execute(statement.returning(*[table.c[k] for k in keys])).all())
+        written = len(self.session.execute(statement.returning(*[table.c[k] for k in keys])).all())
+        self._grown[table.name] = self._grown.get(table.name, 0) + written
+        return written
+
+    def _statistics(self, table: Table) -> None:
+        """PostgreSQL plans a statement from the table's statistics, and a table that grew in this
+        transaction (the first load) still looks empty: the anti-join then runs as nested scans, a
+        second a batch at 100,000 jobs (measured). So a table that has more than doubled since its
+        statistics is analysed again, here, where its new rows are visible: a few times a load."""
+        if not self.postgres:
+            return
+        known = self._known.get(table.name)
+        if known is None:
+            known = float(
+                self.session.scalar(
+                    text("SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = CAST(:name AS regclass)"),
+                    {"name": table.name},
+                )
+                or 0
+            )
+            self._known[table.name] = known
+        grown = self._grown.get(table.name, 0)
+        if grown > max(1000.0, known):
+            self.session.execute(text(f"ANALYZE {self.dialect.identifier_preparer.quote(table.name)}"))
+            self._known[table.name], self._grown[table.name] = known + grown, 0
 
     def mark_gone(self, model: type[Base], tenant_id: str, parent_column: str, parents: Table) -> int:
         """Mark children of the staged `parents` that `model`'s stage does not hold as removed upstream.
@@ -174,6 +201,7 @@ class Stage:
         A child with a local change waiting to be pushed is left alone: XPM does not have it yet.
         """
         table = _table(model)
+        self._statistics(table)
         staged = self._latest[f"stage_{table.name}"]
         keys = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
         still_there = exists().where(*[staged.c[k] == table.c[k] for k in keys])

@@ -7,6 +7,7 @@ those no longer there are marked removed upstream (never deleted), a statement p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table
@@ -51,14 +52,29 @@ def replace_children(
     return written + stage.mark_gone(model, tenant_id, parent_column, staged_parents)
 
 
-def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:
-    """Contacts, contact links, group memberships and relationships of a batch of clients."""
-    written = 0
-    contacts, links = [], []
+@dataclass
+class ClientRows:
+    """The child rows a batch of clients carries, one list per table."""
+
+    parents: list[str] = field(default_factory=list)
+    contacts: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    # Only detailed answers list groups and relationships; the rest leave them as they are.
+    detailed: list[str] = field(default_factory=list)
+    groups: dict[str, str | None] = field(default_factory=dict)
+    members: list[dict[str, Any]] = field(default_factory=list)
+    relationships: list[dict[str, Any]] = field(default_factory=list)
+
+
+def client_rows(tenant_id: str, batch: Sequence[Record]) -> ClientRows:
+    """Contacts (one row each, however many clients share them), contact links, group memberships
+    and relationships of a batch of clients."""
+    out = ClientRows(parents=[c["uuid"] for c in batch])
+    contacts: dict[str, dict[str, Any]] = {}
     for client in batch:
         for c in client["_contacts"]:
-            contacts.append({"tenant_id": tenant_id, **{k: v for k, v in c.items() if not k.startswith("_")}})
-            links.append(
+            contacts[c["uuid"]] = {"tenant_id": tenant_id, **{k: v for k, v in c.items() if not k.startswith("_")}}
+            out.links.append(
                 {
                     "tenant_id": tenant_id,
                     "client_uuid": client["uuid"],
@@ -67,44 +83,46 @@ def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -
                     "position": c["_position"],
                 }
             )
-    if contacts:
-        written += Stage.of(session).merge(Contact, _dedupe(contacts, "uuid"))
-    written += replace_children(session, ClientContact, tenant_id, "client_uuid", [c["uuid"] for c in batch], links)
+        if client["_detailed"]:
+            out.detailed.append(client["uuid"])
+            for g, name in client["_groups"]:
+                out.groups[g] = name
+                out.members.append({"tenant_id": tenant_id, "group_uuid": g, "client_uuid": client["uuid"]})
+            out.relationships += [
+                {"tenant_id": tenant_id, "client_uuid": client["uuid"], **r} for r in client["_relationships"]
+            ]
+    out.contacts = list(contacts.values())
+    out.links = list({(r["client_uuid"], r["contact_uuid"]): r for r in out.links}.values())
+    out.members = list({(r["group_uuid"], r["client_uuid"]): r for r in out.members}.values())
+    out.relationships = list({r["uuid"]: r for r in out.relationships}.values())
+    return out
 
-    detailed = [c for c in batch if c["_detailed"]]
-    if not detailed:
+
+def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:
+    """Write the contacts, contact links, group memberships and relationships of a batch of clients."""
+    rows = client_rows(tenant_id, batch)
+    written = Stage.of(session).merge(Contact, rows.contacts) if rows.contacts else 0
+    written += replace_children(session, ClientContact, tenant_id, "client_uuid", rows.parents, rows.links)
+    if not rows.detailed:
         return written
-    groups = {g: name for c in detailed for g, name in c["_groups"]}
-    if groups:
+    if rows.groups:
         # A group may be newer than the last group list: record it so the membership has a home.
-        placeholders = [{"tenant_id": tenant_id, "uuid": g, "name": n} for g, n in groups.items()]
+        placeholders = [{"tenant_id": tenant_id, "uuid": g, "name": n} for g, n in rows.groups.items()]
         upsert(session, ClientGroup, placeholders, insert_only=True)
-    members = [
-        {"tenant_id": tenant_id, "group_uuid": g, "client_uuid": c["uuid"]} for c in detailed for g, _ in c["_groups"]
-    ]
+    written += replace_children(session, ClientGroupMember, tenant_id, "client_uuid", rows.detailed, rows.members)
     written += replace_children(
-        session, ClientGroupMember, tenant_id, "client_uuid", [c["uuid"] for c in detailed], members
-    )
-    relationships = [
-        {"tenant_id": tenant_id, "client_uuid": c["uuid"], **r} for c in detailed for r in c["_relationships"]
-    ]
-    written += replace_children(
-        session, ClientRelationship, tenant_id, "client_uuid", [c["uuid"] for c in detailed], relationships
+        session, ClientRelationship, tenant_id, "client_uuid", rows.detailed, rows.relationships
     )
     return written
 
 
-def job_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:
-    """The staff assigned to a batch of jobs."""
+def job_rows(tenant_id: str, batch: Sequence[Record]) -> list[dict[str, Any]]:
+    """The staff on a batch of jobs, one row a person and job."""
     rows = [{"tenant_id": tenant_id, "job_number": j["job_number"], **a} for j in batch for a in j["_assigned"]]
-    return replace_children(
-        session, JobAssignment, tenant_id, "job_number", [j["job_number"] for j in batch], _dedupe_assign(rows)
-    )
-
-
-def _dedupe(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    return list({r[key]: r for r in rows}.values())
-
-
-def _dedupe_assign(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list({(r["job_number"], r["staff_uuid"]): r for r in rows}.values())
+
+
+def job_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:
+    """Write the staff assigned to a batch of jobs."""
+    parents = [j["job_number"] for j in batch]
+    return replace_children(session, JobAssignment, tenant_id, "job_number", parents, job_rows(tenant_id, batch))

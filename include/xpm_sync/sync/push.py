@@ -329,6 +329,7 @@ def push(hook: Any, engine: Engine, *, actor: str | None = None, run_id: str | N
             _mark(engine, group.ids, OutboxStatus.FAILED, last_error=exc.description)
             result.add_failure(group.key, exc.description)
     _refresh_jobs(run)
+    hook.api.usage.flush()
     calls = hook.api.usage.calls - before
     for result in run.results.values():
         result.calls = calls  # shared: the reads serve every kind

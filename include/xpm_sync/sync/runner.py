@@ -145,8 +145,10 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
     try:
         result = spec.run(spec, ctx)
     except XpmError as exc:
+        hook.flush_usage()
         _log_failure(engine, ctx, label, exc)
         raise
+    hook.flush_usage()
     _log_success(engine, ctx, label, result)
     return result
 
