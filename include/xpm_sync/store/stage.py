@@ -78,6 +78,16 @@ class Stage:
         else:
             self.session.execute(text(f"DROP TABLE IF EXISTS temp.{quote(name)}"))
             self.session.execute(text(f"CREATE TEMPORARY TABLE {quote(name)} AS {body} LIMIT 0"))
+            # SQLite answers `NOT EXISTS (... stage ...)` by scanning the stage once per stored row
+            # unless the stage is indexed on what is looked up: its key.
+            keys = (
+                [c.name for c in source.primary_key.columns if c.name in columns and c.name != "tenant_id"]
+                if source is not None
+                else []
+            )
+            if keys:
+                listed = ", ".join(quote(c) for c in keys)
+                self.session.execute(text(f"CREATE INDEX temp.{quote('ix_' + name)} ON {quote(name)} ({listed})"))
         return Table(name, MetaData(), *typed)
 
     def fill(self, name: str, source: Table | None, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Table:
