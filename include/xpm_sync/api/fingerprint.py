@@ -16,7 +16,7 @@ or changed here: `changes` clears it).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from lxml import etree
@@ -45,11 +45,21 @@ class Fingerprints:
     its content: those rows are never overwritten by a pull.
     """
 
-    def __init__(self, key: str, key_tags: tuple[str, ...], stored: dict[str, bytes], *, skip_known: bool) -> None:
+    def __init__(
+        self,
+        key: str,
+        key_tags: tuple[str, ...],
+        stored: dict[str, bytes],
+        *,
+        skip_known: bool,
+        held: set[str] | None = None,
+    ) -> None:
         self.key = key
         self.key_tags = key_tags
         self._stored = stored
         self._skip_known = skip_known
+        # Every key the table holds, in any state: a record not among them is new to the store.
+        self._held = set(stored) if held is None else held
         self.skipped = 0
 
     @classmethod
@@ -61,14 +71,21 @@ class Fingerprints:
             keys = session.scalars(select(column).where(model.tenant_id == tenant_id))
             return cls(key, key_tags, dict.fromkeys(keys, b""), skip_known=True)
         rows = session.execute(
-            select(column, model.row_hash).where(
-                model.tenant_id == tenant_id,
-                model.row_hash.is_not(None),
-                model.removed_upstream_at.is_(None),
-                model.pending_push.is_(False),
+            select(column, model.row_hash, model.removed_upstream_at.is_(None) & model.pending_push.is_(False)).where(
+                model.tenant_id == tenant_id
             )
         )
-        return cls(key, key_tags, {k: bytes.fromhex(h) for k, h in rows}, skip_known=False)
+        stored: dict[str, bytes] = {}
+        held: set[str] = set()
+        for k, fingerprint, trusted in rows:
+            held.add(k)
+            if fingerprint is not None and trusted:
+                stored[k] = bytes.fromhex(fingerprint)
+        return cls(key, key_tags, stored, skip_known=False, held=held)
+
+    def is_new(self, key: str) -> bool:
+        """Whether the store has never held this record (so it has no stored children either)."""
+        return key not in self._held
 
     def key_of(self, elem: Any) -> str | None:
         """The record's key, read as cheaply as possible; None when it has none (the converter says why)."""
@@ -96,12 +113,13 @@ class Fingerprints:
             self.skipped += 1
         return key, fingerprint, same
 
-    def remember(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Rows just written: a later list in the same pass that repeats them skips them."""
-        for row in rows:
-            value = row.get("row_hash")
+    def remember(self, written: Iterable[tuple[str, str | None]]) -> None:
+        """(key, fingerprint) of rows just committed: a later list in the same pass that repeats
+        them skips them."""
+        for key, value in written:
+            self._held.add(key)
             if value is not None:
-                self._stored[row[self.key]] = b"" if self._skip_known else bytes.fromhex(value)
+                self._stored[key] = b"" if self._skip_known else bytes.fromhex(value)
 
 
 def client_fingerprints(session: Session, model: Any, tenant_id: str) -> Fingerprints:

@@ -18,11 +18,14 @@ Every statement returns what it changed, so the counts reported are rows actuall
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from psycopg import errors as psycopg_errors
 from sqlalchemy import Column, MetaData, String, Table, and_, exists, literal, null, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from xpm_sync.store.models import Base
@@ -52,6 +55,9 @@ class Stage:
         # PostgreSQL: rows each target table had at its last statistics, and rows written since.
         self._known: dict[str, float] = {}
         self._grown: dict[str, int] = {}
+        self._fresh = False
+        # Tables whose last write in this transaction went straight in (`new_parents`).
+        self._direct: set[str] = set()
 
     @classmethod
     def of(cls, session: Session) -> Stage:
@@ -133,14 +139,50 @@ class Stage:
         """A one-column stage of keys (the parents whose children are being replaced)."""
         return self.fill(name, None, ("key",), [{"key": v} for v in values])
 
+    # --- new records --------------------------------------------------------------------------
+
+    @contextmanager
+    def new_parents(self) -> Iterator[None]:
+        """Within this block the rows merged are records the store has never held, and their
+        children: they are written straight into their tables by the bulk path, and no stored
+        children need marking gone. Should a row exist after all (another run wrote it meanwhile),
+        the database refuses it, that table's write is rolled back to a savepoint and merged as
+        usual, and the rest of the block is treated as not new."""
+        self._fresh = True
+        try:
+            yield
+        finally:
+            self._fresh = False
+            self._direct.clear()
+
+    def _insert_new(self, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> bool:
+        """Write rows straight into `table`; False (nothing written) if one of them is there already."""
+        stamped = [*columns, "synced_at"]
+        try:
+            with self.session.begin_nested():
+                if self.postgres:
+                    self._copy(table, stamped, [{**r, "synced_at": self.now} for r in rows])
+                else:
+                    self.session.execute(
+                        table.insert(), [{**{c: r.get(c) for c in columns}, "synced_at": self.now} for r in rows]
+                    )
+        except (IntegrityError, psycopg_errors.UniqueViolation):
+            self._fresh = False
+            return False
+        self._grown[table.name] = self._grown.get(table.name, 0) + len(rows)
+        return True
+
     # --- merging --------------------------------------------------------------------------------
 
-    def merge(self, model: type[Base], rows: Sequence[Mapping[str, Any]], *, insert_only: bool = False) -> int:
+    def merge(
+        self, model: type[Base], rows: Sequence[Mapping[str, Any]], *, insert_only: bool = False, shared: bool = False
+    ) -> int:
         """Insert or update `rows` of `model` through its stage; how many rows were written.
 
         Every row carries the table's key; the columns of the first row are the ones written (a
         column the rows leave out is not touched). With `insert_only`, stored rows are left as they
-        are. Rows must not repeat a key.
+        are. Rows must not repeat a key. Inside `new_parents`, rows are inserted straight away,
+        unless `shared` (rows other records share, like contacts, may well be stored already).
         """
         table = _table(model)
         keys = [c.name for c in table.primary_key.columns]
@@ -151,6 +193,10 @@ class Stage:
         fingerprinted = "row_hash" in table.c
         data = [c for c in content_columns(table) if c in given]
         columns = [*keys, *data] + (["row_hash"] if fingerprinted else [])
+        if self._fresh and not shared and rows and self._insert_new(table, columns, rows):
+            self._direct.add(table.name)
+            return len(rows)
+        self._direct.discard(table.name)
         staged = self.fill(f"stage_{table.name}", table, columns, rows)
         if not rows:
             return 0
@@ -211,6 +257,8 @@ class Stage:
         A child with a local change waiting to be pushed is left alone: XPM does not have it yet.
         """
         table = _table(model)
+        if table.name in self._direct:
+            return 0  # the children of records the store never held: none were stored before
         self._statistics(table)
         staged = self._latest[f"stage_{table.name}"]
         keys = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]

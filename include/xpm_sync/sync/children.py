@@ -101,7 +101,8 @@ def client_rows(tenant_id: str, batch: Sequence[Record]) -> ClientRows:
 def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:
     """Write the contacts, contact links, group memberships and relationships of a batch of clients."""
     rows = client_rows(tenant_id, batch)
-    written = Stage.of(session).merge(Contact, rows.contacts) if rows.contacts else 0
+    # Contacts are shared: a new client may well name one the store holds.
+    written = Stage.of(session).merge(Contact, rows.contacts, shared=True) if rows.contacts else 0
     written += replace_children(session, ClientContact, tenant_id, "client_uuid", rows.parents, rows.links)
     if not rows.detailed:
         return written

@@ -67,6 +67,9 @@ def load(
     cost nothing more; the others are staged and merged a batch at a time (`store.stage`).
     """
     fetched = written = 0
+    # The fingerprints of what was written, for the rest of the pass to compare with: taken up
+    # only once the transaction has committed.
+    done: list[tuple[str, str | None]] = []
     with Session(ctx.engine) as session:
         try:
             with session.begin():
@@ -79,14 +82,16 @@ def load(
                         continue
                     batch.append(record)
                     if len(batch) >= BATCH:
-                        written += _write(session, ctx, model, batch, key, children, insert_only, fingerprints)
+                        written += _write(session, ctx, model, batch, key, children, insert_only, fingerprints, done)
                         batch = []
                 if batch:
-                    written += _write(session, ctx, model, batch, key, children, insert_only, fingerprints)
+                    written += _write(session, ctx, model, batch, key, children, insert_only, fingerprints, done)
                 if ctx.dry_run:
                     raise _DryRun
         except _DryRun:
-            pass
+            done = []
+    if fingerprints is not None:
+        fingerprints.remember(done)
     return fetched, written
 
 
@@ -99,6 +104,7 @@ def _write(
     children: Children | None,
     insert_only: bool,
     fingerprints: Fingerprints | None,
+    done: list[tuple[str, str | None]],
 ) -> int:
     rows = list({r[key]: r for r in parent_rows(batch, ctx.tenant_id)}.values())
     if insert_only:
@@ -109,11 +115,22 @@ def _write(
             )
         )
         batch = [r for r in batch if r[key] not in known]
-    written = Stage.of(session).merge(model, rows, insert_only=insert_only)
-    if children is not None and batch:
-        written += children(session, ctx.tenant_id, batch)
-    if fingerprints is not None and not ctx.dry_run:
-        fingerprints.remember(rows)
+    stage = Stage.of(session)
+    written, every = 0, rows
+    new = {r[key] for r in rows if fingerprints.is_new(r[key])} if fingerprints is not None else set()
+    if new:
+        # Records the store never held go in by the bulk path, with their children.
+        with stage.new_parents():
+            written += stage.merge(model, [r for r in rows if r[key] in new], insert_only=insert_only)
+            fresh = [r for r in batch if r[key] in new]
+            if children is not None and fresh:
+                written += children(session, ctx.tenant_id, fresh)
+        rows, batch = [r for r in rows if r[key] not in new], [r for r in batch if r[key] not in new]
+    if rows:
+        written += stage.merge(model, rows, insert_only=insert_only)
+        if children is not None and batch:
+            written += children(session, ctx.tenant_id, batch)
+    done.extend((r[key], r.get("row_hash")) for r in every)
     return written
 
 
