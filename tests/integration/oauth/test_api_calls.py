@@ -117,6 +117,31 @@ def test_every_call_is_counted_per_practice_and_day(xpm: Xpm):
         assert (row.errors, row.rate_limited, row.min_remaining) == (0, 0, 58)
 
 
+def _stored_calls(xpm: Xpm, tenant_id: str) -> int:
+    """What another worker reads from the practice database, without this process's help."""
+    with Session(xpm.engine) as s:
+        row = s.get(ApiUsage, (tenant_id, utcnow().date()))
+        return row.calls if row else 0
+
+
+def test_call_counts_reach_the_database_in_batches_and_at_the_end_of_a_task(xpm: Xpm):
+    from xpm_sync.api import usage
+
+    xpm.connect()
+    hook = xpm.hook()
+    hook.api.usage.clock = lambda: 0.0  # no batch falls due by time in this test
+    for _ in range(usage.FLUSH_CALLS - 1):
+        list(hook.categories())
+    assert _stored_calls(xpm, hook.tenant_id) == 0  # one write for many calls, not one a call
+    list(hook.categories())
+    assert _stored_calls(xpm, hook.tenant_id) == usage.FLUSH_CALLS
+    list(hook.staff())
+    assert calls_today(xpm.engine, hook.tenant_id)[0] == usage.FLUSH_CALLS + 1  # this process's own count
+    list(hook.staff())
+    hook.flush_usage()  # what the runner does when a task ends
+    assert _stored_calls(xpm, hook.tenant_id) == usage.FLUSH_CALLS + 2
+
+
 def test_no_token_reaches_logs_output_or_errors(xpm: Xpm, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     xpm.connect()

@@ -243,3 +243,20 @@ def test_open_changes_list_what_is_waiting(local: Xpm):
     assert [(e.entity, e.entity_key, e.status) for e in waiting] == [("job", job.number, "pending")]
     with Session(local.engine) as s:
         assert list(s.scalars(select(m.OutboxEntry.status))) == ["pending"]
+
+
+def test_a_pushed_change_xpm_later_reverts_is_pulled_back_once_xpm_masters_jobs_again(local: Xpm):
+    # The stored fingerprint describes XPM's answer before the local change; a local change clears
+    # it, so XPM sending that very answer again is not mistaken for "unchanged".
+    job = _open_job(local)
+    changes.set_job_state(local.engine, job.number, "In Progress", actor="ada")
+    with Session(local.engine) as s:
+        assert s.get(m.Job, (local.row().tenant_id, job.number)).row_hash is None
+    pushed(local)
+    with Session(local.engine) as s, s.begin():
+        settings.change(s, "maintain_jobs_locally", False, actor="admin")
+    job.state = "Planned"  # someone in XPM puts it back
+    sync(local, ["jobs"], full=True)
+    with Session(local.engine) as s:
+        assert s.get(m.Job, (local.row().tenant_id, job.number)).state == "Planned"
+    assert differences(local.engine, local.srv.sandbox.main) == []
