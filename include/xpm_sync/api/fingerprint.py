@@ -11,13 +11,20 @@ Rows that cannot be trusted to match their fingerprint are not offered for the c
 removed upstream (a record that comes back must be restored), rows with a local change waiting to
 be pushed (never overwritten anyway) and rows without a fingerprint (stored before fingerprints,
 or changed here: `changes` clears it).
+
+A whole answer has a fingerprint too. When a list answer has been loaded in full, its digest, the
+keys it held and a signature of those rows as the load left them (how many, the newest write,
+how many removed, waiting to be pushed or without a fingerprint) are kept in `answer_fingerprints`,
+in the load's own transaction. When the same request is answered with the very same bytes and
+the signature of those rows is unchanged (nothing has written them since), the answer is not
+parsed at all: its records reach the loader as markers, as unchanged records do.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any
+from typing import IO, Any
 
 from lxml import etree
 from sqlalchemy import select
@@ -34,6 +41,21 @@ _SALT = hashlib.blake2b(repr((VERSION, records.CLIENT, records.CONTACT, records.
 
 def digest(raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=16, salt=_SALT).digest()
+
+
+def answer_digest(body: IO[bytes]) -> str:
+    """The digest of a whole answer, read from its start; the body is rewound for the reader."""
+    hasher = hashlib.blake2b(digest_size=16, salt=_SALT)
+    body.seek(0)
+    while chunk := body.read(1 << 20):
+        hasher.update(chunk)
+    body.seek(0)
+    return hasher.hexdigest()
+
+
+def request_key(path: str, params: dict[str, Any]) -> str:
+    """A list request as `answer_fingerprints` names it: path and parameters, in a fixed order."""
+    return path + "?" + "&".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
 class Fingerprints:
@@ -61,6 +83,11 @@ class Fingerprints:
         # Every key the table holds, in any state: a record not among them is new to the store.
         self._held = set(stored) if held is None else held
         self.skipped = 0
+        self.answers_skipped = 0
+        self.model: Any = None
+        self.tenant_id = ""
+        self.engine: Any = None
+        self._expected: tuple[str, str] | None = None  # (request, digest) of the answer being read
 
     @classmethod
     def read(
@@ -69,7 +96,7 @@ class Fingerprints:
         column = getattr(model, key)
         if skip_known:
             keys = session.scalars(select(column).where(model.tenant_id == tenant_id))
-            return cls(key, key_tags, dict.fromkeys(keys, b""), skip_known=True)
+            return cls(key, key_tags, dict.fromkeys(keys, b""), skip_known=True)._for(session, model, tenant_id)
         rows = session.execute(
             select(column, model.row_hash, model.removed_upstream_at.is_(None) & model.pending_push.is_(False)).where(
                 model.tenant_id == tenant_id
@@ -81,7 +108,75 @@ class Fingerprints:
             held.add(k)
             if fingerprint is not None and trusted:
                 stored[k] = bytes.fromhex(fingerprint)
-        return cls(key, key_tags, stored, skip_known=False, held=held)
+        return cls(key, key_tags, stored, skip_known=False, held=held)._for(session, model, tenant_id)
+
+    def _for(self, session: Session, model: Any, tenant_id: str) -> Fingerprints:
+        self.engine, self.model, self.tenant_id = session.get_bind(), model, tenant_id
+        return self
+
+    # --- whole answers --------------------------------------------------------------------------
+
+    def same_answer(self, request: str, body: IO[bytes]) -> list[dict[str, Any]] | None:
+        """Markers for the records of `body` if it is the very answer last loaded for `request` and
+        nothing has written its rows since; else None, and the answer is expected to be loaded."""
+        from xpm_sync.store.models import AnswerFingerprint
+
+        fingerprint = answer_digest(body)
+        self._expected = (request, fingerprint)
+        if self.engine is None:
+            return None
+        with Session(self.engine) as session, session.begin():
+            last = session.get(AnswerFingerprint, (self.tenant_id, request))
+            if last is None or last.digest != fingerprint:
+                return None
+            keys = list(last.keys)
+            if last.signature != self._signature(session, keys):
+                return None
+        self._expected = None
+        self.answers_skipped += 1
+        self.skipped += len(keys)
+        return [{self.key: k, UNCHANGED: True} for k in keys]
+
+    @property
+    def expecting(self) -> bool:
+        return self._expected is not None
+
+    def answer_loaded(self, session: Session, keys: list[str]) -> None:
+        """In the load's transaction, once every record of the expected answer is written."""
+        from xpm_sync.store.models import AnswerFingerprint
+        from xpm_sync.store.types import utcnow
+
+        if self._expected is None or self.model is None:
+            return
+        (request, fingerprint), self._expected = self._expected, None
+        row = session.get(AnswerFingerprint, (self.tenant_id, request)) or AnswerFingerprint(
+            tenant_id=self.tenant_id, request=request
+        )
+        row.digest, row.keys, row.loaded_at = fingerprint, keys, utcnow()
+        row.signature = self._signature(session, keys)
+        session.add(row)
+        session.flush()
+
+    def _signature(self, session: Session, keys: list[str]) -> str:
+        """How the rows with these keys stand: their fingerprints, whether removed or waiting to be
+        pushed. Every write to such a row changes one of these (a local change clears the
+        fingerprint and marks the row pending; a merge gives it the answer's fingerprint)."""
+        from xpm_sync.store.stage import Stage
+
+        table = self.model.__table__
+        staged = Stage.of(session).keys("stage_answer_keys", list(dict.fromkeys(keys)))
+        rows = session.execute(
+            select(table.c[self.key], table.c.row_hash, table.c.removed_upstream_at.is_(None), table.c.pending_push)
+            .select_from(table.join(staged, table.c[self.key] == staged.c.key))
+            .where(table.c.tenant_id == self.tenant_id)
+            .order_by(table.c[self.key])
+        )
+        hasher = hashlib.blake2b(digest_size=16)
+        count = 0
+        for key, fingerprint, live, pending in rows:
+            count += 1
+            hasher.update(f"{key}\x1f{fingerprint}\x1f{bool(live)}\x1f{bool(pending)}\x1e".encode())
+        return f"{count}:{hasher.hexdigest()}"
 
     def is_new(self, key: str) -> bool:
         """Whether the store has never held this record (so it has no stored children either)."""

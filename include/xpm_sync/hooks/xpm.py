@@ -13,7 +13,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
 
 from xpm_sync import config, ids
-from xpm_sync.api import records
+from xpm_sync.api import fingerprint, records
 from xpm_sync.api.client import XpmApi
 from xpm_sync.api.usage import Usage
 from xpm_sync.api.xml import iter_items, read_status
@@ -149,10 +149,15 @@ class XpmHook(HttpHook):
     ) -> Iterator[records.Record]:
         """The answer is fetched now, in full; its records are read as the result is iterated.
 
-        With `fingerprints`, records XPM sends unchanged come as markers (`xml.iter_items`)."""
+        With `fingerprints`, records XPM sends unchanged come as markers (`xml.iter_items`), and
+        an answer identical to the last one loaded for the same request is not parsed at all."""
         body = self.api.fetch(path, **params)
         if fingerprints is None:
             return self._records(body, path, items, convert)
+        same = fingerprints.same_answer(fingerprint.request_key(path, params), body)
+        if same is not None:
+            body.close()
+            return iter(same)
         return self._records(body, path, items, convert, fingerprints=fingerprints)
 
     def _records(self, body: Any, path: str, items: tuple[str, ...], convert: Any, **kwargs: Any) -> Iterator[Any]:

@@ -497,6 +497,20 @@ class JobStateCode(Base):
     updated_by: Mapped[str | None] = mapped_column(String(255))
 
 
+class AnswerFingerprint(Base):
+    """The last answer to one list request that was loaded in full: its digest, the keys it held
+    and a signature of those rows as the load left them (see `xpm_sync.api.fingerprint`)."""
+
+    __tablename__ = "answer_fingerprints"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request: Mapped[str] = mapped_column(String(500), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32))
+    keys: Mapped[list[str]] = mapped_column(JSON)
+    signature: Mapped[str] = mapped_column(String(200))
+    loaded_at: Mapped[datetime]
+
+
 class ApiUsage(Base):
     """Calls made to XPM per practice and day, with the limits XPM last reported."""
 

@@ -70,6 +70,8 @@ def load(
     # The fingerprints of what was written, for the rest of the pass to compare with: taken up
     # only once the transaction has committed.
     done: list[tuple[str, str | None]] = []
+    # Every key of a whole list answer, for its fingerprint (`Fingerprints.answer_loaded`).
+    listed: list[str] | None = [] if fingerprints is not None and fingerprints.expecting else None
     with Session(ctx.engine) as session:
         try:
             with session.begin():
@@ -78,6 +80,8 @@ def load(
                     fetched += 1
                     if seen is not None:
                         seen.add(record[key])
+                    if listed is not None:
+                        listed.append(record[key])
                     if record.get(UNCHANGED):
                         continue
                     batch.append(record)
@@ -86,6 +90,8 @@ def load(
                         batch = []
                 if batch:
                     written += _write(session, ctx, model, batch, key, children, insert_only, fingerprints, done)
+                if listed is not None and fingerprints is not None:
+                    fingerprints.answer_loaded(session, listed)
                 if ctx.dry_run:
                     raise _DryRun
         except _DryRun:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -108,3 +109,54 @@ def test_a_broken_answer_writes_nothing_and_teaches_the_pass_nothing(migrated_en
         load_jobs(migrated_engine, broken, prints)
     assert stored(migrated_engine) == {"jobs": {}, "staff": {}}
     assert prints.is_new("J1")
+
+
+def load_answer(engine: Any, answer: bytes, request: str = "job.api/current?detailed=true") -> tuple[Any, int, int]:
+    """As `XpmHook._list` reads a list answer: whole-answer fingerprint first, then the records."""
+    prints = prints_of(engine)
+    stream = io.BytesIO(answer)
+    same = prints.same_answer(request, stream)
+    rows = same if same is not None else iter_items(stream, ("Jobs", "Job"), records.job, fingerprints=prints)
+    seen: set[str] = set()
+    fetched, written = load(
+        ctx_for(engine), Job, rows, key="job_number", children=children.job_children, seen=seen, fingerprints=prints
+    )
+    assert seen == {"J1", "J2"}  # skipped or not, every record of the answer is seen
+    return prints, fetched, written
+
+
+ANSWER = body(job_xml("J1", "One", ["s1", "s2"]), job_xml("J2", "Two", ["s1"]))
+
+
+def test_the_very_same_answer_again_is_not_parsed_at_all(migrated_engine):
+    prints, _, written = load_answer(migrated_engine, ANSWER)
+    assert (prints.answers_skipped, written) == (0, 5)
+    before = stored(migrated_engine)
+    prints, fetched, written = load_answer(migrated_engine, ANSWER)
+    assert (prints.answers_skipped, fetched, written) == (1, 2, 0)
+    assert stored(migrated_engine) == before
+    # Another request (another list) with the same bytes has its own fingerprint.
+    again = prints_of(migrated_engine)
+    assert again.same_answer("job.api/list?from=20240101", io.BytesIO(ANSWER)) is None
+
+
+def test_the_same_answer_is_read_again_when_its_rows_were_written_since(migrated_engine):
+    load_answer(migrated_engine, ANSWER)
+    with Session(migrated_engine) as session, session.begin():
+        job = session.get(Job, (TENANT, "J2"))
+        job.name, job.row_hash = "Changed here", None  # what a local change does (pushed since)
+    prints, _, written = load_answer(migrated_engine, ANSWER)
+    assert (prints.answers_skipped, written) == (0, 1)
+    assert stored(migrated_engine)["jobs"]["J2"][0] == "Two"
+
+
+def test_the_same_answer_is_read_again_when_a_row_was_marked_removed_since(migrated_engine):
+    from xpm_sync.store.types import utcnow
+
+    load_answer(migrated_engine, ANSWER)
+    with Session(migrated_engine) as session, session.begin():
+        session.get(Job, (TENANT, "J1")).removed_upstream_at = utcnow()  # a full list left it out
+    prints, _, written = load_answer(migrated_engine, ANSWER)
+    assert (prints.answers_skipped, written) == (0, 1)
+    with Session(migrated_engine) as session:
+        assert session.get(Job, (TENANT, "J1")).removed_upstream_at is None  # back in XPM's answer
