@@ -84,12 +84,12 @@ class Stage:
         else:
             self.session.execute(text(f"DROP TABLE IF EXISTS temp.{quote(name)}"))
             self.session.execute(text(f"CREATE TEMPORARY TABLE {quote(name)} AS {body} LIMIT 0"))
-            # SQLite answers `NOT EXISTS (... stage ...)` by scanning the stage once per stored row
-            # unless the stage is indexed on what is looked up: its key.
+            # SQLite answers `NOT EXISTS (... stage ...)`, or a join with a stage of keys, by scanning
+            # the stage once per stored row unless the stage is indexed on what is looked up: its key.
             keys = (
                 [c.name for c in source.primary_key.columns if c.name in columns and c.name != "tenant_id"]
                 if source is not None
-                else []
+                else list(columns)
             )
             if keys:
                 listed = ", ".join(quote(c) for c in keys)
