@@ -112,7 +112,10 @@ class Usage:
             tally.updated_at = now
             due = tally.calls >= FLUSH_CALLS or self.clock() - self._flushed_at >= FLUSH_SECONDS
         if due:
-            self.flush()
+            # A call that XPM answered is not failed for want of writing its count: the counts are
+            # kept for the next write (logged by `flush`).
+            with contextlib.suppress(Exception):
+                self.flush()
 
     def flush(self) -> None:
         """Write the counts not yet written, in one transaction; on failure they are kept for the next."""

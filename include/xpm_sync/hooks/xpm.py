@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -121,10 +122,12 @@ class XpmHook(HttpHook):
         )
 
     def flush_usage(self) -> None:
-        """Write the call counts this hook holds (they are written in batches, see `Usage`)."""
+        """Write the call counts this hook holds (they are written in batches, see `Usage`). A
+        failed write is logged and its counts kept for the next, never the task's failure."""
         api = self.__dict__.get("api")
         if api is not None:
-            api.usage.flush()
+            with contextlib.suppress(Exception):
+                api.usage.flush()
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap call to XPM; (ok, a sentence saying what was found)."""
