@@ -101,16 +101,12 @@ def records_of(kind: str, path: Path, fingerprints: Any = None) -> Iterator[dict
 
     items, convert = (("Clients", "Client"), records.client) if kind == "clients" else (("Jobs", "Job"), records.job)
     body = path.open("rb")
-    same = fingerprints.same_answer(path.name, body) if fingerprints is not None else None
-    if same is not None:
-        body.close()
-        return iter(same)
 
     def parse() -> Iterator[dict[str, Any]]:
         with body:
             yield from iter_items(body, items, convert, fingerprints=fingerprints)
 
-    return parse()
+    return parse() if fingerprints is None else fingerprints.answer(path.name, body, parse)  # type: ignore[no-any-return]
 
 
 def project_load(engine: Any, tenant: str, answers: list[tuple[str, Path]]) -> dict[str, int]:

@@ -23,7 +23,8 @@ parsed at all: its records reach the loader as markers, as unchanged records do.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 from lxml import etree
@@ -37,6 +38,22 @@ __all__ = ["UNCHANGED", "Fingerprints", "client_fingerprints", "digest", "job_fi
 # Bump when the meaning of a stored row changes without the field maps changing.
 VERSION = 1
 _SALT = hashlib.blake2b(repr((VERSION, records.CLIENT, records.CONTACT, records.JOB)).encode(), digest_size=16).digest()
+
+
+@dataclass
+class ListAnswer:
+    """A list answer's records as they are read, with what names the answer: the request and the
+    digest of its bytes."""
+
+    records: Iterator[Any]
+    request: str
+    digest: str
+
+    def __iter__(self) -> ListAnswer:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self.records)
 
 
 def digest(raw: bytes) -> bytes:
@@ -87,7 +104,6 @@ class Fingerprints:
         self.model: Any = None
         self.tenant_id = ""
         self.engine: Any = None
-        self._expected: tuple[str, str] | None = None  # (request, digest) of the answer being read
 
     @classmethod
     def read(
@@ -116,43 +132,34 @@ class Fingerprints:
 
     # --- whole answers --------------------------------------------------------------------------
 
-    def same_answer(self, request: str, body: IO[bytes]) -> list[dict[str, Any]] | None:
-        """Markers for the records of `body` if it is the very answer last loaded for `request` and
-        nothing has written its rows since; else None, and the answer is expected to be loaded."""
+    def answer(self, request: str, body: IO[bytes], parse: Callable[[], Iterator[Any]]) -> Iterator[Any]:
+        """The records of a list answer to `request`: markers alone if `body` is the very answer
+        last loaded for it and nothing has written its rows since, else `parse()`'s records as a
+        `ListAnswer`, which `sync.engine.load` remembers once they are all written."""
         from xpm_sync.store.models import AnswerFingerprint
 
         fingerprint = answer_digest(body)
-        self._expected = (request, fingerprint)
-        if self.engine is None:
-            return None
         with Session(self.engine) as session, session.begin():
             last = session.get(AnswerFingerprint, (self.tenant_id, request))
-            if last is None or last.digest != fingerprint:
-                return None
-            keys = list(last.keys)
-            if last.signature != self._signature(session, keys):
-                return None
-        self._expected = None
+            keys = list(last.keys) if last is not None and last.digest == fingerprint else None
+            if keys is not None and last is not None and last.signature != self._signature(session, keys):
+                keys = None
+        if keys is None:
+            return ListAnswer(parse(), request, fingerprint)
+        body.close()
         self.answers_skipped += 1
         self.skipped += len(keys)
-        return [{self.key: k, UNCHANGED: True} for k in keys]
+        return iter([{self.key: k, UNCHANGED: True} for k in keys])
 
-    @property
-    def expecting(self) -> bool:
-        return self._expected is not None
-
-    def answer_loaded(self, session: Session, keys: list[str]) -> None:
-        """In the load's transaction, once every record of the expected answer is written."""
+    def answer_loaded(self, session: Session, answer: ListAnswer, keys: list[str]) -> None:
+        """In the load's transaction, once every record of `answer` is written."""
         from xpm_sync.store.models import AnswerFingerprint
         from xpm_sync.store.types import utcnow
 
-        if self._expected is None or self.model is None:
-            return
-        (request, fingerprint), self._expected = self._expected, None
-        row = session.get(AnswerFingerprint, (self.tenant_id, request)) or AnswerFingerprint(
-            tenant_id=self.tenant_id, request=request
+        row = session.get(AnswerFingerprint, (self.tenant_id, answer.request)) or AnswerFingerprint(
+            tenant_id=self.tenant_id, request=answer.request
         )
-        row.digest, row.keys, row.loaded_at = fingerprint, keys, utcnow()
+        row.digest, row.keys, row.loaded_at = answer.digest, keys, utcnow()
         row.signature = self._signature(session, keys)
         session.add(row)
         session.flush()

@@ -157,11 +157,11 @@ class XpmHook(HttpHook):
         body = self.api.fetch(path, **params)
         if fingerprints is None:
             return self._records(body, path, items, convert)
-        same = fingerprints.same_answer(fingerprint.request_key(path, params), body)
-        if same is not None:
-            body.close()
-            return iter(same)
-        return self._records(body, path, items, convert, fingerprints=fingerprints)
+
+        def parse() -> Iterator[Any]:
+            return self._records(body, path, items, convert, fingerprints=fingerprints)
+
+        return fingerprints.answer(fingerprint.request_key(path, params), body, parse)  # type: ignore[no-any-return]
 
     def _records(self, body: Any, path: str, items: tuple[str, ...], convert: Any, **kwargs: Any) -> Iterator[Any]:
         with body:

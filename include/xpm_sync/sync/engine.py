@@ -18,7 +18,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from xpm_sync import activity, config
-from xpm_sync.api.fingerprint import Fingerprints
+from xpm_sync.api.fingerprint import Fingerprints, ListAnswer
 from xpm_sync.api.records import Record
 from xpm_sync.api.xml import UNCHANGED
 from xpm_sync.store.models import ActivityStatus, Base, SyncState
@@ -71,7 +71,8 @@ def load(
     # only once the transaction has committed.
     done: list[tuple[str, str | None]] = []
     # Every key of a whole list answer, for its fingerprint (`Fingerprints.answer_loaded`).
-    listed: list[str] | None = [] if fingerprints is not None and fingerprints.expecting else None
+    answer = records if isinstance(records, ListAnswer) else None
+    listed: list[str] | None = [] if answer is not None else None
     with Session(ctx.engine) as session:
         try:
             with session.begin():
@@ -90,8 +91,8 @@ def load(
                         batch = []
                 if batch:
                     written += _write(session, ctx, model, batch, key, children, insert_only, fingerprints, done)
-                if listed is not None and fingerprints is not None:
-                    fingerprints.answer_loaded(session, listed)
+                if answer is not None and listed is not None and fingerprints is not None:
+                    fingerprints.answer_loaded(session, answer, listed)
                 if ctx.dry_run:
                     raise _DryRun
         except _DryRun:

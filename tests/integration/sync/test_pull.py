@@ -54,6 +54,32 @@ def test_a_full_sync_makes_the_store_equal_xpm_and_a_second_writes_nothing(conne
     assert written(again) == 0, {n: r.written for n, r in again.items() if r.written}
 
 
+def test_a_list_answered_exactly_as_last_time_is_not_parsed_and_a_changed_one_is(connected: Xpm):
+    from sqlalchemy.orm import Session
+
+    from xpm_sync.api import fingerprint
+    from xpm_sync.store.models import Job
+
+    sync(connected, full=True)
+    tenant = connected.row().tenant_id
+
+    def current_jobs() -> tuple[fingerprint.Fingerprints, list]:
+        with Session(connected.engine) as session:
+            prints = fingerprint.job_fingerprints(session, Job, tenant, skip_known=False)
+        return prints, list(connected.hook().current_jobs(fingerprints=prints))
+
+    prints, rows = current_jobs()
+    assert prints.answers_skipped == 1
+    assert rows
+    assert all(r.get(fingerprint.UNCHANGED) for r in rows)
+    connected.control("next-day", {"share": 0.1})  # job states change: the answer differs
+    prints, rows = current_jobs()
+    assert prints.answers_skipped == 0
+    assert any(not r.get(fingerprint.UNCHANGED) for r in rows)
+    sync(connected)
+    assert differences(connected.engine, connected.srv.sandbox.main) == []
+
+
 def test_an_incremental_sync_after_a_day_of_changes_catches_up_with_far_fewer_calls(connected: Xpm):
     full = sync(connected, full=True)
     changes = connected.control("next-day", {"share": 0.1})
