@@ -171,7 +171,9 @@ class Fingerprints:
         from xpm_sync.store.stage import Stage
 
         table = self.model.__table__
-        staged = Stage.of(session).keys("stage_answer_keys", list(dict.fromkeys(keys)))
+        stage = Stage.of(session)
+        stage.refresh_statistics(table)  # the join below is planned from them
+        staged = stage.keys("stage_answer_keys", list(dict.fromkeys(keys)))
         rows = session.execute(
             select(table.c[self.key], table.c.row_hash, table.c.removed_upstream_at.is_(None), table.c.pending_push)
             .select_from(table.join(staged, table.c[self.key] == staged.c.key))

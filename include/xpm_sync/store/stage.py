@@ -229,7 +229,7 @@ class Stage:
         self._grown[table.name] = self._grown.get(table.name, 0) + written
         return written
 
-    def _statistics(self, table: Table) -> None:
+    def refresh_statistics(self, table: Table) -> None:
         """PostgreSQL plans a statement from the table's statistics, and a table that grew in this
         transaction (the first load) still looks empty: the anti-join then runs as nested scans, a
         second a batch at 100,000 jobs (measured). So a table that has more than doubled since its
@@ -259,7 +259,7 @@ class Stage:
         table = _table(model)
         if table.name in self._direct:
             return 0  # the children of records the store never held: none were stored before
-        self._statistics(table)
+        self.refresh_statistics(table)
         staged = self._latest[f"stage_{table.name}"]
         keys = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
         still_there = exists().where(*[staged.c[k] == table.c[k] for k in keys])
