@@ -76,6 +76,17 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
+def writing(engine: Engine) -> Engine:
+    """The engine for a transaction that will write: on SQLite it begins `IMMEDIATE`, so that it
+    waits its turn for the write lock at the start. A transaction that reads first (a staging
+    table copies its shape from the target) and writes later is otherwise refused at once with
+    "database is locked" whenever another writer committed in between: SQLite cannot move a stale
+    read snapshot forward, so its busy timeout never applies (seen with two sync tasks at once)."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(sqlite_begin="IMMEDIATE")
+    return engine
+
+
 @contextmanager
 def session_scope(engine: Engine | None = None) -> Iterator[Session]:
     """A session whose transaction commits when the block ends and rolls back on error."""

@@ -34,6 +34,7 @@ from xpm_sync import config
 from xpm_sync.api.records import Record
 from xpm_sync.api.usage import calls_today
 from xpm_sync.errors import XpmBusinessError
+from xpm_sync.store.engine import writing
 from xpm_sync.store.models import Base, Client, ClientCustomFieldValue, CustomFieldDefinition, Job, JobCustomFieldValue
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync.children import replace_children
@@ -220,7 +221,7 @@ def _write(
         {"tenant_id": ctx.tenant_id, parent_column: parent, **v} for parent, values in fetched.items() for v in values
     ]
     key = parent_model.uuid if parent_model is Client else parent_model.job_number
-    with Session(ctx.engine) as session, session.begin():
+    with Session(writing(ctx.engine)) as session, session.begin():
         written = replace_children(session, value_model, ctx.tenant_id, parent_column, list(fetched), rows)
         session.execute(
             update(parent_model)

@@ -21,6 +21,7 @@ from xpm_sync import activity, config
 from xpm_sync.api.fingerprint import Fingerprints, ListAnswer
 from xpm_sync.api.records import Record
 from xpm_sync.api.xml import UNCHANGED
+from xpm_sync.store.engine import writing
 from xpm_sync.store.models import ActivityStatus, Base, SyncState
 from xpm_sync.store.stage import Stage
 from xpm_sync.store.types import utcnow
@@ -73,7 +74,7 @@ def load(
     # Every key of a whole list answer, for its fingerprint (`Fingerprints.answer_loaded`).
     answer = records if isinstance(records, ListAnswer) else None
     listed: list[str] | None = [] if answer is not None else None
-    with Session(ctx.engine) as session:
+    with Session(writing(ctx.engine)) as session:
         try:
             with session.begin():
                 batch: list[Record] = []
@@ -158,7 +159,7 @@ def mark_missing(ctx: SyncContext, model: type[Base], seen: set[str], *, label: 
     how many were marked; `ctx.held_back` counts those held back.
     """
     table = _table(model)
-    with Session(ctx.engine) as session:
+    with Session(writing(ctx.engine)) as session:
         try:
             with session.begin():
                 present = set(

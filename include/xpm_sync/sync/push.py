@@ -33,6 +33,7 @@ from xpm_sync.api.records import Record
 from xpm_sync.api.usage import calls_today
 from xpm_sync.errors import XpmBusinessError, XpmPayloadError, XpmTransientError
 from xpm_sync.store import models as m
+from xpm_sync.store.engine import writing
 from xpm_sync.store.models import ActivityStatus, OutboxStatus
 from xpm_sync.store.types import utcnow
 from xpm_sync.store.upsert import upsert
@@ -164,7 +165,7 @@ def _settled(run: Push, group: Group, model: Any, where: Any) -> None:
 
 def _store_job(run: Push, record: Record) -> None:
     """XPM's copy of a job after the push: the next pull then finds nothing to change."""
-    with Session(run.engine) as session, session.begin():
+    with Session(writing(run.engine)) as session, session.begin():
         rows = parent_rows([record], run.tenant_id)
         upsert(session, m.Job, rows)
         job_children(session, run.tenant_id, [record])

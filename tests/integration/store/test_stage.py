@@ -161,3 +161,41 @@ def test_the_same_answer_is_read_again_when_a_row_was_marked_removed_since(migra
     assert (prints.answers_skipped, written) == (0, 1)
     with Session(migrated_engine) as session:
         assert session.get(Job, (TENANT, "J1")).removed_upstream_at is None  # back in XPM's answer
+
+
+def test_a_load_on_sqlite_waits_its_turn_when_another_writer_commits_meanwhile(migrated_engine, monkeypatch):
+    # A transaction that read first (a stage copies its shape from the target) and then writes is
+    # refused at once by SQLite if another writer committed in between: two sync tasks at once on
+    # `airflow standalone` failed so. The load's transaction takes the write lock first instead.
+    import threading
+
+    from xpm_sync.store import stage as stage_module
+    from xpm_sync.store.engine import writing
+    from xpm_sync.store.models import Staff
+
+    if migrated_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's locking; PostgreSQL locks rows, not the database")
+    load_jobs(migrated_engine, ANSWER, prints_of(migrated_engine))
+    other: dict[str, Any] = {}
+    fill = stage_module.Stage.fill
+
+    def fill_while_another_task_writes(self: Any, *args: Any, **kwargs: Any) -> Any:
+        table = fill(self, *args, **kwargs)
+        if "thread" not in other:
+
+            def another_task() -> None:
+                with Session(writing(migrated_engine)) as session, session.begin():
+                    session.add(Staff(tenant_id=TENANT, uuid="s-other", name="Written by another task"))
+                other["committed"] = True
+
+            other["thread"] = threading.Thread(target=another_task)
+            other["thread"].start()
+            other["thread"].join(timeout=1.0)  # it commits now unless the load holds the write lock
+            other["waited"] = other["thread"].is_alive()
+        return table
+
+    monkeypatch.setattr(stage_module.Stage, "fill", fill_while_another_task_writes)
+    changed = body(job_xml("J1", "One renamed", ["s1", "s2"]), job_xml("J2", "Two", ["s1"]))
+    assert load_jobs(migrated_engine, changed, prints_of(migrated_engine)) == (2, 1)
+    other["thread"].join(timeout=30)
+    assert other == {"thread": other["thread"], "waited": True, "committed": True}
