@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from xpm_sync import activity, config
 from xpm_sync.errors import RECONNECT_HINT, XpmAuthError, XpmError
 from xpm_sync.oauth.tokens import locked_connection
-from xpm_sync.store.engine import get_engine
+from xpm_sync.store.engine import get_engine, writing
 from xpm_sync.store.models import ActivityStatus, ConnectionStatus, XpmConnection
 from xpm_sync.store.types import utcnow
 
@@ -149,7 +149,7 @@ def on_failure(context: dict[str, Any]) -> None:
             # Errors about XPM were logged where they happened; this is anything else.
             from sqlalchemy.orm import Session
 
-            with Session(get_engine()) as session, session.begin():
+            with Session(writing(get_engine())) as session, session.begin():
                 activity.record(
                     session,
                     ActivityStatus.FAILURE,

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from xpm_sync import catalog, ids, settings
 from xpm_sync.errors import XpmInputError
 from xpm_sync.store import models as m
+from xpm_sync.store.engine import writing
 from xpm_sync.store.models import OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def _state_name(session: Session, tenant: str, wanted: str) -> str:
 
 def set_job_state(engine: Engine, number: str, state: str, *, actor: str | None) -> Recorded:
     """Move a job to another state here; the push sends it to XPM by the state's code."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         tenant = _tenant(session)
         job = _job(session, tenant, number)
         name = _state_name(session, tenant, state)
@@ -169,7 +170,7 @@ def update_job(engine: Engine, number: str, *, actor: str | None, **changes: Any
         raise ChangeRefused(
             f"A job's {', '.join(JOB_FIELDS)} can be changed here, not {', '.join(unknown) or 'nothing'}."
         )
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         tenant = _tenant(session)
         job = _job(session, tenant, number)
         fields = {}
@@ -246,7 +247,7 @@ def set_custom_field(
     """Set a client's or a job's custom field here (by its name or UUID); the push sends it to XPM."""
     if kind not in ("client", "job"):
         raise ChangeRefused(f"Custom fields belong to a client or a job, not {kind!r}.")
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         tenant = _tenant(session)
         if settings.load(session).sync_custom_fields_from_xpm:
             raise ChangeRefused(FIELDS_IN_XPM)
@@ -301,7 +302,7 @@ def set_state_code(engine: Engine, state: str, code: str, *, actor: str | None) 
     code = code.strip()
     if not code or len(code) > 100:
         raise ChangeRefused("An interface code is a short word, as XPM shows it (e.g. INPROGRESS).")
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         tenant = _tenant(session)
         name = _state_name(session, tenant, state)
         row = session.get(m.JobStateCode, (tenant, name))
@@ -339,7 +340,7 @@ def open_changes(engine: Engine, *, entity: str | None = None) -> list[m.OutboxE
 
 def retry(engine: Engine, entry_id: int, *, actor: str | None) -> None:
     """Put a refused change back in line for the next push."""
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         entry = session.get(m.OutboxEntry, entry_id, with_for_update=True)
         if entry is None or entry.status not in (OutboxStatus.FAILED.value, OutboxStatus.CONFLICT.value):
             raise ChangeRefused(f"Change {entry_id} is not one XPM refused; nothing to retry.")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from xpm_sync import activity, alerts, config
 from xpm_sync.errors import XpmReconnectRequired
-from xpm_sync.store.engine import get_engine
+from xpm_sync.store.engine import get_engine, writing
 from xpm_sync.store.models import ActivityStatus
 from xpm_sync.store.types import utcnow
 
@@ -46,7 +46,7 @@ def check(*, hook: Any = None) -> dict[str, Any]:
     staff = {(s.get("email") or "").lower() for s in hook.staff()}
     result["connector_active"] = bool(email) and email.lower() in staff
     hook.flush_usage()
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         if email and not result["connector_active"]:
             activity.record(
                 session,

@@ -83,7 +83,7 @@ def mark_due(ctx: SyncContext, model: Any, key: Any, keys: Iterable[str]) -> Non
     if ctx.dry_run or not ordered:
         return
     now = utcnow()
-    with Session(ctx.engine) as session, session.begin():
+    with Session(writing(ctx.engine)) as session, session.begin():
         for start in range(0, len(ordered), 500):
             session.execute(
                 update(model)

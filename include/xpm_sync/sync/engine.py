@@ -202,7 +202,7 @@ def alert(ctx: SyncContext, message: str, details: dict[str, Any]) -> None:
     log.warning("%s", message)
     if ctx.dry_run:
         return
-    with Session(ctx.engine) as session, session.begin():
+    with Session(writing(ctx.engine)) as session, session.begin():
         activity.record(
             session,
             ActivityStatus.ALERT,
@@ -233,7 +233,7 @@ def checkpoint(
     this run read everything XPM holds for the entity."""
     if ctx.dry_run:
         return
-    with Session(ctx.engine) as session, session.begin():
+    with Session(writing(ctx.engine)) as session, session.begin():
         row = session.get(SyncState, (ctx.tenant_id, entity)) or SyncState(tenant_id=ctx.tenant_id, entity=entity)
         session.add(row)
         now = utcnow()

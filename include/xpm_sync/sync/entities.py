@@ -15,6 +15,7 @@ from xpm_sync import catalog, config
 from xpm_sync.api import fingerprint
 from xpm_sync.api.records import Record
 from xpm_sync.errors import XpmBusinessError
+from xpm_sync.store.engine import writing
 from xpm_sync.store.models import Base, Category, Client, ClientGroup, CustomFieldDefinition, Job, JobState, Staff
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync import children, custom_fields, job_reconcile, tax_returns
@@ -102,7 +103,7 @@ def _set_current(ctx: SyncContext, current: set[str]) -> int:
     """Flag the jobs on XPM's current list; only rows whose flag changes are written."""
     if ctx.dry_run:
         return 0
-    with Session(ctx.engine) as session, session.begin():
+    with Session(writing(ctx.engine)) as session, session.begin():
         flags = session.execute(select(Job.job_number, Job.is_current).where(Job.tenant_id == ctx.tenant_id)).all()
         on = sorted(n for n, flag in flags if n in current and flag is not True)
         off = sorted(n for n, flag in flags if n not in current and flag is not False)

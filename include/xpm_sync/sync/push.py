@@ -108,7 +108,7 @@ def _mark(engine: Engine, ids: Iterable[int], status: OutboxStatus, **values: An
     extra: dict[str, Any] = {"sending_at": now} if status is OutboxStatus.SENDING else {}
     if status is OutboxStatus.DONE:
         extra["sent_at"] = now
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         session.execute(
             update(m.OutboxEntry)
             .where(m.OutboxEntry.id.in_(wanted))
@@ -126,7 +126,7 @@ def _mark(engine: Engine, ids: Iterable[int], status: OutboxStatus, **values: An
 
 def _keep_xpm_values(engine: Engine, group: Group, xpm: dict[str, str | None]) -> None:
     """Keep XPM's values (overwritten, or in conflict) in the entries, so nothing is silently lost."""
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         for entry in session.scalars(select(m.OutboxEntry).where(m.OutboxEntry.id.in_(group.ids))):
             payload = dict(entry.payload)
             payload["xpm"] = {k: v for k, v in xpm.items() if k in payload["fields"]}
@@ -150,7 +150,7 @@ def _compare(
 
 def _settled(run: Push, group: Group, model: Any, where: Any) -> None:
     """Clear the record's pending mark, unless a newer change is still waiting."""
-    with Session(run.engine) as session, session.begin():
+    with Session(writing(run.engine)) as session, session.begin():
         still = session.scalar(
             select(m.OutboxEntry.id).where(
                 m.OutboxEntry.tenant_id == run.tenant_id,
@@ -277,7 +277,7 @@ def _push_fields(run: Push, group: Group) -> None:
     _settled(run, group, value_model, parent == group.key)
     cleared = [uuid for uuid, change in fields.items() if change["after"] is None]
     if cleared:  # XPM returns no value for them now: neither do we
-        with Session(run.engine) as session, session.begin():
+        with Session(writing(run.engine)) as session, session.begin():
             session.execute(
                 update(value_model)
                 .where(value_model.tenant_id == run.tenant_id, parent == group.key, value_model.field_uuid.in_(cleared))
@@ -342,7 +342,7 @@ def _report(
     engine: Engine, tenant: str, results: dict[str, EntityResult], *, actor: str | None, run_id: str | None
 ) -> None:
     """One Practice Activity entry per kind of record pushed: '(Jobs) pushed 12 changes, 1 failed: ...'."""
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         for entity, result in results.items():
             message = f"({LABELS[entity]}) pushed {result.written} change(s) to XPM"
             if result.fetched > result.written + len(result.failures):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from xpm_sync import activity, settings
 from xpm_sync.errors import XpmAuthError, XpmError, XpmRateLimitError
-from xpm_sync.store.engine import get_engine
+from xpm_sync.store.engine import get_engine, writing
 from xpm_sync.store.models import ActivityStatus, ConnectionStatus
 from xpm_sync.sync.context import EntityResult, SyncContext
 from xpm_sync.sync.entities import ENTITIES
@@ -116,7 +116,7 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
     if refused:
         mode = "manual" if request.manual else "overnight"
         asked = name == "jobs"  # a refused request, not a step the settings leave out
-        with Session(engine) as session, session.begin():
+        with Session(writing(engine)) as session, session.begin():
             activity.record(
                 session,
                 ActivityStatus.FAILURE if asked else ActivityStatus.SUCCESS,
@@ -180,7 +180,7 @@ def _log_success(engine: Engine, ctx: SyncContext, label: str, result: EntityRes
         )
         details["entity"] = ctx.entity
         details["failures"] = result.failures[:100]
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         activity.record(session, status, "Sync", message, details=details, actor=ctx.actor, tenant_id=ctx.tenant_id)
 
 
@@ -215,7 +215,7 @@ def _log_failure(engine: Engine, ctx: SyncContext, label: str, exc: XpmError) ->
         message = f"{label} failed: authentication with XPM failed. {exc}"
     else:
         message = f"{label} failed: {exc}"
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         activity.record(
             session,
             ActivityStatus.FAILURE,
@@ -268,7 +268,7 @@ def summarise(results: Sequence[dict[str, Any]], request: Request) -> dict[str, 
         "refused": refused,
         "message": message,
     }
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         activity.record(
             session, status, "Sync", message, details={**summary, "run_id": request.run_id}, actor=request.actor
         )

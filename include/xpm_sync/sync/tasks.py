@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from xpm_sync import activity, alerts, catalog, config, ids
-from xpm_sync.store.engine import get_engine
+from xpm_sync.store.engine import get_engine, writing
 from xpm_sync.store.models import ActivityStatus
 from xpm_sync.sync import runner
 
@@ -54,7 +54,7 @@ def start(context: dict[str, Any], *, manual: bool) -> dict[str, Any]:
         # Nothing happens unless XPM needs reconnecting and its alert email has not gone out yet.
         alerts.raise_auth_alert(problem, engine=engine, actor=request.actor, run_id=request.run_id)
         message = f"{kind} {'refused' if manual else 'skipped'}: {problem}"
-        with Session(engine) as session, session.begin():
+        with Session(writing(engine)) as session, session.begin():
             activity.record(
                 session,
                 ActivityStatus.ACTION_REQUIRED,
@@ -81,7 +81,7 @@ def _plan(request: runner.Request, names: list[str]) -> dict[str, Any]:
     message = f"Manual {mode} sync of {what}{target} requested by {request.actor}: about {calls} XPM calls" + (
         " (dry run)" if request.dry_run else ""
     )
-    with Session(get_engine()) as session, session.begin():
+    with Session(writing(get_engine())) as session, session.begin():
         activity.record(
             session,
             ActivityStatus.IN_PROGRESS,

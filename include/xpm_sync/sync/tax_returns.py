@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from xpm_sync.store.engine import writing
 from xpm_sync.store.models import Client, Job, TaxReturn
 from xpm_sync.store.types import utcnow
 from xpm_sync.store.upsert import upsert
@@ -99,7 +100,7 @@ def derive(spec: Any, ctx: SyncContext) -> EntityResult:
             }
     written = 0
     if not ctx.dry_run:
-        with Session(ctx.engine) as session, session.begin():
+        with Session(writing(ctx.engine)) as session, session.begin():
             written = upsert(session, TaxReturn, list(rows.values()))
     removed = _mark_missing_pairs(ctx, set(rows))
     checkpoint(ctx, spec.name)
@@ -109,7 +110,7 @@ def derive(spec: Any, ctx: SyncContext) -> EntityResult:
 def _mark_missing_pairs(ctx: SyncContext, keep: set[tuple[str, int]]) -> int:
     if ctx.dry_run:
         return 0
-    with Session(ctx.engine) as session, session.begin():
+    with Session(writing(ctx.engine)) as session, session.begin():
         stale = [
             row
             for row in session.scalars(
