@@ -105,6 +105,7 @@ def overnight(api: Api, sandbox_url: str) -> dict[str, Any]:
         "wall_seconds": round((ended - started).total_seconds(), 1),
         "xpm_calls": calls["total"],
         "peak_in_flight": calls["peak_in_flight"],
+        "by_status": calls.get("by_status"),
         "ran_on": sorted({t["hostname"] for t in tasks if t["hostname"]}),
         "tasks": len(tasks),
         "other_overnight_runs_meanwhile": others,
