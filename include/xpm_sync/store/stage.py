@@ -50,7 +50,6 @@ class Stage:
         self.postgres = self.dialect.name == "postgresql"
         self.now = utcnow()
         self._made: dict[tuple[str, tuple[str, ...]], Table] = {}
-        self._named: set[str] = set()
         self._latest: dict[str, Table] = {}
         # PostgreSQL: rows each target table had at its last statistics, and rows written since.
         self._known: dict[str, float] = {}
@@ -101,9 +100,9 @@ class Stage:
         columns = tuple(columns)
         table = self._made.get((name, columns))
         if table is None:
-            table = self._create(name if name not in self._named else f"{name}_{len(self._made)}", source, columns)
+            taken = any(made == name for made, _ in self._made)
+            table = self._create(f"{name}_{len(self._made)}" if taken else name, source, columns)
             self._made[(name, columns)] = table
-            self._named.add(name)
         else:
             self.session.execute(table.delete())
         self._latest[name] = table
