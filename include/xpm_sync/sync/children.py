@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from xpm_sync.api.records import Record
@@ -25,11 +24,6 @@ from xpm_sync.store.models import (
 )
 from xpm_sync.store.stage import Stage
 from xpm_sync.store.upsert import upsert
-
-
-def _table(model: type[Base]) -> Table:
-    table: Table = model.__table__  # type: ignore[assignment]
-    return table
 
 
 def replace_children(
