@@ -9,14 +9,14 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Message, Receive, Scope, Send
 
 from xpm_sandbox import api, render
 from xpm_sandbox.gateway import FAULT_KINDS, Fault
@@ -45,6 +45,43 @@ async def _in_two_halves(body: bytes, pause: float) -> AsyncIterator[bytes]:
     yield body[: len(body) // 2]
     await asyncio.sleep(pause or 2)
     yield body[len(body) // 2 :]
+
+
+class _Slot:
+    """A call's place among its practice's calls in flight, given up once."""
+
+    def __init__(self, release: Callable[[str], None], tenant_id: str) -> None:
+        self._release, self._tenant_id, self._held = release, tenant_id, True
+
+    def free(self) -> None:
+        if self._held:
+            self._held = False
+            self._release(self._tenant_id)
+
+
+class _Answered(Response):
+    """An answer whose call stops counting as in flight just before its last bytes are sent.
+
+    XPM counts a call until it has answered. Freeing the slot later (after the body, as a
+    background task would) let a caller's next call, already sent on the same connection, find
+    its previous one still counted and be refused for concurrency it never had. A caller that
+    goes away mid-answer frees the slot too.
+    """
+
+    def __init__(self, inner: Response, slot: _Slot) -> None:
+        self.inner, self.slot = inner, slot
+        self.status_code, self.raw_headers, self.background = inner.status_code, inner.raw_headers, None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self.slot.free()
+            await send(message)
+
+        try:
+            await self.inner(scope, receive, sending)
+        finally:
+            self.slot.free()
 
 
 def _api_method(path: str) -> str:
@@ -258,13 +295,13 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         if verdict.status:
             gate.log(method, path, request.url.query, tenant_id, 429)
             return Response(status_code=429, headers=verdict.headers)
-        release = BackgroundTask(gate.release, tenant_id)
+        slot = _Slot(gate.release, tenant_id)
         try:
             fault = gate.take_fault(path)
             refused = _refusal(fault, at, tenant_id) if fault else None
             if refused is not None:
                 gate.log(method, path, request.url.query, tenant_id, refused.status_code)
-                gate.release(tenant_id)
+                slot.free()
                 return refused
             if fault and fault.kind in ("slow", "hang"):
                 await asyncio.sleep(fault.seconds or (3600 if fault.kind == "hang" else 2))
@@ -285,19 +322,18 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             if fault and fault.kind == "late":
                 await asyncio.sleep(fault.seconds or 3600)
         except BaseException:
-            gate.release(tenant_id)
+            slot.free()
             raise
         gate.log(method, path, request.url.query, tenant_id, 200)
         if fault and fault.kind in BODY_FAULTS:
             body = BODY_FAULTS[fault.kind](body if isinstance(body, str) else b"".join(body).decode())
         if fault and fault.kind == "trickle":
             whole = (body if isinstance(body, str) else b"".join(body).decode()).encode()
-            return StreamingResponse(
-                _in_two_halves(whole, fault.seconds), 200, media_type=XML, headers=verdict.headers, background=release
-            )
+            halves = _in_two_halves(whole, fault.seconds)
+            return _Answered(StreamingResponse(halves, 200, media_type=XML, headers=verdict.headers), slot)
         if isinstance(body, str):
-            return Response(body, 200, media_type=XML, headers=verdict.headers, background=release)
-        return StreamingResponse(body, 200, media_type=XML, headers=verdict.headers, background=release)
+            return _Answered(Response(body, 200, media_type=XML, headers=verdict.headers), slot)
+        return _Answered(StreamingResponse(body, 200, media_type=XML, headers=verdict.headers), slot)
 
     def _refusal(fault: Fault, at: Any, tenant_id: str) -> Response | None:
         """The answer for a fault that refuses the call outright, or None."""

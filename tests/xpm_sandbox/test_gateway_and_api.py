@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from xml.etree.ElementTree import ParseError
 
@@ -67,6 +68,27 @@ def test_more_than_the_allowed_calls_in_flight_are_refused(conn: Connected):
     assert conn.get("category.api/list").status_code == 200
     # The sandbox's own count of calls at once includes the one it refused.
     assert requests.get(f"{conn.srv.url}/_sandbox/calls", timeout=10).json()["peak_in_flight"] == 3
+
+
+def test_callers_that_wait_for_each_answer_are_never_refused_for_concurrency(conn: Connected):
+    """Five callers, each sending its next call as soon as its last is answered, on its own kept-alive
+    connection (as a task's session does): XPM counts a call only until it has answered, so none is
+    refused and the sandbox never counts a sixth."""
+    control(conn.srv, "limits", {"per_minute": 10_000, "per_day": 10_000})
+    statuses: Counter[int] = Counter()
+
+    def caller() -> None:
+        with requests.Session() as session:
+            for _ in range(100):
+                statuses[session.get(conn.api + "staff.api/list", headers=conn.headers(), timeout=30).status_code] += 1
+
+    callers = [threading.Thread(target=caller) for _ in range(5)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert statuses == {200: 500}
+    assert requests.get(f"{conn.srv.url}/_sandbox/calls", timeout=10).json()["peak_in_flight"] <= 5
 
 
 @pytest.mark.parametrize(
