@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Engine, Table, func
+from sqlalchemy import Engine, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from xpm_sync.store.models import ApiUsage
+from xpm_sync.store.models import ApiUsage, table_of
 from xpm_sync.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class Usage:
             self._flushed_at = self.clock()
         if not pending:
             return
-        table: Table = ApiUsage.__table__  # type: ignore[assignment]
+        table = table_of(ApiUsage)
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         try:
             with Session(self.engine) as session, session.begin():

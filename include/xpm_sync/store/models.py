@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -47,6 +48,12 @@ Money = Numeric(18, 4)
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, typed as the `Table` every model here maps."""
+    table: Table = model.__table__  # type: ignore[assignment]
+    return table
 
 
 class ActivityStatus(enum.StrEnum):

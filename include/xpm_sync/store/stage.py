@@ -28,16 +28,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from xpm_sync.store.models import Base
+from xpm_sync.store.models import Base, table_of
 from xpm_sync.store.types import UtcDateTime, utcnow
 from xpm_sync.store.upsert import content_columns
 
 _INFO_KEY = "xpm_sync.stage"
-
-
-def _table(model: type[Base]) -> Table:
-    table: Table = model.__table__  # type: ignore[assignment]
-    return table
 
 
 class Stage:
@@ -183,7 +178,7 @@ class Stage:
         are. Rows must not repeat a key. Inside `new_parents`, rows are inserted straight away,
         unless `shared` (rows other records share, like contacts, may well be stored already).
         """
-        table = _table(model)
+        table = table_of(model)
         keys = [c.name for c in table.primary_key.columns]
         given = [c for c in rows[0]] if rows else [*keys]
         missing = [k for k in keys if k not in given]
@@ -255,7 +250,7 @@ class Stage:
 
         A child with a local change waiting to be pushed is left alone: XPM does not have it yet.
         """
-        table = _table(model)
+        table = table_of(model)
         if table.name in self._direct:
             return 0  # the children of records the store never held: none were stored before
         self.refresh_statistics(table)

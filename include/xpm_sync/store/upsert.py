@@ -14,7 +14,7 @@ from sqlalchemy import Table, and_, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from xpm_sync.store.models import Base
+from xpm_sync.store.models import Base, table_of
 from xpm_sync.store.types import utcnow
 
 # Rows sent per round trip; SQLAlchemy splits larger lists itself ("insertmanyvalues").
@@ -43,7 +43,7 @@ def upsert(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]
     """
     if not rows:
         return 0
-    table: Table = model.__table__  # type: ignore[assignment]
+    table = table_of(model)
     keys = [c.name for c in table.primary_key.columns]
     given = list(rows[0].keys())
     missing = [k for k in keys if k not in given]
@@ -79,7 +79,7 @@ def mark_removed(
 
     A row with a local change not yet pushed is left alone: XPM does not have it yet.
     """
-    table: Table = model.__table__  # type: ignore[assignment]
+    table = table_of(model)
     target = tuple_(*[table.c[c] for c in columns]) if len(columns) > 1 else table.c[columns[0]]
     values = list(keys) if len(columns) > 1 else [k[0] for k in keys]
     now = utcnow()

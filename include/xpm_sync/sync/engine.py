@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xpm_sync import activity, config
@@ -22,7 +22,7 @@ from xpm_sync.api.fingerprint import Fingerprints, ListAnswer
 from xpm_sync.api.records import Record
 from xpm_sync.api.xml import UNCHANGED
 from xpm_sync.store.engine import writing
-from xpm_sync.store.models import ActivityStatus, Base, SyncState
+from xpm_sync.store.models import ActivityStatus, Base, SyncState, table_of
 from xpm_sync.store.stage import Stage
 from xpm_sync.store.types import utcnow
 from xpm_sync.store.upsert import mark_removed
@@ -38,11 +38,6 @@ Children = Callable[[Session, str, Sequence[Record]], int]
 
 class _DryRun(Exception):
     """Raised to roll a dry run's transaction back after counting."""
-
-
-def _table(model: type[Base]) -> Table:
-    table: Table = model.__table__  # type: ignore[assignment]
-    return table
 
 
 def parent_rows(batch: Sequence[Record], tenant_id: str) -> list[dict[str, Any]]:
@@ -116,7 +111,7 @@ def _write(
 ) -> int:
     rows = list({r[key]: r for r in parent_rows(batch, ctx.tenant_id)}.values())
     if insert_only:
-        table = _table(model)
+        table = table_of(model)
         known = set(
             session.scalars(
                 select(table.c[key]).where(table.c.tenant_id == ctx.tenant_id, table.c[key].in_([r[key] for r in rows]))
@@ -158,7 +153,7 @@ def mark_missing(ctx: SyncContext, model: type[Base], seen: set[str], *, label: 
     of them) marks nothing and raises an Alert instead, unless the run confirmed removals. Returns
     how many were marked; `ctx.held_back` counts those held back.
     """
-    table = _table(model)
+    table = table_of(model)
     with Session(writing(ctx.engine)) as session:
         try:
             with session.begin():
