@@ -4,7 +4,7 @@ and every outcome written to Practice Activity."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +148,15 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
         hook.flush_usage()
         _log_failure(engine, ctx, label, exc)
         raise
+    except Exception as exc:
+        # Not XPM's doing (the store, a fault of our own): named by its kind only, the rest is in
+        # the task's log. If even that cannot be written, the task's own failure still stands.
+        hook.flush_usage()
+        try:
+            _log_failure(engine, ctx, label, exc)
+        except Exception:
+            log.warning("%s: the failure could not be recorded in Practice Activity", label, exc_info=True)
+        raise
     hook.flush_usage()
     _log_success(engine, ctx, label, result)
     return result
@@ -191,30 +200,41 @@ def ctx_entity(label: str) -> str:
 
 
 def _failures(engine: Engine, run_id: str | None) -> tuple[list[str], dict[str, str]]:
-    """The entities that failed in this run, and those refused with the reason."""
+    """The entities that failed in this run, and those refused with the reason.
+
+    An entity's last entry in the run decides: a task that failed and then succeeded on its
+    retry did finish (its failed try stays in Practice Activity, above the retry's success)."""
     if not run_id:
         return [], {}
     with Session(engine) as session:
         entries = activity.recent(session, 200, category="Sync")
-    failed, refused = set(), {}
-    for e in entries:
+    failed, refused, decided = set(), {}, set()
+    for e in entries:  # newest first
         details = e.details or {}
-        if e.status != ActivityStatus.FAILURE.value or details.get("run_id") != run_id or "entity" not in details:
+        entity = details.get("entity")
+        if details.get("run_id") != run_id or entity is None or entity in decided:
+            continue
+        if e.status == ActivityStatus.ALERT.value:  # said during a try (removals held back), not how it ended
+            continue
+        decided.add(entity)
+        if e.status != ActivityStatus.FAILURE.value:
             continue
         if details.get("refused"):
-            refused[str(details["entity"])] = e.message
+            refused[str(entity)] = e.message
         else:
-            failed.add(str(details["entity"]))
+            failed.add(str(entity))
     return sorted(failed), refused
 
 
-def _log_failure(engine: Engine, ctx: SyncContext, label: str, exc: XpmError) -> None:
+def _log_failure(engine: Engine, ctx: SyncContext, label: str, exc: Exception) -> None:
     if isinstance(exc, XpmRateLimitError):
         message = f"{label} failed due to rate limiting: {exc}"
     elif isinstance(exc, XpmAuthError):
         message = f"{label} failed: authentication with XPM failed. {exc}"
-    else:
+    elif isinstance(exc, XpmError):
         message = f"{label} failed: {exc}"
+    else:
+        message = f"{label} failed: {type(exc).__name__} (the details are in this task's log)"
     with Session(writing(engine)) as session, session.begin():
         activity.record(
             session,
@@ -227,17 +247,24 @@ def _log_failure(engine: Engine, ctx: SyncContext, label: str, exc: XpmError) ->
         )
 
 
-def summarise(results: Sequence[dict[str, Any]], request: Request) -> dict[str, Any]:
+def summarise(
+    results: Sequence[dict[str, Any]], request: Request, task_states: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """One closing activity entry for a whole run: counts per entity and XPM calls used.
 
     A run with an entity that failed or was refused never closes as "Success": it says "partly
-    failed" or "refused", and names what.
+    failed" or "refused", and names what. `task_states` is how Airflow has the run's entity tasks:
+    a task that failed without leaving an entry (its worker lost on the last try) counts as failed,
+    and one that never ran because what it needs failed is named too.
     """
     engine = get_engine(request.store_url)
     done = [r for r in results if r]
     calls = sum(int(r.get("calls", 0)) for r in done)
     written = sum(int(r.get("written", 0)) for r in done)
     failed, refusals = _failures(engine, request.run_id)
+    states = {name: state for name, state in (task_states or {}).items() if name in ENTITIES}
+    failed = sorted({*failed, *(name for name, state in states.items() if state == "failed")})
+    not_run = sorted(name for name, state in states.items() if state == "upstream_failed")
     refused = sorted(refusals)
     kind = "Manual sync" if request.manual else "Overnight sync"
     if request.dry_run:
@@ -248,15 +275,17 @@ def summarise(results: Sequence[dict[str, Any]], request: Request) -> dict[str, 
     status = ActivityStatus.SUCCESS
     message = f"{kind} finished: {written} rows written, {calls} XPM calls" + (f" ({counts})" if counts else "")
     ran = [r for r in done if r.get("mode") not in ("refused", "skipped")]
-    if refused and not ran and not failed:
+    if refused and not ran and not failed and not not_run:
         status = ActivityStatus.FAILURE
         reason = refusals[refused[0]].split(") ", 1)[-1]
         message = reason if " refused: " in reason else f"{kind} refused: {reason}"
-    elif failed or refused:
+    elif failed or refused or not_run:
         status = ActivityStatus.FAILURE
         parts = []
         if failed:
             parts.append(f"{', '.join(failed)} did not finish (see the entries above)")
+        if not_run:
+            parts.append(f"{', '.join(not_run)} not run, as what they need did not finish")
         if refused:
             parts.append(f"{', '.join(refused)} refused")
         message = f"{kind} partly failed: {'; '.join(parts)}. {written} rows written, {calls} XPM calls."
@@ -265,6 +294,7 @@ def summarise(results: Sequence[dict[str, Any]], request: Request) -> dict[str, 
         "calls": calls,
         "written": written,
         "failed": failed,
+        "not_run": not_run,
         "refused": refused,
         "message": message,
     }

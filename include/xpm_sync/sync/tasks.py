@@ -130,11 +130,23 @@ def summarise(opened: dict[str, Any] | None, results: dict[str, Any], context: d
             raise XpmSyncIncomplete(opened["message"])
         log.warning("%s", opened["message"])
         return {"skipped": opened["problem"]}
-    summary = runner.summarise([r for r in results.values() if r], _request(context, manual=manual))
+    asked = _wanted(context) if manual else list(results)  # a manual run speaks only of what was asked
+    summary = runner.summarise(
+        [r for r in results.values() if r], _request(context, manual=manual), _task_states(context, asked)
+    )
     log.info("%s", summary["message"])
-    if summary["failed"] or summary["refused"]:
+    if summary["failed"] or summary["not_run"] or summary["refused"]:
         raise XpmSyncIncomplete(summary["message"])
     return summary
+
+
+def _task_states(context: dict[str, Any], task_ids: list[str]) -> dict[str, str]:
+    """How Airflow has these tasks of this run ("failed", "upstream_failed", ...)."""
+    ti = context.get("ti")
+    if ti is None or not task_ids:
+        return {}
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id], task_ids=task_ids)
+    return {task: str(getattr(state, "value", state)) for task, state in states.get(ti.run_id, {}).items()}
 
 
 def push(context: dict[str, Any]) -> dict[str, Any]:

@@ -102,3 +102,27 @@ def test_a_manual_job_sync_is_refused_while_local_job_changes_wait(ready: Xpm):
     assert (closing.status, closing.message) == ("Failure", runner.JOBS_LOCAL.format(count=1))
     refusal = next(e for e in _entries(ready) if e.message.startswith("(Jobs)"))
     assert refusal.message == f"(Jobs) {runner.JOBS_LOCAL.format(count=1)}"
+
+
+def test_an_entity_that_fails_outside_xpm_fails_the_run_and_is_named(ready: Xpm):
+    """A task that fails for a reason of its own (here the store has lost the staff table) leaves
+    no XPM failure behind it; the run still closes as partly failed, naming it, and is not green."""
+    from sqlalchemy import text
+
+    dag = _dag("xpm_manual_sync")
+    for task in dag.tasks:
+        task.retries = 0
+    with ready.engine.begin() as connection:
+        connection.execute(text("DROP TABLE staff"))
+    run = dag.test(run_conf={"entities": ["staff", "clients"], "full": True})
+    states = _states(run)
+    assert (states["staff"], states["summary"], run.state) == ("failed", "failed", "failed"), states
+    closing = _entries(ready)[0]
+    assert closing.status == "Failure"
+    assert closing.message.startswith(
+        "Manual sync partly failed: staff did not finish (see the entries above); "
+        "clients not run, as what they need did not finish."
+    ), closing.message
+    failure = next(e for e in _entries(ready) if e.message.startswith("(Staff)"))
+    assert (failure.status, failure.details["entity"]) == ("Failure", "staff")
+    assert failure.message.startswith("(Staff) failed: "), failure.message

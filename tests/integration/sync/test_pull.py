@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from tests.integration.conftest import Xpm
 from tests.integration.sync.truth import differences
 from xpm_sync import activity, catalog, settings
-from xpm_sync.errors import XpmDailyLimitReached, XpmPayloadError
+from xpm_sync.errors import XpmDailyLimitReached, XpmError, XpmPayloadError
 from xpm_sync.store import models as m
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync import custom_fields, runner
@@ -357,3 +357,25 @@ def test_custom_fields_read_where_there_is_evidence_then_a_small_sweep(connected
     assert info["never_read"] == 0
     assert info["complete_to"] is not None
     assert custom_fields.describe_coverage(info).startswith("Custom fields complete to ")
+
+
+def test_an_entity_that_fails_and_then_succeeds_on_its_retry_leaves_the_run_finished(connected: Xpm):
+    """Airflow retries a failed task; the run closes on how each entity last ended, not on a try
+    that a retry made good. An entity whose last try failed still fails the run."""
+    request = runner.Request(store_url=connected.store_url, run_id="retried")
+    connected.control("faults", {"kind": "503", "path": "staff.api", "count": 2})
+    connected.control("faults", {"kind": "503", "path": "category.api", "count": 4})
+    with pytest.raises(XpmError):
+        runner.pull("staff", request, hook=connected.hook(max_attempts=2))  # the first try
+    staff = runner.pull("staff", request, hook=connected.hook(max_attempts=2))  # its retry
+    with pytest.raises(XpmError):
+        runner.pull("categories", request, hook=connected.hook(max_attempts=2))
+    with pytest.raises(XpmError):
+        runner.pull("categories", request, hook=connected.hook(max_attempts=2))
+
+    summary = runner.summarise([staff.as_dict()], request)
+    assert (summary["failed"], summary["not_run"]) == (["categories"], [])
+    with Session(connected.engine) as session:
+        messages = [e.message for e in activity.recent(session, 10, category="Sync")]
+    assert messages[0].startswith("Overnight sync partly failed: categories did not finish"), messages
+    assert any(m.startswith("(Staff) failed") for m in messages)  # the failed try is still shown
