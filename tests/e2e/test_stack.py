@@ -26,6 +26,7 @@ from tests.integration.conftest import Inbox
 from tests.integration.sync.truth import differences
 from xpm_sandbox.server import SandboxServer, connection_extras, free_port
 from xpm_sandbox.state import USERS
+from xpm_sync import catalog
 from xpm_sync.oauth.tokens import TokenSet, decrypt_tokens, encrypt_tokens
 from xpm_sync.stack import Stack, drop_databases, local_variables, throwaway_database
 from xpm_sync.store.engine import get_engine
@@ -149,6 +150,25 @@ def test_the_overnight_sync_runs_on_both_workers_with_one_refresh(stack: tuple[S
     assert calls["peak_in_flight"] <= 5, calls
     assert "429" not in calls["by_status"], calls["by_status"]
     Path(af.logs / "overnight-seconds.txt").write_text(f"{seconds:.1f}\n")  # for bench/REPORT.md
+
+
+def test_two_syncs_at_once_share_the_five_slots_of_the_xpm_pool(stack: tuple[Stack, Airflow]):
+    """The overnight and a manual sync started together have ten tasks that call XPM ready at once
+    (five reference lists each), more than XPM allows in flight: the `xpm_api` pool lets five run,
+    the rest wait for a slot. The first ten calls answer slowly, so the five admitted overlap."""
+    _st, af = stack
+    requests.delete(f"{af.srv.url}/_sandbox/calls", timeout=10)
+    requests.post(
+        f"{af.srv.url}/_sandbox/faults", json={"kind": "slow", "path": "", "count": 10, "seconds": 8}, timeout=10
+    ).raise_for_status()
+    overnight = af.trigger(OVERNIGHT)
+    manual = af.trigger("xpm_manual_sync", {"entities": list(catalog.ALL), "full": True})
+    assert af.wait(OVERNIGHT, overnight, timeout=420) == "success"
+    assert af.wait("xpm_manual_sync", manual, timeout=420) == "success"
+    calls = requests.get(f"{af.srv.url}/_sandbox/calls", timeout=10).json()
+    assert calls["peak_in_flight"] == 5, calls
+    assert "429" not in calls["by_status"], calls["by_status"]
+    assert differences(get_engine(af.store_url), af.srv.sandbox.main) == []
 
 
 def test_a_worker_killed_mid_sync_is_retried_on_the_other(stack: tuple[Stack, Airflow]):
