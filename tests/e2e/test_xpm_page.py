@@ -6,9 +6,7 @@ The tests share one Airflow (starting it takes most of a minute); each can run o
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,20 +15,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import REPO
+from tests.e2e.browser import RUN_TIMEOUT, chromium, open_xpm, shot, sign_in, sign_in_at_xero
 from tests.e2e.conftest import USERS, Airflow, launch
 from xpm_sandbox.state import USERS as XERO_USERS
-
-SHOTS = REPO / ".demo" / "screenshots"
-RUN_TIMEOUT = 240_000  # ms
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -41,51 +28,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        message = "Debian's chromium is not installed (apt-get install chromium); .ci/run installs it"
-        if os.environ.get("XPM_SYNC_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-def shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(browser: Any, af: Airflow, user: str = "admin") -> Any:
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.goto(f"{af.url}/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", USERS[user][1])
-    page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r".*/$|.*/dags.*|.*/home.*"), timeout=30_000)
-    return page
-
-
-def open_xpm(page: Any, af: Airflow) -> Any:
-    """Airflow's "Xero Practice Manager" view; returns the page inside its frame."""
-    from playwright.sync_api import expect
-
-    page.goto(f"{af.url}/plugin/xpm")
-    frame = page.frame_locator("iframe").first
-    expect(frame.locator("h1")).to_have_text("Xero Practice Manager", timeout=30_000)
-    return frame
-
-
-def sign_in_at_xero(page: Any, af: Airflow, screenshot: str) -> None:
-    """The sandbox's sign-in and consent page, in the whole window, as a person uses it."""
-    page.wait_for_url(f"{af.srv.url}/identity/connect/authorize*", timeout=30_000)
-    shot(page, screenshot)
-    page.select_option("select[name=user]", XERO_USERS.admin)
-    page.get_by_role("button", name="Allow access").click()
+    yield from chromium()
 
 
 def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(stack: Airflow, browser: Any):
