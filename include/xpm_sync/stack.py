@@ -13,6 +13,7 @@ until Ctrl-C; the end-to-end tests use `Stack` directly.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -174,11 +175,22 @@ class Stack:
                 return False
         return True
 
-    def kill(self, name: str) -> None:
-        """kill -9 a service and every process it started (a worker's running task with it)."""
+    def kill(self, name: str) -> list[int]:
+        """kill -9 a service and every process it started, as when its machine is lost; returns
+        their pids. Its process group is not enough: Airflow runs each task in a group of its own,
+        which would live on, orphaned, and finish the try the worker was lost with."""
+        import psutil
+
         proc = self.procs[name]
-        os.killpg(proc.pid, signal.SIGKILL)
+        tree = [psutil.Process(proc.pid)]
+        with contextlib.suppress(psutil.NoSuchProcess):
+            tree += tree[0].children(recursive=True)
+        for member in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
         proc.wait(timeout=30)
+        psutil.wait_procs(tree, timeout=30)
+        return [member.pid for member in tree]
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import _PG_PROBLEM, PG_ADMIN_URL, REPO, REQUIRE_PG
+from tests.e2e.browser import RUN_TIMEOUT, chromium, open_xpm, shot, sign_in, sign_in_at_xero
 from tests.e2e.conftest import PASSWORD, Airflow
 from tests.integration.conftest import Inbox
 from tests.integration.sync.truth import differences
@@ -69,6 +70,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) ->
     srv = SandboxServer(clients=40, jobs=160, staff=6).start()
     srv.sandbox.gateway.limits.per_minute = 100_000  # the point here is the workers, not XPM's pacing
     port = free_port()
+    # The XPM page's redirect URI, registered on the sandbox's app as on a Xero app.
+    srv.sandbox.identity.apps[srv.client_id].redirect_uris.append(f"http://127.0.0.1:{port}/xpm/oauth/callback")
     connection = {
         "conn_type": "xpm",
         "login": srv.client_id,
@@ -115,8 +118,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) ->
         redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
 
 
-def _task_instances(af: Airflow, run_id: str) -> list[dict[str, Any]]:
-    reply = af.api("GET", f"/dags/{OVERNIGHT}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+def _task_instances(af: Airflow, run_id: str, dag_id: str = OVERNIGHT) -> list[dict[str, Any]]:
+    reply = af.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
     reply.raise_for_status()
     return list(reply.json()["task_instances"])
 
@@ -171,6 +174,15 @@ def test_two_syncs_at_once_share_the_five_slots_of_the_xpm_pool(stack: tuple[Sta
     assert differences(get_engine(af.store_url), af.srv.sandbox.main) == []
 
 
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_a_worker_killed_mid_sync_is_retried_on_the_other(stack: tuple[Stack, Airflow]):
     st, af = stack
     # The client list answers slowly this once, so its task is mid-call when its worker dies.
@@ -188,7 +200,9 @@ def test_a_worker_killed_mid_sync_is_retried_on_the_other(stack: tuple[Stack, Ai
                 victim = ti["hostname"]
         time.sleep(1)
     assert victim in ("worker-1", "worker-2"), victim
-    st.kill(victim)
+    killed = st.kill(victim)
+    assert len(killed) > 1  # the worker, its pool and the task's own process group
+    assert [pid for pid in killed if _running(pid)] == []
     try:
         assert af.wait(OVERNIGHT, run, timeout=420) == "success"
         clients = next(ti for ti in _task_instances(af, run) if ti["task_id"] == "clients")
@@ -200,7 +214,16 @@ def test_a_worker_killed_mid_sync_is_retried_on_the_other(stack: tuple[Stack, Ai
         st.wait_healthy(120)
 
 
-def test_an_auth_failure_on_the_stack_sends_one_email(stack: tuple[Stack, Airflow], inbox: tuple[Inbox, int]):
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from chromium()
+
+
+def test_an_auth_failure_sends_one_email_and_the_administrator_reconnects_in_the_browser(
+    stack: tuple[Stack, Airflow], inbox: tuple[Inbox, int], browser: Any
+):
+    from playwright.sync_api import expect
+
     _st, af = stack
     box, _port = inbox
     before = len(box.messages)
@@ -210,5 +233,22 @@ def test_an_auth_failure_on_the_stack_sends_one_email(stack: tuple[Stack, Airflo
     time.sleep(5)  # any late task on the other worker has had its chance to send another
     assert len(box.messages) - before == 1
     assert box.messages[-1]["Subject"].startswith("XPM needs to reconnect")
-    reconnected = af.cli("connect", "--sandbox-user", USERS.admin, "--by", "ada")
-    assert reconnected.returncode == 0, reconnected.stderr
+
+    # The administrator, in the stack's Airflow UI, reconnects from the XPM page.
+    page = sign_in(browser, af)
+    xpm = open_xpm(page, af)
+    banner = xpm.locator("#reconnect-banner")
+    expect(banner).to_contain_text("XPM needs to reconnect")
+    shot(page, "stack-01-needs-reconnect")
+    banner.get_by_role("button", name="Reconnect XPM").click()
+    sign_in_at_xero(page, af, "stack-02-xero-sign-in")
+    page.wait_for_url(f"{af.url}/xpm/?*")
+    expect(page.locator("#notice")).to_contain_text("XPM is reconnected.")
+    expect(page.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
+    shot(page, "stack-03-reconnected-full-sync-done")
+    # The full sync that follows a reconnect ran on the stack's workers.
+    resync = af.latest_run("xpm_manual_sync")["dag_run_id"]
+    ran = [ti for ti in _task_instances(af, resync, "xpm_manual_sync") if ti["state"] == "success"]
+    assert ran, resync
+    assert {ti["hostname"] for ti in ran} <= {"worker-1", "worker-2"}, ran
+    assert differences(get_engine(af.store_url), af.srv.sandbox.main) == []
