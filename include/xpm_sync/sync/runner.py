@@ -127,33 +127,35 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
             )
         return EntityResult(name, "refused" if asked else "skipped", skipped=refused)
     hook = hook or hook_for(request)
-    ctx = SyncContext(
-        hook=hook,
-        engine=engine,
-        tenant_id=hook.tenant_id,
-        settings=practice,
-        full=request.full,
-        dry_run=request.dry_run,
-        manual=request.manual,
-        run_id=request.run_id,
-        actor=request.actor,
-        client_uuid=request.client_uuid,
-        job_number=request.job_number,
-        confirm_removals=request.confirm_removals and request.full,
-        entity=name,
-    )
+    tenant_id: str | None = None
     try:
+        tenant_id = hook.tenant_id  # refused at once if another task found XPM must be reconnected
+        ctx = SyncContext(
+            hook=hook,
+            engine=engine,
+            tenant_id=tenant_id,
+            settings=practice,
+            full=request.full,
+            dry_run=request.dry_run,
+            manual=request.manual,
+            run_id=request.run_id,
+            actor=request.actor,
+            client_uuid=request.client_uuid,
+            job_number=request.job_number,
+            confirm_removals=request.confirm_removals and request.full,
+            entity=name,
+        )
         result = spec.run(spec, ctx)
     except XpmError as exc:
         hook.flush_usage()
-        _log_failure(engine, ctx, label, exc)
+        _log_failure(engine, request, name, tenant_id, exc)
         raise
     except Exception as exc:
         # Not XPM's doing (the store, a fault of our own): named by its kind only, the rest is in
         # the task's log. If even that cannot be written, the task's own failure still stands.
         hook.flush_usage()
         try:
-            _log_failure(engine, ctx, label, exc)
+            _log_failure(engine, request, name, tenant_id, exc)
         except Exception:
             log.warning("%s: the failure could not be recorded in Practice Activity", label, exc_info=True)
         raise
@@ -193,12 +195,6 @@ def _log_success(engine: Engine, ctx: SyncContext, label: str, result: EntityRes
         activity.record(session, status, "Sync", message, details=details, actor=ctx.actor, tenant_id=ctx.tenant_id)
 
 
-def ctx_entity(label: str) -> str:
-    """The entity name behind an activity label like "(Clients)"."""
-    wanted = label.strip("()")
-    return next((name for name, spec in ENTITIES.items() if spec.label == wanted), wanted)
-
-
 def _failures(engine: Engine, run_id: str | None) -> tuple[list[str], dict[str, str]]:
     """The entities that failed in this run, and those refused with the reason.
 
@@ -226,7 +222,8 @@ def _failures(engine: Engine, run_id: str | None) -> tuple[list[str], dict[str, 
     return sorted(failed), refused
 
 
-def _log_failure(engine: Engine, ctx: SyncContext, label: str, exc: Exception) -> None:
+def _log_failure(engine: Engine, request: Request, name: str, tenant_id: str | None, exc: Exception) -> None:
+    label = f"({ENTITIES[name].label})"
     if isinstance(exc, XpmRateLimitError):
         message = f"{label} failed due to rate limiting: {exc}"
     elif isinstance(exc, XpmAuthError):
@@ -241,9 +238,9 @@ def _log_failure(engine: Engine, ctx: SyncContext, label: str, exc: Exception) -
             ActivityStatus.FAILURE,
             "Sync",
             message,
-            details={"run_id": ctx.run_id, "entity": ctx_entity(label), "error": type(exc).__name__},
-            actor=ctx.actor,
-            tenant_id=ctx.tenant_id,
+            details={"run_id": request.run_id, "entity": name, "error": type(exc).__name__},
+            actor=request.actor,
+            tenant_id=tenant_id,
         )
 
 
