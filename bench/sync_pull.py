@@ -91,6 +91,8 @@ def main() -> None:
     proc, url = start_sandbox(args.clients, args.jobs)
     report: dict = {"clients": args.clients, "jobs": args.jobs}
     try:
+        from sqlalchemy import func, select
+
         from xpm_sandbox.server import connection_extras
         from xpm_sandbox.state import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
         from xpm_sync import catalog
@@ -98,6 +100,7 @@ def main() -> None:
         from xpm_sync.oauth.settings import load as load_settings
         from xpm_sync.store import migrate
         from xpm_sync.store.engine import get_engine
+        from xpm_sync.store.models import Job
 
         conn = {
             "conn_type": "xpm",
@@ -125,7 +128,10 @@ def main() -> None:
             full_seconds = time.perf_counter() - started
             sync_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             overview = requests.get(f"{url}/_sandbox", timeout=30).json()
-            current = full["job_custom_fields"].get("fetched", 0) if full["job_custom_fields"].get("complete") else None
+            with engine.connect() as connection:  # the open jobs the store holds after the full sync
+                current = connection.execute(
+                    select(func.count()).select_from(Job).where(Job.is_current.is_(True))
+                ).scalar_one()
             changes = control(url, "next-day", {"share": 0.02})
             started = time.perf_counter()
             incremental = run_sync(list(catalog.ALL), store_url, full=False)
@@ -141,7 +147,7 @@ def main() -> None:
                     "entities": incremental,
                     "changes": {k: (v if isinstance(v, int) else len(v)) for k, v in changes.items()},
                 },
-                "minimum_full_calls": minimum_calls(overview, current or 0, 2026 - 2022 + 1),
+                "minimum_full_calls": minimum_calls(overview, current, 2026 - 2022 + 1),
                 "peak_rss_mb_after_full_sync": round(sync_peak, 1),
                 "rates": rates,
             }
