@@ -35,6 +35,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from xpm_sync.errors import RECONNECT_HINT, XpmAuthError, XpmConfigError, XpmReconnectRequired, XpmTransientError
 from xpm_sync.oauth.settings import XpmSettings
+from xpm_sync.store.engine import writing
 from xpm_sync.store.models import ConnectionStatus, XpmConnection
 from xpm_sync.store.types import utcnow
 
@@ -348,9 +349,7 @@ class TokenStore:
 @contextmanager
 def locked_connection(engine: Engine, conn_id: str) -> Iterator[tuple[Session, XpmConnection | None]]:
     """The active connection row, locked for writing until the block ends (and commits)."""
-    if engine.dialect.name == "sqlite":
-        engine = engine.execution_options(sqlite_begin="IMMEDIATE")
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         query = (
             select(XpmConnection)
             .where(XpmConnection.conn_id == conn_id, XpmConnection.active.is_(True))

@@ -1,8 +1,8 @@
 """Engines and sessions for the practice database: the one path to it.
 
 SQLite runs in WAL mode with a busy timeout and foreign keys on. Its transactions are begun by
-us, not by the driver, so that a caller that must serialise writers (the token refresh) can ask
-for `BEGIN IMMEDIATE` with the `sqlite_begin="IMMEDIATE"` execution option.
+us, not by the driver, so that a transaction that will write (the token refresh, a load) can
+begin `IMMEDIATE` through `writing(engine)` (the `sqlite_begin` execution option).
 """
 
 from __future__ import annotations
