@@ -37,7 +37,20 @@ from xpm_sync.api.xml import UNCHANGED, local
 __all__ = ["UNCHANGED", "Fingerprints", "client_fingerprints", "digest", "job_fingerprints"]
 # Bump when the meaning of a stored row changes without the field maps changing.
 VERSION = 1
-_SALT = hashlib.blake2b(repr((VERSION, records.CLIENT, records.CONTACT, records.JOB)).encode(), digest_size=16).digest()
+
+
+def field_maps_signature() -> str:
+    """The parser's field maps as declared text (element, column, converter's name), in a fixed
+    order: the same in every process, on every machine and Python release. Never a `repr` of the
+    maps themselves, which holds functions whose repr carries a memory address that differs in
+    each process, and every Airflow task is a new process."""
+    parts = [f"version={VERSION}"]
+    for name, fields in (("client", records.CLIENT), ("contact", records.CONTACT), ("job", records.JOB)):
+        parts += [f"{name}.{tag}={column}:{convert.__name__}" for tag, (column, convert) in sorted(fields.items())]
+    return "\n".join(parts)
+
+
+_SALT = hashlib.blake2b(field_maps_signature().encode(), digest_size=16).digest()
 
 
 @dataclass
