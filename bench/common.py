@@ -1,6 +1,8 @@
 """What the benchmarks share: a sandbox in its own process, a practice database, a connection to it.
 
-Importing this sets a throwaway AIRFLOW_HOME (and a Fernet key) before Airflow is imported.
+Importing this sets a throwaway AIRFLOW_HOME (and a Fernet key) before Airflow is imported; a
+benchmark's child processes inherit it (`XPM_BENCH_HOME`), so a night in a process of its own sees
+the same Airflow home and connection.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-HOME = Path(tempfile.mkdtemp(prefix="xpm-bench-"))
+HOME = Path(os.environ.get("XPM_BENCH_HOME") or tempfile.mkdtemp(prefix="xpm-bench-"))
 os.environ.update(
     {
+        "XPM_BENCH_HOME": str(HOME),
         "AIRFLOW_HOME": str(HOME),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__FERNET_KEY": "Gk7nW8b3u8sT2G1pBv9m0tQ4cZy5xR6aJhL3eNwK1oA=",
@@ -68,6 +71,19 @@ def store(backend: str) -> str:
     with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop(store_url: str) -> None:
+    """Remove a practice database that `store` made."""
+    if store_url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(store_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+        return
+    from sqlalchemy import create_engine, text
+
+    name = store_url.rsplit("/", 1)[1]
+    with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def connect(url: str, store_url: str) -> Any:

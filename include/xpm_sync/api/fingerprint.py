@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from xpm_sync.api import records
@@ -101,7 +102,7 @@ class Fingerprints:
         self,
         key: str,
         key_tags: tuple[str, ...],
-        stored: dict[str, bytes],
+        stored: dict[str, str],
         *,
         skip_known: bool,
         held: set[str] | None = None,
@@ -122,21 +123,22 @@ class Fingerprints:
     def read(
         cls, session: Session, model: Any, tenant_id: str, key: str, key_tags: tuple[str, ...], *, skip_known: bool
     ) -> Fingerprints:
-        column = getattr(model, key)
+        table = model.__table__
         if skip_known:
-            keys = session.scalars(select(column).where(model.tenant_id == tenant_id))
-            return cls(key, key_tags, dict.fromkeys(keys, b""), skip_known=True)._for(session, model, tenant_id)
-        rows = session.execute(
-            select(column, model.row_hash, model.removed_upstream_at.is_(None) & model.pending_push.is_(False)).where(
-                model.tenant_id == tenant_id
-            )
+            keys = session.connection().scalars(select(table.c[key]).where(table.c.tenant_id == tenant_id))
+            return cls(key, key_tags, dict.fromkeys(keys, ""), skip_known=True)._for(session, model, tenant_id)
+        trusted = table.c.removed_upstream_at.is_(None) & table.c.pending_push.is_(False)
+        # Core, not the ORM: a plain cursor of tuples for every row of the practice's table.
+        rows = session.connection().execute(
+            select(table.c[key], table.c.row_hash, trusted).where(table.c.tenant_id == tenant_id)
         )
-        stored: dict[str, bytes] = {}
+        stored: dict[str, str] = {}
         held: set[str] = set()
-        for k, fingerprint, trusted in rows:
-            held.add(k)
-            if fingerprint is not None and trusted:
-                stored[k] = bytes.fromhex(fingerprint)
+        for part in rows.partitions(5000):
+            for k, fingerprint, live in part:
+                held.add(k)
+                if fingerprint is not None and live:
+                    stored[k] = fingerprint
         return cls(key, key_tags, stored, skip_known=False, held=held)._for(session, model, tenant_id)
 
     def _for(self, session: Session, model: Any, tenant_id: str) -> Fingerprints:
@@ -180,25 +182,35 @@ class Fingerprints:
     def _signature(self, session: Session, keys: list[str]) -> str:
         """How the rows with these keys stand: their fingerprints, whether removed or waiting to be
         pushed. Every write to such a row changes one of these (a local change clears the
-        fingerprint and marks the row pending; a merge gives it the answer's fingerprint)."""
+        fingerprint and marks the row pending; a merge gives it the answer's fingerprint).
+
+        The database strings the rows together in key order and only that one string is hashed
+        here, so no row is handed to Python one at a time. Should SQLite ever string them in
+        another order, the signature differs and the answer is read: slower, never wrong."""
         from xpm_sync.store.stage import Stage
 
         table = self.model.__table__
         stage = Stage.of(session)
         stage.refresh_statistics(table)  # the join below is planned from them
         staged = stage.keys("stage_answer_keys", list(dict.fromkeys(keys)))
-        rows = session.execute(
-            select(table.c[self.key], table.c.row_hash, table.c.removed_upstream_at.is_(None), table.c.pending_push)
-            .select_from(table.join(staged, table.c[self.key] == staged.c.key))
+        stage.analyze_stages(staged)
+        key = table.c[self.key]
+        live = case((table.c.removed_upstream_at.is_(None), "1"), else_="0")
+        pending = case((table.c.pending_push.is_(True), "1"), else_="0")
+        item = key + "\x1f" + func.coalesce(table.c.row_hash, "") + "\x1f" + live + pending + "\x1e"
+        rows = (
+            select(key.label("key"), item.label("item"))
+            .select_from(table.join(staged, key == staged.c.key))
             .where(table.c.tenant_id == self.tenant_id)
-            .order_by(table.c[self.key])
         )
-        hasher = hashlib.blake2b(digest_size=16)
-        count = 0
-        for key, fingerprint, live, pending in rows:
-            count += 1
-            hasher.update(f"{key}\x1f{fingerprint}\x1f{bool(live)}\x1f{bool(pending)}\x1e".encode())
-        return f"{count}:{hasher.hexdigest()}"
+        if stage.postgres:
+            ordered = rows.subquery()
+            joined = func.string_agg(ordered.c.item, aggregate_order_by(literal(""), ordered.c.key))
+        else:
+            ordered = rows.order_by(key).subquery()
+            joined = func.group_concat(ordered.c.item, "")
+        count, text = session.execute(select(func.count(), joined).select_from(ordered)).one()
+        return f"{count}:{hashlib.blake2b((text or '').encode(), digest_size=16).hexdigest()}"
 
     def is_new(self, key: str) -> bool:
         """Whether the store has never held this record (so it has no stored children either)."""
@@ -218,9 +230,12 @@ class Fingerprints:
                         return text
         return next((found[t] for t in self.key_tags if t in found), None)
 
-    def check(self, elem: Any) -> tuple[str | None, bytes, bool]:
-        """(key, fingerprint, whether the stored row already holds exactly this record)."""
-        fingerprint = digest(etree.tostring(elem, with_tail=False))
+    def check(self, elem: Any) -> tuple[str | None, str, bool]:
+        """(key, fingerprint, whether the stored row already holds exactly this record); the key is
+        looked for only when there are stored fingerprints to compare with."""
+        fingerprint = digest(etree.tostring(elem, with_tail=False)).hex()
+        if not self._stored:
+            return None, fingerprint, False  # nothing stored to compare with (a first load)
         key = self.key_of(elem)
         if key is None:
             return None, fingerprint, False
@@ -236,7 +251,7 @@ class Fingerprints:
         for key, value in written:
             self._held.add(key)
             if value is not None:
-                self._stored[key] = b"" if self._skip_known else bytes.fromhex(value)
+                self._stored[key] = "" if self._skip_known else value
 
 
 def client_fingerprints(session: Session, model: Any, tenant_id: str) -> Fingerprints:

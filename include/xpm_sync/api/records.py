@@ -7,12 +7,12 @@ Nested lists (a client's contacts, a job's staff) come back under keys starting 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from xpm_sync.api.xml import local
 from xpm_sync.errors import XpmPayloadError
 
 Record = dict[str, Any]
@@ -20,19 +20,32 @@ Convert = Callable[[str, str], Any]
 _TRUE, _FALSE = {"yes", "true", "1"}, {"no", "false", "0"}
 # .NET's minimum date, which XPM uses for "no date".
 _NO_DATE = date(1, 1, 1)
+_XPM_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 
 def _empty(elem: Any) -> bool:
     return len(elem) == 0 and not (elem.text or "").strip()
 
 
-def _children(elem: Any) -> dict[str, Any]:
-    """Children by lower-cased name. XPM sometimes names an element twice (a populated
-    `<DateOfBirth>` and then an empty one): the first copy that is not empty wins."""
-    found: dict[str, Any] = {}
+Kids = dict[str, Any]
+
+
+def _children(elem: Any) -> Kids:
+    """Children by lower-cased name, read once per element. XPM sometimes names an element twice
+    (a populated `<DateOfBirth>` and then an empty one): the first copy that is not empty wins."""
+    try:
+        # Most elements name each child once: then the last-to-first dict is the answer.
+        found: Kids = {child.tag.lower(): child for child in reversed(elem)}
+    except AttributeError:  # a child that is not an element
+        found = {}
+    if len(found) == len(elem):
+        return found
+    found = {}
     for child in elem:
-        name = local(child.tag)
-        if name not in found or (_empty(found[name]) and not _empty(child)):
+        tag = child.tag
+        name = tag.lower() if isinstance(tag, str) else ""
+        held = found.get(name)
+        if held is None or (_empty(held) and not _empty(child)):
             found[name] = child
     return found
 
@@ -56,6 +69,14 @@ def as_bool(value: str, field: str) -> bool:
 
 
 def as_date(value: str, field: str) -> date | None:
+    if _XPM_DATE.fullmatch(value):
+        # XPM's own `2008-08-29T00:00:00`, read without strptime (the same ranges are checked).
+        try:
+            parsed = datetime.fromisoformat(value).date()
+        except ValueError:
+            pass
+        else:
+            return None if parsed == _NO_DATE else parsed
     for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S.%f", "%Y%m%d"):
         try:
             parsed = datetime.strptime(value, fmt).date()
@@ -82,35 +103,56 @@ def as_int(value: str, field: str) -> int:
         raise XpmPayloadError(f"{field}: {value!r} is not a whole number") from None
 
 
-def _scalars(elem: Any, fields: Mapping[str, tuple[str, Convert]], entity: str) -> Record:
-    kids = _children(elem)
+# Each field map as (element, column, converter or None for text, name in errors), made once.
+_PLANS: dict[tuple[int, str], list[tuple[str, str, Convert | None, str]]] = {}
+
+
+def _plan(fields: Mapping[str, tuple[str, Convert]], entity: str) -> list[tuple[str, str, Convert | None, str]]:
+    plan = _PLANS.get((id(fields), entity))
+    if plan is None:
+        plan = [(tag, column, None if convert is as_text else convert, f"{entity}.{tag}")
+                for tag, (column, convert) in fields.items()]  # fmt: skip
+        _PLANS[(id(fields), entity)] = plan
+    return plan
+
+
+def _scalars(kids: Kids, fields: Mapping[str, tuple[str, Convert]], entity: str) -> Record:
     row: Record = {}
-    for tag, (column, convert) in fields.items():
-        raw = _text(kids.get(tag))
-        row[column] = None if raw is None else convert(raw, f"{entity}.{tag}")
+    for tag, column, convert, label in _plan(fields, entity):
+        found = kids.get(tag)
+        raw = (found.text or "").strip() if found is not None else ""
+        if not raw:
+            row[column] = None
+        elif convert is None:
+            row[column] = raw
+        else:
+            row[column] = convert(raw, label)
     return row
 
 
-def key_of(elem: Any, entity: str) -> str:
-    """The record's XPM key: `<UUID>` (3.1, and trailing in 3.0), else the 3.0 `<ID>`."""
-    kids = _children(elem)
+def _key(kids: Kids, entity: str) -> str:
     key = _text(kids.get("uuid")) or _text(kids.get("id"))
     if not key:
         raise XpmPayloadError(f"{entity}: a record without UUID or ID")
     return key
 
 
-def _ref(elem: Any, tag: str) -> str | None:
+def key_of(elem: Any, entity: str) -> str:
+    """The record's XPM key: `<UUID>` (3.1, and trailing in 3.0), else the 3.0 `<ID>`."""
+    return _key(_children(elem), entity)
+
+
+def _ref(kids: Kids, tag: str) -> str | None:
     """The key of a nested reference like `<Manager><UUID>..</UUID><Name>..</Name></Manager>`."""
-    child = _children(elem).get(tag)
+    child = kids.get(tag)
     if child is None:
         return None
-    kids = _children(child)
-    return _text(kids.get("uuid")) or _text(kids.get("id"))
+    ref = _children(child)
+    return _text(ref.get("uuid")) or _text(ref.get("id"))
 
 
-def _items(elem: Any, collection: str) -> list[Any]:
-    holder = _children(elem).get(collection)
+def _items(kids: Kids, collection: str) -> list[Any]:
+    holder = kids.get(collection)
     return list(holder) if holder is not None else []
 
 
@@ -162,19 +204,21 @@ DEFINITION: dict[str, tuple[str, Convert]] = {
 
 
 def staff(elem: Any) -> Record:
-    return {"uuid": key_of(elem, "Staff"), **_scalars(elem, STAFF, "Staff")}
+    kids = _children(elem)
+    return {"uuid": _key(kids, "Staff"), **_scalars(kids, STAFF, "Staff")}
 
 
 def named(elem: Any) -> Record:
     """A category or job state: key and name."""
-    return {"uuid": key_of(elem, "Named"), "name": _text(_children(elem).get("name"))}
+    kids = _children(elem)
+    return {"uuid": _key(kids, "Named"), "name": _text(kids.get("name"))}
 
 
 def client_group(elem: Any) -> Record:
     kids = _children(elem)
     taxable = _text(kids.get("taxable"))
     return {
-        "uuid": key_of(elem, "Group"),
+        "uuid": _key(kids, "Group"),
         "name": _text(kids.get("name")),
         "taxable": None if taxable is None else as_bool(taxable, "Group.Taxable"),
         "web_url": _text(kids.get("weburl")),
@@ -183,18 +227,18 @@ def client_group(elem: Any) -> Record:
 
 def client(elem: Any) -> Record:
     kids = _children(elem)
-    uuid = key_of(elem, "Client")
+    uuid = _key(kids, "Client")
     legacy = _text(kids.get("id")) if kids.get("uuid") is not None else None
-    row: Record = {"uuid": uuid, "legacy_id": legacy, **_scalars(elem, CLIENT, "Client")}
-    row["account_manager_uuid"] = _ref(elem, "accountmanager")
-    row["job_manager_uuid"] = _ref(elem, "jobmanager")
-    row["billing_client_uuid"] = _ref(elem, "billingclient")
+    row: Record = {"uuid": uuid, "legacy_id": legacy, **_scalars(kids, CLIENT, "Client")}
+    row["account_manager_uuid"] = _ref(kids, "accountmanager")
+    row["job_manager_uuid"] = _ref(kids, "jobmanager")
+    row["billing_client_uuid"] = _ref(kids, "billingclient")
     client_type = kids.get("type")
     row["client_type"] = _text(_children(client_type).get("name")) if client_type is not None else None
     contacts = []
-    for item in _items(elem, "contacts"):
+    for item in _items(kids, "contacts"):
         contact_kids = _children(item)
-        contact = {"uuid": key_of(item, "Contact"), **_scalars(item, CONTACT, "Contact")}
+        contact = {"uuid": _key(contact_kids, "Contact"), **_scalars(contact_kids, CONTACT, "Contact")}
         contact["legacy_id"] = _text(contact_kids.get("id")) if contact_kids.get("uuid") is not None else None
         primary = _text(contact_kids.get("isprimary"))
         contact["_is_primary"] = None if primary is None else as_bool(primary, "Contact.IsPrimary")
@@ -203,24 +247,26 @@ def client(elem: Any) -> Record:
     row["_contacts"] = contacts
     detailed = kids.get("groups") is not None or kids.get("relationships") is not None
     row["_detailed"] = detailed
-    row["_groups"] = [(key_of(g, "Group"), _text(_children(g).get("name"))) for g in _items(elem, "groups")]
-    row["_relationships"] = [
-        {
-            "uuid": key_of(r, "Relationship"),
-            "relationship_type": _text(_children(r).get("type")),
-            "related_client_uuid": _ref(r, "relatedclient"),
-            "number_of_shares": _opt(r, "numberofshares", as_int),
-            "percentage": _opt(r, "percentage", as_decimal),
-            "start_date": _opt(r, "startdate", as_date),
-            "end_date": _opt(r, "enddate", as_date),
-        }
-        for r in _items(elem, "relationships")
-    ]
+    groups = [_children(g) for g in _items(kids, "groups")]
+    row["_groups"] = [(_key(g, "Group"), _text(g.get("name"))) for g in groups]
+    row["_relationships"] = [_relationship(_children(r)) for r in _items(kids, "relationships")]
     return row
 
 
-def _opt(elem: Any, tag: str, convert: Convert) -> Any:
-    raw = _text(_children(elem).get(tag))
+def _relationship(kids: Kids) -> Record:
+    return {
+        "uuid": _key(kids, "Relationship"),
+        "relationship_type": _text(kids.get("type")),
+        "related_client_uuid": _ref(kids, "relatedclient"),
+        "number_of_shares": _opt(kids, "numberofshares", as_int),
+        "percentage": _opt(kids, "percentage", as_decimal),
+        "start_date": _opt(kids, "startdate", as_date),
+        "end_date": _opt(kids, "enddate", as_date),
+    }
+
+
+def _opt(kids: Kids, tag: str, convert: Convert) -> Any:
+    raw = _text(kids.get(tag))
     return None if raw is None else convert(raw, tag)
 
 
@@ -229,30 +275,31 @@ def job(elem: Any) -> Record:
     number = _text(kids.get("id"))
     if not number:
         raise XpmPayloadError("Job: a record without its job number (ID)")
-    row: Record = {"job_number": number, "uuid": _text(kids.get("uuid")), **_scalars(elem, JOB, "Job")}
-    row["client_uuid"] = _ref(elem, "client")
-    row["contact_uuid"] = _ref(elem, "contact")
-    row["manager_uuid"] = _ref(elem, "manager")
-    row["partner_uuid"] = _ref(elem, "partner")
-    row["_assigned"] = _assignments(elem, kids.get("tasks"))
+    row: Record = {"job_number": number, "uuid": _text(kids.get("uuid")), **_scalars(kids, JOB, "Job")}
+    row["client_uuid"] = _ref(kids, "client")
+    row["contact_uuid"] = _ref(kids, "contact")
+    row["manager_uuid"] = _ref(kids, "manager")
+    row["partner_uuid"] = _ref(kids, "partner")
+    row["_assigned"] = _assignments(kids, kids.get("tasks"))
     return row
 
 
-def _assignments(elem: Any, tasks: Any) -> list[Record]:
+def _assignments(kids: Kids, tasks: Any) -> list[Record]:
     """Who is on a job and the minutes allocated to each.
 
     A job's own `<Assigned><Staff>` names the people only; XPM allocates minutes per task, so a
     person's minutes on the job are the sum over its tasks. Without `<Tasks>` (an answer that is not
     detailed) the minutes are unknown (None), not zero.
     """
-    people = [key_of(s, "Job.Assigned.Staff") for s in _items(elem, "assigned")]
+    people = [key_of(s, "Job.Assigned.Staff") for s in _items(kids, "assigned")]
     minutes: dict[str, int] | None = None
     if tasks is not None:
         minutes = {}
         for task in tasks:
-            for s in _items(task, "assigned"):
-                who = key_of(s, "Job.Task.Assigned.Staff")
-                allocated = _opt(s, "allocatedminutes", as_int) or 0
+            for s in _items(_children(task), "assigned"):
+                staff_kids = _children(s)
+                who = _key(staff_kids, "Job.Task.Assigned.Staff")
+                allocated = _opt(staff_kids, "allocatedminutes", as_int) or 0
                 minutes[who] = minutes.get(who, 0) + allocated
                 if who not in people:
                     people.append(who)
@@ -263,7 +310,8 @@ def _assignments(elem: Any, tasks: Any) -> list[Record]:
 
 
 def field_definition(elem: Any) -> Record:
-    return {"uuid": key_of(elem, "CustomFieldDefinition"), **_scalars(elem, DEFINITION, "CustomFieldDefinition")}
+    kids = _children(elem)
+    return {"uuid": _key(kids, "CustomFieldDefinition"), **_scalars(kids, DEFINITION, "CustomFieldDefinition")}
 
 
 VALUE_COLUMNS = {
@@ -278,7 +326,7 @@ VALUE_COLUMNS = {
 def field_value(elem: Any) -> Record:
     """One custom field's value; XPM fills the element its definition's ValueElement names."""
     kids = _children(elem)
-    row: Record = {"field_uuid": key_of(elem, "CustomField"), "name": _text(kids.get("name"))}
+    row: Record = {"field_uuid": _key(kids, "CustomField"), "name": _text(kids.get("name"))}
     for tag, (column, convert) in VALUE_COLUMNS.items():
         raw = _text(kids.get(tag))
         row[column] = None if raw is None else convert(raw, f"CustomField.{tag}")

@@ -196,7 +196,7 @@ class _Reader:
         if same:
             return {self.fingerprints.key: key, UNCHANGED: True}
         record = self.convert(elem)
-        record["row_hash"] = fingerprint.hex()
+        record["row_hash"] = fingerprint
         return record
 
     def _check_status(self, elem: Any) -> None:

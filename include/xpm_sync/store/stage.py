@@ -18,7 +18,8 @@ Every statement returns what it changed, so the counts reported are rows actuall
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -90,8 +91,16 @@ class Stage:
                 self.session.execute(text(f"CREATE INDEX temp.{quote('ix_' + name)} ON {quote(name)} ({listed})"))
         return Table(name, MetaData(), *typed)
 
-    def fill(self, name: str, source: Table | None, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Table:
-        """Stage `rows` (their `columns`) in a temporary table named after `name`, replacing what it held."""
+    def fill(
+        self,
+        name: str,
+        source: Table | None,
+        columns: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        constants: Mapping[str, Any] | None = None,
+    ) -> Table:
+        """Stage `rows` (their `columns`; those in `constants` are the same for every row) in a
+        temporary table named after `name`, replacing what it held."""
         columns = tuple(columns)
         table = self._made.get((name, columns))
         if table is None:
@@ -101,37 +110,63 @@ class Stage:
         else:
             self.session.execute(table.delete())
         self._latest[name] = table
-        if not rows:
-            return table
-        if self.postgres:
-            self._copy(table, columns, rows)
-        else:
-            self.session.execute(table.insert(), [{c: r.get(c) for c in columns} for r in rows])
+        if rows:
+            fixed = constants or {}
+            self.write_rows(table, [c for c in columns if c not in fixed], rows, fixed)
         return table
 
-    def _copy(self, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-        quote = self.dialect.identifier_preparer.quote
-        processors: list[Callable[[Any], Any] | None] = [table.c[c].type.bind_processor(self.dialect) for c in columns]
-        connection = self.session.connection().connection.driver_connection
-        listed = ", ".join(quote(c) for c in columns)
-        values: Callable[[Mapping[str, Any]], list[Any]]
+    def write_rows(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        constants: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write `rows` (their `columns`, plus `constants` the same for every row) into `table` by
+        the database's bulk path: `COPY` on PostgreSQL, the driver's own `executemany` on SQLite.
+        Values go through each column type's bind processor, as SQLAlchemy would send them; the
+        constants are processed once."""
+        fixed = dict(constants or {})
+        names = [*columns, *fixed]
+        processors = [table.c[c].type.bind_processor(self.dialect) for c in columns]
+        tail = tuple(
+            v if p is None else p(v)
+            for v, p in ((fixed[c], table.c[c].type.bind_processor(self.dialect)) for c in fixed)
+        )
+        values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
         if all(p is None for p in processors):
 
-            def values(row: Mapping[str, Any]) -> list[Any]:
-                return [row.get(c) for c in columns]
+            def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+                return (*[row.get(c) for c in columns], *tail)
         else:
+            pairs = list(zip(columns, processors, strict=True))
 
-            def values(row: Mapping[str, Any]) -> list[Any]:
-                return [row.get(c) if p is None else p(row.get(c)) for c, p in zip(columns, processors, strict=True)]
+            def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+                return (*[row.get(c) if p is None else p(row.get(c)) for c, p in pairs], *tail)
 
-        statement = f"COPY {quote(table.name)} ({listed}) FROM STDIN"
-        with connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row(values(row))
+        self._bulk(table, names, (values(row) for row in rows))
+
+    def _bulk(self, table: Table, names: Sequence[str], tuples: Iterable[tuple[Any, ...]]) -> None:
+        """Values ready for the driver, in the order of `names`, into `table` by the bulk path."""
+        quote = self.dialect.identifier_preparer.quote
+        listed = ", ".join(quote(c) for c in names)
+        connection = self.session.connection().connection.driver_connection
+        if self.postgres:
+            statement = f"COPY {quote(table.name)} ({listed}) FROM STDIN"
+            with connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+                for row in tuples:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * len(names))
+            statement = f"INSERT INTO {quote(table.name)} ({listed}) VALUES ({marks})"  # noqa: S608 - model names
+            connection.executemany(statement, tuples)  # type: ignore[union-attr]
 
     def keys(self, name: str, values: Sequence[str]) -> Table:
         """A one-column stage of keys (the parents whose children are being replaced)."""
-        return self.fill(name, None, ("key",), [{"key": v} for v in values])
+        table = self.fill(name, None, ("key",), [])
+        if values:
+            self._bulk(table, ["key"], ((v,) for v in values))
+        return table
 
     # --- new records --------------------------------------------------------------------------
 
@@ -149,18 +184,15 @@ class Stage:
             self._fresh = False
             self._direct.clear()
 
-    def _insert_new(self, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> bool:
+    def _insert_new(
+        self, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]], constants: Mapping[str, Any]
+    ) -> bool:
         """Write rows straight into `table`; False (nothing written) if one of them is there already."""
-        stamped = [*columns, "synced_at"]
         try:
             with self.session.begin_nested():
-                if self.postgres:
-                    self._copy(table, stamped, [{**r, "synced_at": self.now} for r in rows])
-                else:
-                    self.session.execute(
-                        table.insert(), [{**{c: r.get(c) for c in columns}, "synced_at": self.now} for r in rows]
-                    )
-        except (IntegrityError, psycopg_errors.UniqueViolation):
+                given = [c for c in columns if c not in constants]
+                self.write_rows(table, given, rows, {**constants, "synced_at": self.now})
+        except (IntegrityError, psycopg_errors.UniqueViolation, sqlite3.IntegrityError):
             self._fresh = False
             return False
         self._grown[table.name] = self._grown.get(table.name, 0) + len(rows)
@@ -169,29 +201,38 @@ class Stage:
     # --- merging --------------------------------------------------------------------------------
 
     def merge(
-        self, model: type[Base], rows: Sequence[Mapping[str, Any]], *, insert_only: bool = False, shared: bool = False
+        self,
+        model: type[Base],
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        insert_only: bool = False,
+        shared: bool = False,
+        constants: Mapping[str, Any] | None = None,
     ) -> int:
         """Insert or update `rows` of `model` through its stage; how many rows were written.
 
-        Every row carries the table's key; the columns of the first row are the ones written (a
-        column the rows leave out is not touched). With `insert_only`, stored rows are left as they
-        are. Rows must not repeat a key. Inside `new_parents`, rows are inserted straight away,
-        unless `shared` (rows other records share, like contacts, may well be stored already).
+        Every row carries the table's key, or `constants` do (columns the same for every row, such
+        as the practice); the columns of the first row are the ones written, but for names that
+        start with `_` (a record's nested lists), and a column the rows leave out is not touched.
+        With `insert_only`, stored rows are left as they are. Rows must not repeat a key. Inside
+        `new_parents`, rows are inserted straight away, unless `shared` (rows other records share,
+        like contacts, may well be stored already).
         """
         table = table_of(model)
+        fixed = dict(constants or {})
         keys = [c.name for c in table.primary_key.columns]
-        given = [c for c in rows[0]] if rows else [*keys]
+        given = [*[c for c in rows[0] if not c.startswith("_")], *fixed] if rows else [*keys]
         missing = [k for k in keys if k not in given]
         if missing:
             raise ValueError(f"{table.name}: rows lack key columns {missing}")
         fingerprinted = "row_hash" in table.c
         data = [c for c in content_columns(table) if c in given]
         columns = [*keys, *data] + (["row_hash"] if fingerprinted else [])
-        if self._fresh and not shared and rows and self._insert_new(table, columns, rows):
+        if self._fresh and not shared and rows and self._insert_new(table, columns, rows, fixed):
             self._direct.add(table.name)
             return len(rows)
         self._direct.discard(table.name)
-        staged = self.fill(f"stage_{table.name}", table, columns, rows)
+        staged = self.fill(f"stage_{table.name}", table, columns, rows, fixed)
         if not rows:
             return 0
         chosen = select(
@@ -224,37 +265,65 @@ class Stage:
         return written
 
     def refresh_statistics(self, table: Table) -> None:
-        """PostgreSQL plans a statement from the table's statistics, and a table that grew in this
-        transaction (the first load) still looks empty: the anti-join then runs as nested scans, a
-        second a batch at 100,000 jobs (measured). So a table that has more than doubled since its
-        statistics is analysed again, here, where its new rows are visible: a few times a load."""
+        """PostgreSQL plans a statement from the table's statistics, and a table whose statistics
+        are missing or stale plans the anti-join as nested scans (minutes a batch at 100,000 jobs,
+        measured). So a table is analysed again, here, where this transaction's rows are visible,
+        when it was never analysed, when more of it changed since its statistics than they
+        counted (rows another process wrote: autovacuum gets to them only later), or when it more
+        than doubled in this transaction: a few times a load."""
         if not self.postgres:
             return
         known = self._known.get(table.name)
         if known is None:
-            known = float(
-                self.session.scalar(
-                    text("SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = CAST(:name AS regclass)"),
-                    {"name": table.name},
-                )
-                or 0
-            )
+            reltuples, changed = self.session.execute(
+                text(
+                    "SELECT c.reltuples, COALESCE(s.n_mod_since_analyze, 0) FROM pg_class c "
+                    "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = CAST(:name AS regclass)"
+                ),
+                {"name": table.name},
+            ).one()
+            known = max(float(reltuples), 0.0)
             self._known[table.name] = known
+            if reltuples < 0 or changed > max(1000.0, known):
+                self._analyze(table.name)
+                return
         grown = self._grown.get(table.name, 0)
         if grown > max(1000.0, known):
-            self.session.execute(text(f"ANALYZE {self.dialect.identifier_preparer.quote(table.name)}"))
-            self._known[table.name], self._grown[table.name] = known + grown, 0
+            self._analyze(table.name)
 
-    def mark_gone(self, model: type[Base], tenant_id: str, parent_column: str, parents: Table) -> int:
-        """Mark children of the staged `parents` that `model`'s stage does not hold as removed upstream.
+    def _analyze(self, name: str) -> None:
+        self.session.execute(text(f"ANALYZE {self.dialect.identifier_preparer.quote(name)}"))
+        self._known[name] = float(
+            self.session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = CAST(:n AS regclass)"), {"n": name})
+            or 0
+        )
+        self._grown[name] = 0
+
+    def settle_statistics(self) -> None:
+        """Before the load commits: the tables it grew are analysed if they outgrew their
+        statistics, so that the next night's process plans from their true size."""
+        for name in list(self._grown):
+            self.refresh_statistics(Base.metadata.tables[name])
+
+    def analyze_stages(self, *stages: Table) -> None:
+        """A temporary table is never analysed by autovacuum: without statistics the planner
+        guesses its size and may nest scans over it. Cheap for a stage of one batch."""
+        if self.postgres:
+            for stage in stages:
+                self.session.execute(text(f"ANALYZE {self.dialect.identifier_preparer.quote(stage.name)}"))
+
+    def mark_gone(self, model: type[Base], tenant_id: str, parent_column: str, parent_keys: Sequence[str]) -> int:
+        """Mark children of these parents that `model`'s stage does not hold as removed upstream.
 
         A child with a local change waiting to be pushed is left alone: XPM does not have it yet.
         """
         table = table_of(model)
-        if table.name in self._direct:
+        if table.name in self._direct or not parent_keys:
             return 0  # the children of records the store never held: none were stored before
+        parents = self.keys("stage_parents", list(dict.fromkeys(parent_keys)))
         self.refresh_statistics(table)
         staged = self._latest[f"stage_{table.name}"]
+        self.analyze_stages(parents, staged)
         keys = [c.name for c in table.primary_key.columns if c.name != "tenant_id"]
         still_there = exists().where(*[staged.c[k] == table.c[k] for k in keys])
         statement = (

@@ -39,11 +39,8 @@ def replace_children(
     Set-based (`store.stage`): the rows and the parents' keys are staged, one statement merges the
     rows and one marks the children the answer no longer holds."""
     stage = Stage.of(session)
-    written = stage.merge(model, rows)  # with no rows, an empty stage: every child is gone
-    if not parents:
-        return written
-    staged_parents = stage.keys("stage_parents", list(dict.fromkeys(parents)))
-    return written + stage.mark_gone(model, tenant_id, parent_column, staged_parents)
+    written = stage.merge(model, rows, constants={"tenant_id": tenant_id})  # no rows: every child is gone
+    return written + stage.mark_gone(model, tenant_id, parent_column, parents)
 
 
 @dataclass
@@ -113,8 +110,10 @@ def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -
 
 def job_rows(tenant_id: str, batch: Sequence[Record]) -> list[dict[str, Any]]:
     """The staff on a batch of jobs, one row a person and job."""
-    rows = [{"tenant_id": tenant_id, "job_number": j["job_number"], **a} for j in batch for a in j["_assigned"]]
-    return list({(r["job_number"], r["staff_uuid"]): r for r in rows}.values())
+    rows = {
+        (j["job_number"], a["staff_uuid"]): {"job_number": j["job_number"], **a} for j in batch for a in j["_assigned"]
+    }
+    return list(rows.values())
 
 
 def job_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:

@@ -89,6 +89,7 @@ def load(
                     written += _write(session, ctx, model, batch, key, children, insert_only, fingerprints, done)
                 if answer is not None and listed is not None and fingerprints is not None:
                     fingerprints.answer_loaded(session, answer, listed)
+                Stage.of(session).settle_statistics()
                 if ctx.dry_run:
                     raise _DryRun
         except _DryRun:
@@ -109,7 +110,10 @@ def _write(
     fingerprints: Fingerprints | None,
     done: list[tuple[str, str | None]],
 ) -> int:
-    rows = list({r[key]: r for r in parent_rows(batch, ctx.tenant_id)}.values())
+    # The records themselves are the rows (the stage reads only their columns); the practice is
+    # the same for all. A record repeated in a batch is written as last listed.
+    rows = list({r[key]: r for r in batch}.values())
+    practice = {"tenant_id": ctx.tenant_id}
     if insert_only:
         table = table_of(model)
         known = set(
@@ -124,13 +128,15 @@ def _write(
     if new:
         # Records the store never held go in by the bulk path, with their children.
         with stage.new_parents():
-            written += stage.merge(model, [r for r in rows if r[key] in new], insert_only=insert_only)
+            written += stage.merge(
+                model, [r for r in rows if r[key] in new], insert_only=insert_only, constants=practice
+            )
             fresh = [r for r in batch if r[key] in new]
             if children is not None and fresh:
                 written += children(session, ctx.tenant_id, fresh)
         rows, batch = [r for r in rows if r[key] not in new], [r for r in batch if r[key] not in new]
     if rows:
-        written += stage.merge(model, rows, insert_only=insert_only)
+        written += stage.merge(model, rows, insert_only=insert_only, constants=practice)
         if children is not None and batch:
             written += children(session, ctx.tenant_id, batch)
     done.extend((r[key], r.get("row_hash")) for r in every)
