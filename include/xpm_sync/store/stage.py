@@ -19,8 +19,10 @@ Every statement returns what it changed, so the counts reported are rows actuall
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from psycopg import errors as psycopg_errors
@@ -128,23 +130,37 @@ class Stage:
         constants are processed once."""
         fixed = dict(constants or {})
         names = [*columns, *fixed]
-        processors = [table.c[c].type.bind_processor(self.dialect) for c in columns]
         tail = tuple(
-            v if p is None else p(v)
+            self._adapted(v if p is None else p(v))
             for v, p in ((fixed[c], table.c[c].type.bind_processor(self.dialect)) for c in fixed)
         )
-        values: Callable[[Mapping[str, Any]], tuple[Any, ...]]
-        if all(p is None for p in processors):
+        # Only the columns whose type changes the value on its way to the driver are processed.
+        processed = [
+            (i, p) for i, c in enumerate(columns) if (p := table.c[c].type.bind_processor(self.dialect)) is not None
+        ]
+        single = len(columns) == 1
+        get = itemgetter(*columns) if columns else (lambda _row: ())
 
-            def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
-                return (*[row.get(c) for c in columns], *tail)
-        else:
-            pairs = list(zip(columns, processors, strict=True))
-
-            def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
-                return (*[row.get(c) if p is None else p(row.get(c)) for c, p in pairs], *tail)
+        def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+            try:
+                got = (get(row),) if single else get(row)
+            except KeyError:  # a column some rows leave out (a record read without a fingerprint)
+                got = tuple(row.get(c) for c in columns)
+            if processed:
+                got = list(got)
+                for i, process in processed:
+                    got[i] = process(got[i])
+                got = tuple(got)
+            return got + tail
 
         self._bulk(table, names, (values(row) for row in rows))
+
+    def _adapted(self, value: Any) -> Any:
+        """A constant as SQLite's driver would adapt it (a moment as ISO text), done once for all
+        rows rather than by the driver for each."""
+        if not self.postgres and isinstance(value, datetime):
+            return value.isoformat(" ")
+        return value
 
     def _bulk(self, table: Table, names: Sequence[str], tuples: Iterable[tuple[Any, ...]]) -> None:
         """Values ready for the driver, in the order of `names`, into `table` by the bulk path."""

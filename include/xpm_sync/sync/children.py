@@ -57,43 +57,43 @@ class ClientRows:
     relationships: list[dict[str, Any]] = field(default_factory=list)
 
 
-def client_rows(tenant_id: str, batch: Sequence[Record]) -> ClientRows:
+def client_rows(batch: Sequence[Record]) -> ClientRows:
     """Contacts (one row each, however many clients share them), contact links, group memberships
-    and relationships of a batch of clients."""
+    and relationships of a batch of clients. The practice is not in the rows: the stage writes it
+    for every row (`Stage.merge`'s constants), and it ignores a record's `_` keys."""
     out = ClientRows(parents=[c["uuid"] for c in batch])
     contacts: dict[str, dict[str, Any]] = {}
+    links: dict[tuple[str, str], dict[str, Any]] = {}
+    members: dict[tuple[str, str], dict[str, Any]] = {}
+    relationships: dict[str, dict[str, Any]] = {}
     for client in batch:
+        uuid = client["uuid"]
         for c in client["_contacts"]:
-            contacts[c["uuid"]] = {"tenant_id": tenant_id, **{k: v for k, v in c.items() if not k.startswith("_")}}
-            out.links.append(
-                {
-                    "tenant_id": tenant_id,
-                    "client_uuid": client["uuid"],
-                    "contact_uuid": c["uuid"],
-                    "is_primary": c["_is_primary"],
-                    "position": c["_position"],
-                }
-            )
+            contacts[c["uuid"]] = c
+            links[(uuid, c["uuid"])] = {
+                "client_uuid": uuid,
+                "contact_uuid": c["uuid"],
+                "is_primary": c["_is_primary"],
+                "position": c["_position"],
+            }
         if client["_detailed"]:
-            out.detailed.append(client["uuid"])
+            out.detailed.append(uuid)
             for g, name in client["_groups"]:
                 out.groups[g] = name
-                out.members.append({"tenant_id": tenant_id, "group_uuid": g, "client_uuid": client["uuid"]})
-            out.relationships += [
-                {"tenant_id": tenant_id, "client_uuid": client["uuid"], **r} for r in client["_relationships"]
-            ]
-    out.contacts = list(contacts.values())
-    out.links = list({(r["client_uuid"], r["contact_uuid"]): r for r in out.links}.values())
-    out.members = list({(r["group_uuid"], r["client_uuid"]): r for r in out.members}.values())
-    out.relationships = list({r["uuid"]: r for r in out.relationships}.values())
+                members[(g, uuid)] = {"group_uuid": g, "client_uuid": uuid}
+            for r in client["_relationships"]:
+                relationships[r["uuid"]] = {"client_uuid": uuid, **r}
+    out.contacts, out.links = list(contacts.values()), list(links.values())
+    out.members, out.relationships = list(members.values()), list(relationships.values())
     return out
 
 
 def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:
     """Write the contacts, contact links, group memberships and relationships of a batch of clients."""
-    rows = client_rows(tenant_id, batch)
+    rows = client_rows(batch)
     # Contacts are shared: a new client may well name one the store holds.
-    written = Stage.of(session).merge(Contact, rows.contacts, shared=True) if rows.contacts else 0
+    practice = {"tenant_id": tenant_id}
+    written = Stage.of(session).merge(Contact, rows.contacts, shared=True, constants=practice) if rows.contacts else 0
     written += replace_children(session, ClientContact, tenant_id, "client_uuid", rows.parents, rows.links)
     if not rows.detailed:
         return written
@@ -108,7 +108,7 @@ def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -
     return written
 
 
-def job_rows(tenant_id: str, batch: Sequence[Record]) -> list[dict[str, Any]]:
+def job_rows(batch: Sequence[Record]) -> list[dict[str, Any]]:
     """The staff on a batch of jobs, one row a person and job."""
     rows = {
         (j["job_number"], a["staff_uuid"]): {"job_number": j["job_number"], **a} for j in batch for a in j["_assigned"]
@@ -119,4 +119,4 @@ def job_rows(tenant_id: str, batch: Sequence[Record]) -> list[dict[str, Any]]:
 def job_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:
     """Write the staff assigned to a batch of jobs."""
     parents = [j["job_number"] for j in batch]
-    return replace_children(session, JobAssignment, tenant_id, "job_number", parents, job_rows(tenant_id, batch))
+    return replace_children(session, JobAssignment, tenant_id, "job_number", parents, job_rows(batch))
