@@ -46,10 +46,11 @@ def load(store_url: str, folder: Path, tenant: str) -> dict[str, int]:
 
     from xpm_sync.api import fingerprint
     from xpm_sync.settings import PracticeSettings
-    from xpm_sync.store.engine import get_engine
+    from xpm_sync.store.engine import analyze_stale, get_engine
     from xpm_sync.store.models import Client, Job
     from xpm_sync.sync import children
     from xpm_sync.sync.context import SyncContext
+    from xpm_sync.sync.engine import MIRRORED
     from xpm_sync.sync.engine import load as engine_load
 
     listed = json.loads((folder.parent / "answers.json").read_text())
@@ -71,6 +72,8 @@ def load(store_url: str, folder: Path, tenant: str) -> dict[str, int]:
         body = records_of(kind, folder / answer["file"], answer["request"], prints[kind])
         f, w = engine_load(ctx, model, body, key=key, children=kids, fingerprints=prints[kind])
         fetched, written = fetched + f, written + w
+    # As each pull ends (`sync.engine.checkpoint`): what the load grew is analysed (PostgreSQL).
+    analyze_stale(engine, MIRRORED)
     return {
         "records": fetched,
         "written": written,

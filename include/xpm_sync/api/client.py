@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any, TypeVar
 
 import requests
@@ -29,6 +29,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from xpm_sync.api import fingerprint
 from xpm_sync.api.usage import Usage
 from xpm_sync.errors import (
     RECONNECT_HINT,
@@ -102,6 +103,36 @@ def raise_for_status(reply: requests.Response, what: str) -> None:
     if status >= 500:
         raise XpmTransientError(f"XPM answered {status} for {what}: {_detail(reply)}")
     raise XpmError(f"XPM answered {status} for {what}: {_detail(reply)}")
+
+
+class StagedAnswer(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+    """An answer read in full (memory first, disk past a few MB), with the digest of its bytes
+    taken as they arrived (`fingerprint.answer_digest` then need not read it again)."""
+
+    digest: str | None = None
+
+
+def stage(chunks: Iterable[bytes], max_bytes: int, what: str) -> StagedAnswer:
+    """Write `chunks` to a new staged answer, refusing one over `max_bytes`; rewound to its start."""
+    spool = StagedAnswer(max_size=SPOOL_IN_MEMORY)
+    hasher = fingerprint.answer_hasher()
+    size = 0
+    try:
+        for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise XpmPayloadError(
+                    f"XPM's answer to {what} is over {max_bytes >> 20} MB; refused as implausible "
+                    "([xpm_sync] max_answer_mb)"
+                )
+            spool.write(chunk)
+            hasher.update(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    spool.digest = fingerprint.hex_of(hasher)
+    return spool
 
 
 class XpmApi:
@@ -197,32 +228,17 @@ class XpmApi:
                 raise
             raise AssertionError("unreachable")  # pragma: no cover
 
-    def _stage(self, reply: requests.Response, what: str) -> IO[bytes]:
+    def _stage(self, reply: requests.Response, what: str) -> StagedAnswer:
         """The whole answer, in a temporary file rewound to its start."""
         reply.raw.decode_content = True
-        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - handed to the caller
-        size = 0
         try:
-            while chunk := reply.raw.read(CHUNK):
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise XpmPayloadError(
-                        f"XPM's answer to {what} is over {self.max_bytes >> 20} MB; refused as implausible "
-                        "([xpm_sync] max_answer_mb)"
-                    )
-                spool.write(chunk)
+            return stage(iter(lambda: reply.raw.read(CHUNK), b""), self.max_bytes, what)
         except (
             requests.exceptions.ChunkedEncodingError,
             requests.ConnectionError,
             urllib3.exceptions.HTTPError,
         ) as exc:
-            spool.close()
             raise XpmTransientError(f"XPM's answer to {what} broke off ({type(exc).__name__})") from None
-        except BaseException:
-            spool.close()
-            raise
-        spool.seek(0)
-        return spool
 
     def fetch(self, path: str, **params: Any) -> IO[bytes]:
         """GET `path` and return its whole answer, staged in a temporary file for the XML reader."""

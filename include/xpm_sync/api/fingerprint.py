@@ -79,14 +79,27 @@ def digest(raw: bytes) -> bytes:
     return hasher.digest()[:16]
 
 
+def answer_hasher() -> Any:
+    """A hasher for a whole answer's bytes, fed as they arrive."""
+    return _SEEDED.copy()
+
+
+def hex_of(hasher: Any) -> str:
+    return str(hasher.hexdigest()[:32])
+
+
 def answer_digest(body: IO[bytes]) -> str:
-    """The digest of a whole answer, read from its start; the body is rewound for the reader."""
-    hasher = _SEEDED.copy()
+    """The digest of a whole answer: taken while it was staged (`api.client.stage`), else read
+    from its start; the body is left rewound for the reader."""
+    taken = getattr(body, "digest", None)
+    if isinstance(taken, str):
+        return taken
+    hasher = answer_hasher()
     body.seek(0)
     while chunk := body.read(1 << 20):
         hasher.update(chunk)
     body.seek(0)
-    return hasher.hexdigest()[:32]
+    return hex_of(hasher)
 
 
 def request_key(path: str, params: dict[str, Any]) -> str:
@@ -196,9 +209,8 @@ class Fingerprints:
 
         table = self.model.__table__
         stage = Stage.of(session)
-        stage.refresh_statistics(table)  # the join below is planned from them
         staged = stage.keys("stage_answer_keys", list(dict.fromkeys(keys)))
-        stage.analyze_stages(staged)
+        stage.analyze_stages(staged)  # the table is read by its key's index, whatever its statistics
         key = table.c[self.key]
         live = case((table.c.removed_upstream_at.is_(None), "1"), else_="0")
         pending = case((table.c.pending_push.is_(True), "1"), else_="0")

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from xpm_sync.store.engine import analyze_statement
 from xpm_sync.store.models import Base, table_of
 from xpm_sync.store.types import UtcDateTime, utcnow
 from xpm_sync.store.upsert import content_columns
@@ -308,18 +309,12 @@ class Stage:
             self._analyze(table.name)
 
     def _analyze(self, name: str) -> None:
-        self.session.execute(text(f"ANALYZE {self.dialect.identifier_preparer.quote(name)}"))
+        self.session.execute(text(analyze_statement(name)))
         self._known[name] = float(
             self.session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = CAST(:n AS regclass)"), {"n": name})
             or 0
         )
         self._grown[name] = 0
-
-    def settle_statistics(self) -> None:
-        """Before the load commits: the tables it grew are analysed if they outgrew their
-        statistics, so that the next night's process plans from their true size."""
-        for name in list(self._grown):
-            self.refresh_statistics(Base.metadata.tables[name])
 
     def analyze_stages(self, *stages: Table) -> None:
         """A temporary table is never analysed by autovacuum: without statistics the planner

@@ -110,9 +110,11 @@ def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -
 
 def job_rows(batch: Sequence[Record]) -> list[dict[str, Any]]:
     """The staff on a batch of jobs, one row a person and job."""
-    rows = {
-        (j["job_number"], a["staff_uuid"]): {"job_number": j["job_number"], **a} for j in batch for a in j["_assigned"]
-    }
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for job in batch:
+        for assigned in job["_assigned"]:
+            assigned["job_number"] = job["job_number"]  # the record's own row: it is not read again
+            rows[(job["job_number"], assigned["staff_uuid"])] = assigned
     return list(rows.values())
 
 

@@ -21,7 +21,7 @@ from xpm_sync import activity, config
 from xpm_sync.api.fingerprint import Fingerprints, ListAnswer
 from xpm_sync.api.records import Record
 from xpm_sync.api.xml import UNCHANGED
-from xpm_sync.store.engine import writing
+from xpm_sync.store.engine import analyze_stale, writing
 from xpm_sync.store.models import ActivityStatus, Base, SyncState, table_of
 from xpm_sync.store.stage import Stage
 from xpm_sync.store.types import utcnow
@@ -29,6 +29,9 @@ from xpm_sync.store.upsert import mark_removed
 from xpm_sync.sync.context import SyncContext
 
 log = logging.getLogger(__name__)
+
+# The tables that mirror XPM (every one carries the practice and the removal mark).
+MIRRORED = [t.name for t in Base.metadata.sorted_tables if "removed_upstream_at" in t.c]
 
 # Records staged and merged at a time: large enough for the bulk path to pay, small enough that a
 # batch of detailed clients stays a few megabytes.
@@ -89,7 +92,6 @@ def load(
                     written += _write(session, ctx, model, batch, key, children, insert_only, fingerprints, done)
                 if answer is not None and listed is not None and fingerprints is not None:
                     fingerprints.answer_loaded(session, answer, listed)
-                Stage.of(session).settle_statistics()
                 if ctx.dry_run:
                     raise _DryRun
         except _DryRun:
@@ -248,3 +250,6 @@ def checkpoint(
         row.last_status = "success" if error is None and complete else ("partial" if error is None else "failed")
         row.last_error = error
         row.last_run_id = ctx.run_id
+    # What a first load (or a big night) wrote is analysed now, not when autovacuum comes: the next
+    # night's process then plans its statements from the tables' true size.
+    analyze_stale(ctx.engine, MIRRORED)

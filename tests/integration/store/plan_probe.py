@@ -24,7 +24,7 @@ def main(store_url: str, answer: Path, tenant: str) -> None:
     from xpm_sync.store.models import Job
     from xpm_sync.sync import children
     from xpm_sync.sync.context import SyncContext
-    from xpm_sync.sync.engine import load
+    from xpm_sync.sync.engine import checkpoint, load
 
     engine = get_engine(store_url)
     plans: list[Any] = []
@@ -50,6 +50,7 @@ def main(store_url: str, answer: Path, tenant: str) -> None:
     with answer.open("rb") as body:
         rows = iter_items(body, ("Jobs", "Job"), records.job, fingerprints=prints)
         fetched, written = load(ctx, Job, rows, key="job_number", children=children.job_children, fingerprints=prints)
+    checkpoint(ctx, "jobs", full_pass=True)  # as a pull ends
     print(json.dumps({"fetched": fetched, "written": written, "plans": plans, "marked": marked}))
 
 
