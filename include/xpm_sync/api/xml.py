@@ -1,15 +1,14 @@
 """Streaming, defensive reading of XPM's XML.
 
 Bodies are parsed as they arrive (lxml `iterparse`), one record at a time, so a 50 MB client list
-needs little memory. Anything with a DOCTYPE is refused before parsing: XPM never sends one, and
-it is how entity-expansion ("billion laughs") and external-entity attacks arrive. Entities are not
-resolved and nothing is fetched from the network in any case.
+needs little memory. Anything with a DOCTYPE is refused before its first record is handed over:
+XPM never sends one, and it is how entity-expansion ("billion laughs") and external-entity attacks
+arrive. Entities are not resolved and nothing is fetched from the network in any case.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, TypeVar
 
@@ -20,40 +19,16 @@ from xpm_sync.errors import XpmBusinessError, XpmPayloadError
 T = TypeVar("T")
 # The key a record carries instead of its fields when its fingerprint matched the stored row's.
 UNCHANGED = "_unchanged"
-PROLOG_LIMIT = 1 << 20
-_ROOT_START = re.compile(rb"<[A-Za-z_]")
 
 
-class _Guarded(io.RawIOBase):
-    """A stream that refuses XML carrying a DOCTYPE or entity declaration before its root element."""
-
-    def __init__(self, source: IO[bytes]) -> None:
-        self._source = source
-        head = b""
-        while (found := _ROOT_START.search(head)) is None:
-            chunk = source.read(65536)
-            if not chunk:
-                break
-            head += chunk
-            if len(head) > PROLOG_LIMIT:
-                raise XpmPayloadError("XPM's answer has over 1 MB before its first element; refused as unsafe")
-        prolog = (head[: found.start()] if found else head).upper()
-        if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
-            raise XpmPayloadError("XPM's answer declares a DOCTYPE or entities; refused unread as unsafe")
-        self._head = head
-        self._offset = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._offset < len(self._head):
-            chunk = self._head[self._offset : self._offset + len(buffer)]
-            self._offset += len(chunk)
-        else:
-            chunk = self._source.read(len(buffer)) or b""
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
+def _refuse_declarations(elem: Any) -> None:
+    """Refuse a document that declares a DOCTYPE (and with it any entity), decided on what the
+    parser read rather than on the first bytes, so that a comment or processing instruction before
+    it, or another encoding (UTF-16), changes nothing. Called before the first record is handed
+    over: entities are never resolved in any case, so nothing was expanded or fetched."""
+    info = elem.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise XpmPayloadError("XPM's answer declares a DOCTYPE or entities; refused as unsafe")
 
 
 def local(tag: object) -> str:
@@ -103,7 +78,7 @@ def iter_items(
     names = sorted({path[-1], path[-1].lower(), path[-1].upper(), path[-1].capitalize()})
     try:
         parser = etree.iterparse(
-            _Guarded(stream),
+            stream,
             events=("end",),
             tag=names,
             resolve_entities=False,
@@ -114,7 +89,11 @@ def iter_items(
             remove_pis=True,
         )
         held: list[T] = []
+        checked = False
         for _event, elem in parser:
+            if not checked:
+                _refuse_declarations(elem)
+                checked = True
             for record in reader.take(elem):
                 if single:
                     held.append(record)
@@ -123,6 +102,7 @@ def iter_items(
         root = parser.root
         if root is None:
             raise XpmPayloadError("XPM's answer was empty")
+        _refuse_declarations(root)
         if local(root.tag) != "response":
             raise XpmPayloadError(f"expected an XPM <Response>, got <{root.tag}>")
         status, description = _status(root)
@@ -138,6 +118,11 @@ def iter_items(
             else:
                 yield record
     except etree.XMLSyntaxError as exc:
+        if "amplification" in (exc.msg or ""):
+            # libxml2 stopped a nest of entity declarations before they could expand.
+            raise XpmPayloadError(
+                f"XPM's answer declares a DOCTYPE or entities; refused as unsafe ({exc.msg})"
+            ) from None
         raise XpmPayloadError(f"XPM's answer is not well-formed XML (truncated or malformed): {exc.msg}") from None
     if single and not held:
         raise XpmPayloadError(f"XPM's answer to {method or 'the call'} has no <{path[0]}>: not the expected shape")

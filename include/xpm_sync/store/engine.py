@@ -133,4 +133,3 @@ def analyze_statement(name: str) -> str:
     wanted += [c for c in ("removed_upstream_at", "pending_push") if c in table.c]
     listed = ", ".join(f'"{c}"' for c in dict.fromkeys(wanted))
     return f'ANALYZE "{name}" ({listed})'
-

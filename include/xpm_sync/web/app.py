@@ -8,6 +8,7 @@ under the signed-in Airflow user.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -38,6 +39,21 @@ NOTICES = {
     "state-code": "The job state's code was saved.",
 }
 XPM_DAGS = ("xpm_manual_sync", "xpm_overnight_sync", "xpm_push", "xpm_connection_health")
+# Airflow's own rule for a run id given by a person ([scheduler] allowed_run_id_pattern's default).
+RUN_ID = re.compile(r"[A-Za-z0-9_.~:+-]{1,250}")
+LAST_PAGE = 10_000
+
+
+def page_number(raw: str | None) -> int:
+    """The Practice Activity page asked for: a plain number from 1 to 10,000, else the first."""
+    if raw and raw.isascii() and raw.isdigit() and len(raw) <= len(str(LAST_PAGE)):
+        return min(max(int(raw), 1), LAST_PAGE)
+    return 1
+
+
+def run_id_of(raw: str | None) -> str | None:
+    """A run id from the address, if it is one Airflow could have made; else none (not an error)."""
+    return raw if raw and RUN_ID.fullmatch(raw) else None
 
 
 def _airflow_root() -> str:
@@ -85,7 +101,7 @@ def create_app() -> FastAPI:
 
     async def home_page(request: Request, who: Visitor, *, error: str | None = None, status: int = 200) -> Response:
         params = request.query_params
-        number = int(params.get("page", "1")) if params.get("page", "1").isdigit() else 1
+        number = page_number(params.get("page"))
         engine = get_engine()
         data = await run_in_threadpool(views.page, engine)
         entries, older = await run_in_threadpool(views.activity_entries, engine, params.get("status"), number)
@@ -101,7 +117,7 @@ def create_app() -> FastAPI:
             status_filter=params.get("status") or "",
             statuses=[s.value for s in ActivityStatus],
             notice=NOTICES.get(params.get("notice", "")),
-            run_id=params.get("run_id"),
+            run_id=run_id_of(params.get("run_id")),
             run_dag=params.get("dag") if params.get("dag") in XPM_DAGS else MANUAL_DAG,
             error=error,
             callback_url=_callback_url(request),
@@ -257,6 +273,8 @@ def create_app() -> FastAPI:
         who.require("read")
         if dag_id not in XPM_DAGS:
             raise HTTPException(404, "Not one of the XPM DAGs.")
+        if run_id_of(run_id) is None:
+            raise HTTPException(404, f"No such run of {dag_id}.")
         state = await run_in_threadpool(views.run_state, dag_id, run_id)
         if state is None:
             raise HTTPException(404, f"No such run of {dag_id}.")
