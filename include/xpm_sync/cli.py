@@ -32,11 +32,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(NOT_DONE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
+# The largest number a command takes (an id or a count): what both databases store as an integer.
+LARGEST = 2**31 - 1
+
+
 def _positive(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    digits = text.strip().removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number")
+    if len(digits) > len(str(LARGEST)) or int(digits) > LARGEST:
+        raise argparse.ArgumentTypeError(f"must be at most {LARGEST:,}, not {text[:40]}")
+    number = int(text)
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {number}")
     return number
@@ -53,14 +59,24 @@ def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
 
 
 def _db(args: argparse.Namespace) -> int:
+    from alembic.util import CommandError
+
     engine = migrate.ready_engine() if args.action == "current" else get_engine()
-    if args.action == "upgrade":
-        migrate.upgrade(engine, args.revision or "head")
-    elif args.action == "downgrade":
-        if not args.revision:
-            print("Say which revision to go down to, e.g. `xpm-sync db downgrade base`.", file=sys.stderr)
-            return NOT_DONE
-        migrate.downgrade(engine, args.revision)
+    try:
+        if args.action == "upgrade":
+            migrate.upgrade(engine, args.revision or "head")
+        elif args.action == "downgrade":
+            if not args.revision:
+                print("Say which revision to go down to, e.g. `xpm-sync db downgrade base`.", file=sys.stderr)
+                return NOT_DONE
+            migrate.downgrade(engine, args.revision)
+    except CommandError as exc:
+        print(
+            f"{exc}. The practice database's revisions run from base to {migrate.head_revision()} "
+            "(`xpm-sync db current` shows where it is); nothing was changed.",
+            file=sys.stderr,
+        )
+        return NOT_DONE
     current = migrate.current_revision(engine)
     where = engine.url.render_as_string(hide_password=True)
     print(f"Practice database {where} is at revision {current or '(empty)'}; newest is {migrate.head_revision()}.")
@@ -306,12 +322,18 @@ def _sync(args: argparse.Namespace) -> int:
             print(f"{name:<26} {'failed':<12} {exc}", file=sys.stderr)
             continue
         results.append(result.as_dict())
-        state = result.skipped or f"read {result.fetched}, wrote {result.written}, {result.calls} calls"
+        verb = "would write" if args.dry_run else "wrote"
+        state = result.skipped or f"read {result.fetched}, {verb} {result.written}, {result.calls} calls"
         print(f"{name:<26} {result.mode:<12} {state}")
         for failure in result.failures:
             print(f"{name:<26} {'refused':<12} {failure['key']}: {failure['error']}", file=sys.stderr)
     summary = runner.summarise(results, request)
-    print(f"{'total':<26} {'':<12} wrote {summary['written']}, {summary['calls']} XPM calls")
+    total = (
+        f"would write {summary['written']} (a dry run: nothing was written)"
+        if args.dry_run
+        else (f"wrote {summary['written']}")
+    )
+    print(f"{'total':<26} {'':<12} {total}, {summary['calls']} XPM calls")
     if summary["failed"] or summary["refused"]:
         print(summary["message"], file=sys.stderr)
         return REFUSED

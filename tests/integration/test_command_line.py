@@ -20,6 +20,7 @@ from tests.conftest import REPO, load_dag_file
 from tests.integration.conftest import Inbox, Xpm
 from xpm_sandbox.state import USERS
 from xpm_sync import activity, alerts, settings
+from xpm_sync.store.migrate import head_revision
 from xpm_sync.sync import runner
 
 SETUP_HINT = "Run `xpm-sync setup` to create it, or point this shell at the right Airflow home"
@@ -107,6 +108,26 @@ def connected(xpm: Xpm) -> Xpm:
             id="limit",
         ),
         pytest.param(
+            ["activity", "--limit", "9" * 30],
+            "xpm-sync activity: argument --limit: must be at most 2,147,483,647, not "
+            + "9" * 30
+            + " (see `xpm-sync activity --help`)",
+            id="huge-limit",
+        ),
+        pytest.param(
+            ["changes", "--retry", "1" * 23],
+            "xpm-sync changes: argument --retry: must be at most 2,147,483,647, not "
+            + "1" * 23
+            + " (see `xpm-sync changes --help`)",
+            id="huge-id",
+        ),
+        pytest.param(
+            ["db", "downgrade", "no-such-revision"],
+            "Can't locate revision identified by 'no-such-revision'. The practice database's revisions run from base "
+            f"to {head_revision()} (`xpm-sync db current` shows where it is); nothing was changed.",
+            id="unknown-revision",
+        ),
+        pytest.param(
             ["sync", "--entities", "clients", "--confirm-removals"],
             "--confirm-removals applies to a full sync: add --full.",
             id="confirm-without-full",
@@ -120,6 +141,21 @@ def test_a_wrong_value_gets_one_line_and_no_call_to_xpm(connected: Xpm, args: li
     assert result.stderr.strip() == message
     assert "usage:" not in result.stderr
     assert len(connected.srv.sandbox.gateway.calls) == calls
+
+
+def test_a_dry_run_says_what_it_would_write_and_that_nothing_was(connected: Xpm):
+    result = _cli("sync", "--entities", "staff", "clients", "--full", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("staff                      full         read 6, would write 6, 1 calls")
+    assert re.fullmatch(r"total +would write \d+ \(a dry run: nothing was written\), 2 XPM calls", lines[-1])
+    assert "wrote" not in result.stdout
+    closing = _entries(connected)[0]
+    assert re.match(r"Manual sync \(dry run\) finished: \d+ rows would be written \(nothing was\)", closing.message)
+    with Session(connected.engine) as s:
+        from xpm_sync.store.models import Client, Staff
+
+        assert s.query(Staff).count() == s.query(Client).count() == 0
 
 
 def test_a_refused_job_sync_exits_1_and_closes_as_refused(connected: Xpm):

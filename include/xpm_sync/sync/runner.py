@@ -270,7 +270,8 @@ def summarise(
         f"{r['entity']} {r.get('written', 0)}/{r.get('fetched', 0)}" for r in done if not r.get("skipped")
     )
     status = ActivityStatus.SUCCESS
-    message = f"{kind} finished: {written} rows written, {calls} XPM calls" + (f" ({counts})" if counts else "")
+    rows = f"{written} rows would be written (nothing was)" if request.dry_run else f"{written} rows written"
+    message = f"{kind} finished: {rows}, {calls} XPM calls" + (f" ({counts})" if counts else "")
     ran = [r for r in done if r.get("mode") not in ("refused", "skipped")]
     if refused and not ran and not failed and not not_run:
         status = ActivityStatus.FAILURE
@@ -285,7 +286,7 @@ def summarise(
             parts.append(f"{', '.join(not_run)} not run, as what they need did not finish")
         if refused:
             parts.append(f"{', '.join(refused)} refused")
-        message = f"{kind} partly failed: {'; '.join(parts)}. {written} rows written, {calls} XPM calls."
+        message = f"{kind} partly failed: {'; '.join(parts)}. {rows}, {calls} XPM calls."
     summary = {
         "entities": done,
         "calls": calls,
