@@ -21,8 +21,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="xpm-sync-tests-airflow-"))
 
+# Airflow's simple auth manager, for the page's routes tested in process (tests/integration/web):
+# one user per role the XPM page tells apart, with passwords of their own.
+PAGE_USERS = {"admin": ("admin", "pw-admin"), "op": ("op", "pw-op"), "user": ("user", "pw-user"),
+              "viewer": ("viewer", "pw-viewer")}  # fmt: skip
+(_AIRFLOW_HOME / "passwords.json").write_text(
+    "{" + ", ".join(f'"{name}": "{pw}"' for name, (_role, pw) in PAGE_USERS.items()) + "}"
+)
 os.environ.update(
     {
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{r}" for n, (r, _pw) in PAGE_USERS.items()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_AIRFLOW_HOME / "passwords.json"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
         "AIRFLOW_HOME": str(_AIRFLOW_HOME),
         "AIRFLOW__CORE__FERNET_KEY": "Gk7nW8b3u8sT2G1pBv9m0tQ4cZy5xR6aJhL3eNwK1oA=",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -1,0 +1,47 @@
+"""The XPM page's routes in process: Airflow's own API app (with the plugin mounted at /xpm and
+the simple auth manager), driven by FastAPI's TestClient with each role's bearer token, against
+the sandbox and a real practice database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.conftest import PAGE_USERS
+from tests.integration.conftest import Xpm
+
+
+@pytest.fixture(scope="session")
+def airflow_app(airflow_db: Any) -> Any:
+    from airflow.api_fastapi.app import create_app
+
+    return create_app()
+
+
+@dataclass
+class Page:
+    client: Any
+    xpm: Xpm
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, user: str) -> str:
+        if user not in self.tokens:
+            reply = self.client.post("/auth/token", json={"username": user, "password": PAGE_USERS[user][1]})
+            reply.raise_for_status()
+            self.tokens[user] = reply.json()["access_token"]
+        return self.tokens[user]
+
+    def get(self, path: str, *, user: str | None = "admin", **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        return self.client.get(path, headers={**headers, **kwargs.pop("headers", {})}, **kwargs)
+
+
+@pytest.fixture
+def page(airflow_app: Any, xpm: Xpm) -> Iterator[Page]:
+    from fastapi.testclient import TestClient
+
+    with TestClient(airflow_app) as client:
+        yield Page(client, xpm)
