@@ -90,6 +90,20 @@ def _api_method(path: str) -> str:
     return method[:1].upper() + method[1:] if method not in ("get", "list") else method.title()
 
 
+def _gzip_bomb(text: str, megabytes: int) -> bytes:
+    """The answer, padded with `megabytes` MB of spaces before its end, gzipped (about 1/1000 the size)."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip header
+    head, end, tail = text.rpartition("</Response>")
+    if not end:
+        head, tail = text, ""
+    block = b" " * (1 << 20)
+    parts = [packer.compress(head.encode()), *(packer.compress(block) for _ in range(megabytes))]
+    parts += [packer.compress((end + tail).encode()), packer.flush()]
+    return b"".join(parts)
+
+
 # Faults that change an answer's body.
 BODY_FAULTS = {
     "truncate": lambda text: text[: max(20, len(text) // 2)],
@@ -303,8 +317,8 @@ def create_app(sandbox: Sandbox) -> FastAPI:
                 gate.log(method, path, request.url.query, tenant_id, refused.status_code)
                 slot.free()
                 return refused
-            if fault and fault.kind in ("slow", "hang"):
-                await asyncio.sleep(fault.seconds or (3600 if fault.kind == "hang" else 2))
+            if fault and fault.kind in ("slow", "hang", "applies_late"):
+                await asyncio.sleep(fault.seconds or (2 if fault.kind == "slow" else 3600))
             req = api.Request(
                 method,
                 path,
@@ -327,6 +341,10 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         gate.log(method, path, request.url.query, tenant_id, 200)
         if fault and fault.kind in BODY_FAULTS:
             body = BODY_FAULTS[fault.kind](body if isinstance(body, str) else b"".join(body).decode())
+        if fault and fault.kind == "gzip_bomb":
+            bomb = _gzip_bomb(body if isinstance(body, str) else b"".join(body).decode(), int(fault.seconds or 64))
+            headers = {**verdict.headers, "Content-Encoding": "gzip"}
+            return _Answered(Response(bomb, 200, media_type=XML, headers=headers), slot)
         if fault and fault.kind == "trickle":
             whole = (body if isinstance(body, str) else b"".join(body).decode()).encode()
             halves = _in_two_halves(whole, fault.seconds)

@@ -19,6 +19,9 @@ FAULT_KINDS = {
     "trickle": "send half the answer, wait `seconds`, then the rest",
     "hang": "answer after `seconds` (an hour by default): the caller's timeout",
     "late": "do what the call asks, then answer after `seconds` (an hour by default): a write applied but timed out",
+    "applies_late": "wait `seconds` (an hour by default), then do what the call asks and answer: a write the caller "
+    "gave up on that XPM still applies",
+    "gzip_bomb": "200 with a gzip body of a few MB that unpacks to `seconds` MB (64 by default) of padding",
     "truncate": "200 with the body cut in half",
     "malformed": "200 with XML that is not well formed",
     "business_error": "200 + <Status>ERROR</Status> with `description`",

@@ -54,6 +54,13 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "10",
         kind="integer",
     ),
+    "client_reconcile_days": _option(
+        "Every this many days the overnight client sync reads XPM's whole client list instead of the clients "
+        "modified since the last run (one call either way): a change any earlier answer left out is fetched, "
+        "and a client XPM no longer lists is marked removed (held back, with an Alert, if too many).",
+        "7",
+        kind="integer",
+    ),
     "alert_recipients": _option(
         "Who is emailed when XPM needs to reconnect (comma separated). Empty sends no email.",
         "",

@@ -16,11 +16,30 @@ from xpm_sync.api import fingerprint
 from xpm_sync.api.records import Record
 from xpm_sync.errors import XpmBusinessError
 from xpm_sync.store.engine import writing
-from xpm_sync.store.models import Base, Category, Client, ClientGroup, CustomFieldDefinition, Job, JobState, Staff
+from xpm_sync.store.models import (
+    Base,
+    Category,
+    Client,
+    ClientGroup,
+    CustomFieldDefinition,
+    Job,
+    JobState,
+    Staff,
+    SyncState,
+)
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync import children, custom_fields, job_reconcile, tax_returns
 from xpm_sync.sync.context import EntityResult, SyncContext
-from xpm_sync.sync.engine import Children, checkpoint, hold_back, load, mark_missing, state, too_many_removals
+from xpm_sync.sync.engine import (
+    Children,
+    alert,
+    checkpoint,
+    hold_back,
+    load,
+    mark_missing,
+    state,
+    too_many_removals,
+)
 
 Runner = Callable[["EntitySpec", SyncContext], EntityResult]
 
@@ -60,8 +79,19 @@ def pull_list(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
     return EntityResult(spec.name, "full", fetched, written, removed, _calls(ctx) - before, held_back=ctx.held_back)
 
 
+def _reconcile_due(last: SyncState) -> bool:
+    """Whether the client list has not been read whole for `client_reconcile_days`."""
+    whole = last.last_full_sync_at
+    return whole is None or utcnow() - whole >= timedelta(days=config.get_int("client_reconcile_days"))
+
+
 def pull_clients(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
-    """Full: the detailed list. Incremental: clients modified since the watermark, less an overlap."""
+    """Full (asked for, the first run, and every `client_reconcile_days`): the detailed list.
+    Incremental: clients modified since the watermark, less an overlap.
+
+    The watermark moves only past an answer that could be complete: a full list whose removals
+    were held back, or an incremental answer that listed nobody, leaves it where it was, so the
+    next run asks again from there (see `_quiet_answer`)."""
     before = _calls(ctx)
     if ctx.client_uuid:
         fetched, written = load(ctx, Client, [ctx.hook.client(ctx.client_uuid)], children=children.client_children)
@@ -70,7 +100,8 @@ def pull_clients(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
     started = utcnow()
     with Session(ctx.engine) as session:
         prints = fingerprint.client_fingerprints(session, Client, ctx.tenant_id)
-    if ctx.full or last is None or last.watermark is None:
+    if ctx.full or last is None or last.watermark is None or _reconcile_due(last):
+        reconciling = not ctx.full and last is not None and last.watermark is not None
         seen: set[str] = set()
         fetched, written = load(
             ctx,
@@ -80,23 +111,58 @@ def pull_clients(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
             seen=seen,
             fingerprints=prints,
         )
+        # A client whose row this wrote has its custom fields read again (`custom_fields._evidence`).
         removed = mark_missing(ctx, Client, seen, label=_label(spec))
-        checkpoint(ctx, spec.name, watermark=started, full_pass=True)
-        return EntityResult(spec.name, "full", fetched, written, removed, _calls(ctx) - before, held_back=ctx.held_back)
+        trusted = not ctx.held_back
+        checkpoint(ctx, spec.name, watermark=started if trusted else None, full_pass=trusted, cursor=_cursor(last))
+        note = "the periodic read of the whole list" if reconciling else None
+        return EntityResult(
+            spec.name, "full", fetched, written, removed, _calls(ctx) - before, held_back=ctx.held_back, note=note
+        )
     overlap = timedelta(minutes=config.get_int("client_overlap_minutes"))
     since = (last.watermark - overlap).strftime("%Y-%m-%dT%H:%M:%S")
     records = ctx.hook.clients(detailed=True, modified_since=since, fingerprints=prints)
     modified: set[str] = set()
     fetched, written = load(ctx, Client, records, children=children.client_children, seen=modified, fingerprints=prints)
     custom_fields.mark_due(ctx, Client, Client.uuid, modified)
-    checkpoint(ctx, spec.name, watermark=started)
-    return EntityResult(
-        spec.name, "incremental", fetched, written, 0, _calls(ctx) - before, note=f"modified since {since}"
-    )
+    cursor = _cursor(last)
+    note = f"modified since {since}"
+    if fetched == 0:
+        note = _quiet_answer(ctx, spec, since, cursor)
+        checkpoint(ctx, spec.name, cursor=cursor)
+    else:
+        cursor.update(last_listed=fetched, quiet_since=None)
+        checkpoint(ctx, spec.name, watermark=started, cursor=cursor)
+    return EntityResult(spec.name, "incremental", fetched, written, 0, _calls(ctx) - before, note=note)
+
+
+def _cursor(last: SyncState | None) -> dict[str, object]:
+    return dict(last.cursor or {}) if last is not None else {}
+
+
+def _quiet_answer(ctx: SyncContext, spec: EntitySpec, since: str, cursor: dict[str, object]) -> str:
+    """XPM listed no client modified since `since`. A quiet day is possible, and so is an answer
+    that lost what it should have held: the watermark stays, so the next run asks again from the
+    same moment (an empty answer costs nothing more). After nights that did list changes, the
+    first empty one raises an Alert."""
+    listed_before = int(str(cursor.get("last_listed") or 0))
+    if listed_before and not cursor.get("quiet_since"):
+        alert(
+            ctx,
+            f"{_label(spec)} XPM listed no client modified since {since} UTC, where the last run's answer listed "
+            f"{listed_before}. If clients were changed in XPM meanwhile, its answer was incomplete; nothing is "
+            "lost: the watermark was kept, the next run asks again from the same moment, and the whole list "
+            f"is read every {config.get_int('client_reconcile_days')} days.",
+            {"entity": spec.name, "since": since},
+        )
+    cursor.update(last_listed=0, quiet_since=cursor.get("quiet_since") or since)
+    return f"modified since {since}: none listed, so the watermark was kept"
 
 
 def _job_windows(start_year: int, today: date) -> list[tuple[date, date]]:
-    return [(date(y, 1, 1), min(date(y, 12, 31), today)) for y in range(start_year, today.year + 1)]
+    """A full pass's windows by created date, a year each (XPM's most), to `today` plus `job_reconcile.AHEAD`."""
+    until = today + job_reconcile.AHEAD
+    return [(date(y, 1, 1), min(date(y, 12, 31), until)) for y in range(start_year, until.year + 1)]
 
 
 def _set_current(ctx: SyncContext, current: set[str]) -> int:
@@ -122,7 +188,7 @@ def _recent_window(last_run: datetime, today: date) -> tuple[date, date]:
     already closed, so it never shows on the current list), and its dates are the practice's local
     dates (AU/NZ run ahead of UTC): the window reaches `job_backdate_days` back and two days ahead."""
     start = (last_run - timedelta(days=config.get_int("job_backdate_days"))).date()
-    end = today + timedelta(days=2)
+    end = today + job_reconcile.AHEAD
     return max(start, end - timedelta(days=365)), end
 
 

@@ -36,6 +36,9 @@ from xpm_sync.sync.engine import alert, checkpoint, state
 log = logging.getLogger(__name__)
 
 ENTITY = "job_reconcile"
+# XPM's dates are the practice's local dates, and AU/NZ run up to 14 hours ahead of UTC: every read
+# of jobs by created date reaches this far past UTC's today, or a job created "today" there is missed.
+AHEAD = timedelta(days=2)
 # Gap fetches in one run; more wait for the next.
 MOST_PER_RUN = 100
 NUMBER = re.compile(r"^(?P<prefix>\D*)(?P<digits>\d+)$")
@@ -97,7 +100,7 @@ def reconcile(ctx: SyncContext, load_jobs: Loader, seen: set[str]) -> tuple[int,
         today = utcnow().date()
         start = today - timedelta(days=config.get_int("job_reconcile_window_days"))
         listed: set[str] = set()
-        fetched, written = load_jobs(ctx.hook.jobs_created(start, today + timedelta(days=2)), listed)
+        fetched, written = load_jobs(ctx.hook.jobs_created(start, today + AHEAD), listed)
         seen |= listed
         found += sorted(listed - stored)
         stored |= listed
