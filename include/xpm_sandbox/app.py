@@ -91,17 +91,15 @@ def _api_method(path: str) -> str:
 
 
 def _gzip_bomb(text: str, megabytes: int) -> bytes:
-    """The answer, padded with `megabytes` MB of spaces before its end, gzipped (about 1/1000 the size)."""
-    import zlib
+    """The answer with `megabytes` MB of spaces before its end, as gzip members one after another
+    (a reader must take them all; one member of a megabyte of spaces is made once and repeated)."""
+    import gzip
 
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip header
     head, end, tail = text.rpartition("</Response>")
     if not end:
         head, tail = text, ""
-    block = b" " * (1 << 20)
-    parts = [packer.compress(head.encode()), *(packer.compress(block) for _ in range(megabytes))]
-    parts += [packer.compress((end + tail).encode()), packer.flush()]
-    return b"".join(parts)
+    padding = gzip.compress(b" " * (1 << 20), 9)
+    return gzip.compress(head.encode()) + padding * megabytes + gzip.compress((end + tail).encode())
 
 
 # Faults that change an answer's body.
@@ -317,13 +315,15 @@ def create_app(sandbox: Sandbox) -> FastAPI:
                 gate.log(method, path, request.url.query, tenant_id, refused.status_code)
                 slot.free()
                 return refused
+            # Read before any wait: a caller that gives up may not be there to send it afterwards.
+            sent = await request.body()
             if fault and fault.kind in ("slow", "hang", "applies_late"):
                 await asyncio.sleep(fault.seconds or (2 if fault.kind == "slow" else 3600))
             req = api.Request(
                 method,
                 path,
                 dict(request.query_params),
-                await request.body(),
+                sent,
                 str(request.base_url).rstrip("/") + API_PREFIX,
                 sandbox.clock.now(),
             )

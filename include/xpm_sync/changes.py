@@ -29,7 +29,7 @@ from xpm_sync.store.models import OutboxStatus
 log = logging.getLogger(__name__)
 
 OUTBOX_ASSET = catalog.asset_uri("outbox")
-OPEN = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
+OPEN = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value, OutboxStatus.VERIFY.value)
 # Job fields a practice may change, with the element XPM's job.api/update takes.
 JOB_FIELDS = {
     "name": "Name",

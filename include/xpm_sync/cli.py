@@ -420,7 +420,15 @@ def _push(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
         return NOT_DONE
     hook = runner.hook_for(runner.Request(conn_id=args.conn_id))
-    results = push.push(hook, engine, actor=args.by, run_id=f"cli-push-{os.getpid()}")
+    try:
+        results = push.push(hook, engine, actor=args.by, run_id=f"cli-push-{os.getpid()}")
+    except XpmError as exc:
+        print(
+            f"The push stopped: {exc} What reached XPM before it stopped is in Practice Activity "
+            "(`xpm-sync activity`); the rest waits for the next push.",
+            file=sys.stderr,
+        )
+        return REFUSED
     for result in results:
         print(f"{push.LABELS[result.entity]:<22} sent {result.written}, {len(result.failures)} refused")
         for failure in result.failures:

@@ -71,6 +71,13 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "alert_reminder_hours": _option(
         "While XPM still needs reconnecting, email again after this many hours; 0 means never.", "0", kind="integer"
     ),
+    "unanswered_write_settle_minutes": _option(
+        "A write XPM did not answer may still be applied late: for this many minutes nothing more is sent for "
+        "that record; then XPM is read, the record's newest value sent if XPM lacks it, and XPM read once more "
+        "after as long again, in case the unanswered write landed over it.",
+        "30",
+        kind="integer",
+    ),
     "push_cron": _option(
         "When xpm_push sends the practice's own changes to XPM (cron, in `timezone`); it also runs as soon as "
         "a change is recorded where Airflow's database is reachable.",

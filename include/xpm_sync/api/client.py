@@ -229,8 +229,10 @@ class XpmApi:
             raise AssertionError("unreachable")  # pragma: no cover
 
     def _stage(self, reply: requests.Response, what: str) -> StagedAnswer:
-        """The whole answer, in a temporary file rewound to its start."""
+        """The whole answer, in a temporary file rewound to its start. An answer to a write that
+        breaks off, or is too big to read, leaves unknown whether XPM applied the write."""
         reply.raw.decode_content = True
+        write = not what.startswith("GET ")
         try:
             return stage(iter(lambda: reply.raw.read(CHUNK), b""), self.max_bytes, what)
         except (
@@ -238,18 +240,30 @@ class XpmApi:
             requests.ConnectionError,
             urllib3.exceptions.HTTPError,
         ) as exc:
-            raise XpmTransientError(f"XPM's answer to {what} broke off ({type(exc).__name__})") from None
+            broke = f"XPM's answer to {what} broke off ({type(exc).__name__})"
+            if write:
+                raise XpmUnanswered(
+                    f"{broke}; it may have applied it, so it is not sent again until XPM has been read"
+                ) from None
+            raise XpmTransientError(broke) from None
+        except XpmPayloadError as exc:
+            if write:
+                raise XpmUnanswered(
+                    f"{exc}; it may have applied the write, so it is not sent again until XPM has been read"
+                ) from None
+            raise
 
     def fetch(self, path: str, **params: Any) -> IO[bytes]:
         """GET `path` and return its whole answer, staged in a temporary file for the XML reader."""
         return self._call("GET", path, lambda reply: self._stage(reply, f"GET {path}"), params=params or None)
 
-    def send_xml(self, method: str, path: str, body: str) -> bytes:
-        """Send an XML body (a write) and return the answer's bytes."""
+    def send_xml(self, method: str, path: str, body: str) -> IO[bytes]:
+        """Send an XML body (a write) and return its answer, staged and capped like any read's."""
+        what = f"{method} {path}"
         return self._call(
             method,
             path,
-            lambda reply: reply.content,
+            lambda reply: self._stage(reply, what),
             data=body.encode("utf-8"),
             headers={"Content-Type": "application/xml; charset=utf-8"},
         )

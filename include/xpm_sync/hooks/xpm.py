@@ -234,21 +234,23 @@ class XpmHook(HttpHook):
     def set_job_state(self, number: str, state_code: str) -> None:
         """Move a job to the state whose interface code is `state_code` (XPM takes no state names)."""
         body = _xml("Job", [("ID", ids.job_number(number)), ("State", state_code)])
-        read_status(self.api.send_xml("PUT", "job.api/state", body), method="job.api/state")
+        with self.api.send_xml("PUT", "job.api/state", body) as answer:
+            read_status(answer, method="job.api/state")
 
     def update_job(self, number: str, fields: list[tuple[str, str | None]]) -> records.Record:
         """Update a job and return it as XPM now holds it. XPM may blank what is left out, so `fields`
         must carry every field of the job's current state, with the changes applied."""
         body = _xml("Job", [("ID", ids.job_number(number)), *fields])
-        answer = self.api.send_xml("PUT", "job.api/update", body)
-        return next(iter_items(answer, ("Job",), records.job, method="job.api/update"))
+        with self.api.send_xml("PUT", "job.api/update", body) as answer:
+            return next(iter_items(answer, ("Job",), records.job, method="job.api/update"))
 
     def set_custom_fields(self, kind: str, key: str, values: list[tuple[str, str, str | None]]) -> None:
         """Set custom fields of a client or job: (field UUID, its ValueElement, the value or None to clear)."""
         checked = ids.client_uuid(key) if kind == "client" else ids.job_number(key)
         path = f"{kind}.api/update/{ids.in_path(checked)}/customfield"
         items = "".join(_xml("CustomField", [("UUID", uuid), (element, value)]) for uuid, element, value in values)
-        read_status(self.api.send_xml("PUT", path, f"<CustomFields>{items}</CustomFields>"), method=path)
+        with self.api.send_xml("PUT", path, f"<CustomFields>{items}</CustomFields>") as answer:
+            read_status(answer, method=path)
 
 
 def _xml(root: str, fields: list[tuple[str, str | None]]) -> str:

@@ -458,6 +458,7 @@ class OutboxStatus(enum.StrEnum):
 
     PENDING = "pending"  # waiting for the next push
     SENDING = "sending"  # a push sent it and has not heard back: re-read XPM before sending again
+    VERIFY = "verify"  # sent over a write XPM never answered: read once more, in case that write lands late
     DONE = "done"  # XPM said OK (or already held it)
     FAILED = "failed"  # XPM refused it (200 + ERROR); kept until retried or discarded
     CONFLICT = "conflict"  # XPM's value changed meanwhile and XPM masters the field now

@@ -11,9 +11,16 @@ For each record with changes waiting (a job, or a client's or job's custom field
    masters the field (the settings), and XPM's value is kept in the outbox entry and logged;
    otherwise nothing is sent and the entries are marked "conflict".
 3. The entries are marked "sending" and committed before the call. A crash or a timeout leaves them
-   so, and the next push reads XPM again before sending: no change is applied twice.
+   so: XPM may yet apply that write, late. For `unanswered_write_settle_minutes` nothing more is sent
+   for the record (not even a newer change); then XPM is read again, and the record's newest value
+   is sent only if XPM lacks it. What is sent over an unanswered write is marked "verify": after as
+   long again XPM is read once more, and should the old write have landed over the newer one, the
+   newer is sent again. No change is applied twice, and none is left under an older one.
 4. XPM's OK marks them done, clears the record's pending mark and stores XPM's copy; 200 + ERROR
-   marks them failed with XPM's words, and the other records go on.
+   marks them failed with XPM's words. Any other failure of one record (no answer, a 5xx past its
+   retries, an answer that cannot be read) is recorded against that record, whose entries stay
+   as they were for the next push, and the other records go on; only a refused grant or the day's
+   limit stops the run, after saying what reached XPM.
 
 The calls come out of what is left of the day's limit after the pulls' share.
 """
@@ -23,15 +30,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity, changes, config, settings
+from xpm_sync import activity, changes, config, display, settings
 from xpm_sync.api.records import Record
 from xpm_sync.api.usage import calls_today
-from xpm_sync.errors import XpmBusinessError, XpmPayloadError, XpmTransientError
+from xpm_sync.errors import (
+    XpmAuthError,
+    XpmBusinessError,
+    XpmDailyLimitReached,
+    XpmError,
+    XpmPayloadError,
+    XpmTransientError,
+)
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import writing
 from xpm_sync.store.models import ActivityStatus, OutboxStatus
@@ -58,6 +73,32 @@ class Group:
     @property
     def ids(self) -> list[int]:
         return [e.id for e in self.entries]
+
+    @property
+    def over_unanswered(self) -> bool:
+        """A write for this record got no answer (or what was sent after one awaits its check)."""
+        return any(e.status in (OutboxStatus.SENDING.value, OutboxStatus.VERIFY.value) for e in self.entries)
+
+    def settles_at(self) -> datetime | None:
+        """Until when this record waits for an unanswered write that XPM may still apply, if it does."""
+        moments = [
+            e.sending_at if e.status == OutboxStatus.SENDING.value else e.sent_at
+            for e in self.entries
+            if e.status in (OutboxStatus.SENDING.value, OutboxStatus.VERIFY.value)
+        ]
+        latest = max((t for t in moments if t is not None), default=None)
+        if latest is None:
+            return None
+        latest = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
+        return latest + timedelta(minutes=config.get_int("unanswered_write_settle_minutes"))
+
+    def own(self) -> dict[str, set[str | None]]:
+        """Each field's values that came from here: what each change started from and set."""
+        values: dict[str, set[str | None]] = {}
+        for entry in self.entries:
+            for name, change in entry.payload["fields"].items():
+                values.setdefault(name, set()).update((change["before"], change["after"]))
+        return values
 
     def fields(self) -> dict[str, dict[str, Any]]:
         """Each field's change over all the entries: the first value before, the last after."""
@@ -106,7 +147,7 @@ def _mark(engine: Engine, ids: Iterable[int], status: OutboxStatus, **values: An
     wanted = list(ids)
     now = utcnow()
     extra: dict[str, Any] = {"sending_at": now} if status is OutboxStatus.SENDING else {}
-    if status is OutboxStatus.DONE:
+    if status in (OutboxStatus.DONE, OutboxStatus.VERIFY):
         extra["sent_at"] = now
     with Session(writing(engine)) as session, session.begin():
         session.execute(
@@ -133,19 +174,25 @@ def _keep_xpm_values(engine: Engine, group: Group, xpm: dict[str, str | None]) -
             entry.payload = payload
 
 
-def _compare(
-    fields: dict[str, dict[str, Any]], xpm: dict[str, str | None]
-) -> tuple[dict[str, dict[str, Any]], dict[str, str | None]]:
-    """(what to send, XPM's values that differ from what the local change started from)."""
+def _compare(group: Group, xpm: dict[str, str | None]) -> tuple[dict[str, dict[str, Any]], dict[str, str | None]]:
+    """(what to send, XPM's values that are not the record's own: neither what its first change
+    started from, nor one it set along the way, such as an earlier write XPM applied late)."""
     send, changed = {}, {}
-    for name, change in fields.items():
+    own = group.own()
+    for name, change in group.fields().items():
         now = xpm.get(name)
         if now == change["after"]:
             continue  # already in XPM
         send[name] = change
-        if now != change["before"]:
+        if now not in own.get(name, {change["before"]}):
             changed[name] = now
     return send, changed
+
+
+def _sent(run: Push, group: Group) -> OutboxStatus:
+    """How entries stand once XPM answered their write: done, or to be read once more when the write
+    went over one XPM never answered (that one may still land, over this)."""
+    return OutboxStatus.VERIFY if group.over_unanswered else OutboxStatus.DONE
 
 
 def _settled(run: Push, group: Group, model: Any, where: Any) -> None:
@@ -195,7 +242,7 @@ def _push_job(run: Push, group: Group) -> None:
     result = run.result(group.entity)
     current = _job_now(run, group.key)
     xpm = {name: changes.text_of(current.get(name)) for name in ("state", *changes.JOB_FIELDS)}
-    send, changed = _compare(group.fields(), xpm)
+    send, changed = _compare(group, xpm)
     if changed and not _conflict(run, group, changed, mastered=run.practice.maintain_jobs_locally):
         return
     if not send:
@@ -219,12 +266,14 @@ def _push_job(run: Push, group: Group) -> None:
     updates = {k: v for k, v in send.items() if k in changes.JOB_FIELDS}
     # The update's answer is XPM's copy, state included; after a state change alone it is read at the end.
     record = run.hook.update_job(group.key, _update_body(current, updates)) if updates else None
-    _mark(run.engine, group.ids, OutboxStatus.DONE)
-    _settled(run, group, m.Job, m.Job.job_number == group.key)
-    if record is not None:
-        _store_job(run, record)
-    else:
-        run.to_refresh.append(group.key)
+    status = _sent(run, group)
+    _mark(run.engine, group.ids, status)
+    if status is OutboxStatus.DONE:
+        _settled(run, group, m.Job, m.Job.job_number == group.key)
+        if record is not None:
+            _store_job(run, record)
+        else:
+            run.to_refresh.append(group.key)
     result.fetched += len(group.entries)
     result.written += len(group.entries)
 
@@ -261,17 +310,22 @@ def _push_fields(run: Push, group: Group) -> None:
     for value in read(group.key):
         element = fields.get(value["field_uuid"], {}).get("element", "Text")
         xpm[value["field_uuid"]] = changes.text_of(value.get(changes.VALUE_COLUMN[element]))
-    send, changed = _compare(fields, xpm)
+    send, changed = _compare(group, xpm)
     if changed and not _conflict(run, group, changed, mastered=not run.practice.sync_custom_fields_from_xpm):
         return
+    status = OutboxStatus.DONE
     if send:
+        status = _sent(run, group)
         _mark(run.engine, group.ids, OutboxStatus.SENDING)
         values = [
             (uuid, change["element"], _send_text(change["element"], change["after"])) for uuid, change in send.items()
         ]
         run.hook.set_custom_fields(kind, group.key, values)
         result.written += len(group.entries)
-    _mark(run.engine, group.ids, OutboxStatus.DONE)
+    _mark(run.engine, group.ids, status)
+    if status is OutboxStatus.VERIFY:
+        result.fetched += len(group.entries)
+        return
     value_model: Any = m.ClientCustomFieldValue if kind == "client" else m.JobCustomFieldValue
     parent = value_model.client_uuid if kind == "client" else value_model.job_number
     _settled(run, group, value_model, parent == group.key)
@@ -318,24 +372,49 @@ def push(hook: Any, engine: Engine, *, actor: str | None = None, run_id: str | N
     made, _left = calls_today(engine, tenant)
     allowed = config.get_int("daily_call_limit") - made
     before = hook.api.usage.calls
+    stopped: XpmError | None = None
     for number, group in enumerate(groups):
         result = run.result(group.entity)
         if hook.api.usage.calls - before >= allowed:
             result.complete = False
-            result.note = f"{sum(len(g.entries) for g in groups[number:])} changes left for tomorrow (daily limit)"
+            _note(result, f"{sum(len(g.entries) for g in groups[number:])} changes left for tomorrow (daily limit)")
             break
+        settles = group.settles_at()
+        if settles is not None and utcnow() < settles:
+            _note(result, f"{group.key} waits until {display.when(settles)}: {WAITS}")
+            continue
         try:
             (_push_job if group.entity == "job" else _push_fields)(run, group)
         except XpmBusinessError as exc:
             _mark(engine, group.ids, OutboxStatus.FAILED, last_error=exc.description)
             result.add_failure(group.key, exc.description)
+        except (XpmAuthError, XpmDailyLimitReached) as exc:
+            # Nothing more can be sent today, or at all until XPM is reconnected: say what was.
+            left = sum(len(g.entries) for g in groups[number:])
+            _note(result, f"stopped with {left} change(s) still waiting: {exc}")
+            result.complete, stopped = False, exc
+            break
+        except XpmError as exc:
+            # This record only: its entries stay as they are (an unanswered write stays "sending",
+            # so XPM is read before anything more is sent) and the rest go on.
+            log.warning("%s %s was not pushed: %s", group.entity, group.key, exc)
+            result.add_failure(group.key, f"{exc} The change waits for the next push.")
     _refresh_jobs(run)
     hook.api.usage.flush()
     calls = hook.api.usage.calls - before
     for result in run.results.values():
         result.calls = calls  # shared: the reads serve every kind
     _report(engine, tenant, run.results, actor=actor, run_id=run_id)
+    if stopped is not None:
+        raise stopped
     return list(run.results.values())
+
+
+WAITS = "XPM did not answer a write for it, and may still apply it; nothing newer is sent before then"
+
+
+def _note(result: EntityResult, text: str) -> None:
+    result.note = f"{result.note}; {text}" if result.note else text
 
 
 def _report(

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity, settings
+from xpm_sync import activity, changes, settings
 from xpm_sync.errors import XpmAuthError, XpmError, XpmRateLimitError
 from xpm_sync.store.engine import get_engine, writing
 from xpm_sync.store.models import ActivityStatus, ConnectionStatus
@@ -35,7 +35,7 @@ def jobs_waiting(engine: Engine) -> int:
 
     from xpm_sync.store.models import OutboxEntry, OutboxStatus
 
-    open_ = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value, OutboxStatus.FAILED.value)
+    open_ = (*changes.OPEN, OutboxStatus.FAILED.value)
     with Session(engine) as session:
         query = select(func.count()).where(OutboxEntry.entity == "job", OutboxEntry.status.in_(open_))
         return int(session.scalar(query) or 0)
