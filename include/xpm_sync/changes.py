@@ -160,6 +160,8 @@ def _job_value(field: str, value: Any) -> Any:
     text = str(value).strip()
     if field == "name" and not text:
         raise ChangeRefused("A job needs a name.")
+    if field == "name" and len(text) > NAME_LENGTH:
+        raise ChangeRefused(f"A job's name has at most {NAME_LENGTH} characters; this one has {len(text):,}.")
     return text or None
 
 
@@ -198,13 +200,29 @@ def _date(text: str, what: str) -> date:
     raise ChangeRefused(f"{text!r} is not a date for the {what}: write it as 2026-12-24.")
 
 
+# What XPM's money and number fields and the practice database's columns (18 digits, 4 after the
+# point) hold.
+WHOLE_DIGITS, DECIMALS = 14, 4
+NAME_LENGTH = 255
+
+
 def _decimal(text: str, what: str) -> Decimal:
+    shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
+    if len(text) > 60:
+        raise ChangeRefused(f"{shown!r} is not a number the {what} can hold.")
     try:
         number = Decimal(text.strip().replace(",", ""))
     except InvalidOperation:
-        raise ChangeRefused(f"{text!r} is not a number for the {what}.") from None
+        raise ChangeRefused(f"{shown!r} is not a number for the {what}.") from None
     if not number.is_finite():
-        raise ChangeRefused(f"{text!r} is not a number for the {what}.")
+        raise ChangeRefused(f"{shown!r} is not a number for the {what}.")
+    if number != 0 and number.adjusted() >= WHOLE_DIGITS:
+        raise ChangeRefused(
+            f"{shown!r} is too large for the {what}: XPM and the practice database hold at most "
+            f"{WHOLE_DIGITS} digits before the point."
+        )
+    if number != number.quantize(Decimal(1).scaleb(-DECIMALS), rounding="ROUND_DOWN"):
+        raise ChangeRefused(f"{shown!r} has more than {DECIMALS} decimal places, which the {what} cannot hold.")
     return number
 
 

@@ -93,6 +93,10 @@ def as_decimal(value: str, field: str) -> Decimal:
         raise XpmPayloadError(f"{field}: {value!r} is not a number") from None
     if not number.is_finite():
         raise XpmPayloadError(f"{field}: {value!r} is not a finite number")
+    if number != 0 and number.adjusted() >= 14:
+        raise XpmPayloadError(
+            f"{field}: {value[:40]!r} has more digits than the practice database holds (14 before the point)"
+        )
     return number
 
 
@@ -130,11 +134,25 @@ def _scalars(kids: Kids, fields: Mapping[str, tuple[str, Convert]], entity: str)
     return row
 
 
+# XPM's keys: a UUID (36 characters) or a 3.0 integer id; the practice database holds no longer one.
+KEY_LENGTH = 36
+JOB_NUMBER_LENGTH = 50
+
+
+def _checked_key(key: str, entity: str, most: int = KEY_LENGTH) -> str:
+    if len(key) > most:
+        raise XpmPayloadError(
+            f"{entity}: a key of {len(key):,} characters ({key[:20]}...); XPM's have at most {most}: the answer is "
+            "refused as malformed, and nothing of it is stored"
+        )
+    return key
+
+
 def _key(kids: Kids, entity: str) -> str:
     key = _text(kids.get("uuid")) or _text(kids.get("id"))
     if not key:
         raise XpmPayloadError(f"{entity}: a record without UUID or ID")
-    return key
+    return _checked_key(key, entity)
 
 
 def key_of(elem: Any, entity: str) -> str:
@@ -148,7 +166,8 @@ def _ref(kids: Kids, tag: str) -> str | None:
     if child is None:
         return None
     ref = _children(child)
-    return _text(ref.get("uuid")) or _text(ref.get("id"))
+    key = _text(ref.get("uuid")) or _text(ref.get("id"))
+    return None if key is None else _checked_key(key, tag)
 
 
 def _items(kids: Kids, collection: str) -> list[Any]:
@@ -275,7 +294,12 @@ def job(elem: Any) -> Record:
     number = _text(kids.get("id"))
     if not number:
         raise XpmPayloadError("Job: a record without its job number (ID)")
-    row: Record = {"job_number": number, "uuid": _text(kids.get("uuid")), **_scalars(kids, JOB, "Job")}
+    uuid = _text(kids.get("uuid"))
+    row: Record = {
+        "job_number": _checked_key(number, "Job", JOB_NUMBER_LENGTH),
+        "uuid": None if uuid is None else _checked_key(uuid, "Job"),
+        **_scalars(kids, JOB, "Job"),
+    }
     row["client_uuid"] = _ref(kids, "client")
     row["contact_uuid"] = _ref(kids, "contact")
     row["manager_uuid"] = _ref(kids, "manager")

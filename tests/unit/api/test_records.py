@@ -202,6 +202,9 @@ def test_an_element_named_twice_keeps_the_first_value_that_is_not_empty():
         pytest.param("<StartDate>31/02/2026</StartDate>", "not a date", id="odd-date"),
         pytest.param("<Budget>lots</Budget>", "not a number", id="not-a-number"),
         pytest.param("<Budget>NaN</Budget>", "not a finite number", id="nan"),
+        pytest.param("<Budget>" + "9" * 40 + "</Budget>", "more digits than the practice database", id="40-digits"),
+        pytest.param("<UUID>" + "a" * 5000 + "</UUID>", "a key of 5,000 characters", id="5000-character-uuid"),
+        pytest.param("<Client><UUID>" + "c" * 37 + "</UUID></Client>", "a key of 37 characters", id="long-client-ref"),
     ],
 )
 def test_odd_values_are_clear_errors(element, message):
@@ -210,6 +213,15 @@ def test_odd_values_are_clear_errors(element, message):
     body = f"<Response><Status>OK</Status><Job><ID>J1</ID>{element}</Job></Response>".encode()
     with pytest.raises(XpmPayloadError, match=message):
         list(iter_items(body, ("Job",), records.job))
+
+
+def test_a_staff_list_with_a_key_longer_than_xpms_is_refused_whole():
+    from xpm_sync.errors import XpmPayloadError
+
+    good = "<Staff><UUID>0b7c1a2e-0000-4000-8000-000000000001</UUID><Name>Ann</Name></Staff>"
+    body = f"<Response><Status>OK</Status><StaffList>{good}<Staff><UUID>{'x' * 5000}</UUID></Staff></StaffList>"
+    with pytest.raises(XpmPayloadError, match="Staff: a key of 5,000 characters"):
+        list(iter_items((body + "</Response>").encode(), ("StaffList", "Staff"), records.staff))
 
 
 def test_unknown_elements_are_ignored():
