@@ -91,7 +91,9 @@ def xpm_manual_sync() -> None:
 
         return tasks.start(context, manual=True)
 
-    @task(trigger_rule="none_failed")
+    # Every entity task runs its own check: one not asked for skips saying so (never "upstream
+    # failed"), one whose prerequisites failed in this run is named as not run.
+    @task(trigger_rule="all_done")
     def pull(entity: str, **context: Any) -> dict[str, Any]:
         from xpm_sync.sync import tasks
 

@@ -61,23 +61,66 @@ def _email_body(row: XpmConnection, reason: str) -> str:
     )
 
 
-def send_email(subject: str, html_content: str, *, context: dict[str, Any] | None = None) -> bool:
-    """Email the alert recipients through the Airflow SMTP provider's notifier."""
-    recipients = _recipients()
-    if not recipients:
-        log.warning("No [xpm_sync] alert_recipients are set: the XPM alert was logged but not emailed")
+NO_RECIPIENTS = "No alert recipients are set ([xpm_sync] alert_recipients): the alert is recorded here but not emailed."
+
+
+def recipients() -> list[str]:
+    """Who the alert email goes to."""
+    return _recipients()
+
+
+def send_email(
+    subject: str, html_content: str, *, context: dict[str, Any] | None = None, actor: str | None = None
+) -> bool:
+    """Email the alert recipients through the Airflow SMTP provider's notifier; each email sent is
+    recorded in Practice Activity ("Email"), so the XPM page can show when it went and to whom."""
+    to = _recipients()
+    if not to:
+        log.warning("%s", NO_RECIPIENTS)
         return False
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     notifier = SmtpNotifier(
-        to=recipients,
+        to=to,
         from_email=config.get("alert_from") or None,
         subject=subject,
         html_content=html_content,
         smtp_conn_id=config.get("alert_smtp_conn_id"),
     )
     notifier.notify(context or {})  # type: ignore[arg-type]
+    _record_email(ActivityStatus.SUCCESS, f"Email sent to {', '.join(to)}: {subject}", to, subject, actor)
     return True
+
+
+def _record_email(status: ActivityStatus, message: str, to: list[str], subject: str, actor: str | None = None) -> None:
+    from sqlalchemy.orm import Session
+
+    try:
+        with Session(writing(get_engine())) as session, session.begin():
+            activity.record(session, status, "Email", message, details={"to": to, "subject": subject}, actor=actor)
+    except Exception:  # the email went (or not) either way; its record is not worth a failure
+        log.warning("The email could not be recorded in Practice Activity", exc_info=True)
+
+
+def send_test_email(actor: str) -> str:
+    """Send a test email to the alert recipients now; a sentence saying what happened (also in
+    Practice Activity). Raises nothing: a failure to send is the answer."""
+    to = _recipients()
+    if not to:
+        return NO_RECIPIENTS
+    subject = "xpm-sync test email"
+    body = (
+        "<p>This is a test of the email xpm-sync sends when XPM needs to reconnect. It reached you, so the "
+        f"alert will too.</p><p>Sent from the XPM page by {html.escape(actor)}.</p>"
+    )
+    try:
+        send_email(subject, body, actor=actor)
+    except Exception as exc:
+        problem = f"The test email to {', '.join(to)} could not be sent through the Airflow connection "
+        problem += f"{config.get('alert_smtp_conn_id')}: {type(exc).__name__}: {str(exc)[:200]}"
+        _record_email(ActivityStatus.FAILURE, problem, to, subject, actor)
+        return problem
+    return f"The test email was sent to {', '.join(to)}."
 
 
 def raise_auth_alert(
@@ -107,13 +150,14 @@ def raise_auth_alert(
             row.status = ConnectionStatus.NEEDS_RECONNECT.value
             row.last_error, row.last_error_at = reason, now
             row.version += 1
+            met = f" It was met by {actor or 'xpm-sync'}" + (f" in run {run_id}." if run_id else ".")
             activity.record(
                 session,
-                ActivityStatus.FAILURE,
+                ActivityStatus.ACTION_REQUIRED,  # the one entry that needs a person
                 "Connection",
-                f"{AUTH_FAILED}. {WHAT_TO_DO}",
+                f"{AUTH_FAILED}. {WHAT_TO_DO}{met}",
                 details={"reason": reason, "run_id": run_id, "practice": row.tenant_name},
-                actor=actor,
+                actor=actor or "xpm-sync",
                 tenant_id=row.tenant_id,
             )
         hours = config.get_int("alert_reminder_hours")
@@ -138,13 +182,16 @@ def raise_auth_alert(
 
 def on_failure(context: dict[str, Any]) -> None:
     """Airflow failure callback for tasks and DAGs: tell auth failures from the rest."""
+    from xpm_sync.wiring import run_actor
+
     error = context.get("exception")
     ti = context.get("ti") or context.get("task_instance")
     task_id = getattr(ti, "task_id", None) or "the run"
     run_id = getattr(context.get("dag_run"), "run_id", None)
+    actor = run_actor(context)
     try:
         if is_auth_failure(error):
-            raise_auth_alert(str(error) or RECONNECT_HINT, actor="scheduler", run_id=run_id)
+            raise_auth_alert(str(error) or RECONNECT_HINT, actor=actor, run_id=run_id)
         elif error is not None and not isinstance(error, XpmError):
             # Errors about XPM were logged where they happened; this is anything else.
             from sqlalchemy.orm import Session
@@ -156,7 +203,7 @@ def on_failure(context: dict[str, Any]) -> None:
                     "Sync",
                     f"({task_id}) failed: {type(error).__name__}: {str(error)[:300]}",
                     details={"run_id": run_id, "task_id": task_id},
-                    actor="scheduler",
+                    actor=actor,
                 )
     except Exception:  # a callback must never hide the task's own failure
         log.exception("The xpm-sync failure callback could not record the failure")

@@ -48,6 +48,11 @@ def _positive(text: str) -> int:
     return number
 
 
+def _shell_user() -> str:
+    """Who acts when no `--by` is given: this shell's account, named as that, not as a person."""
+    return f"{getpass.getuser()} (command line)"
+
+
 def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
     def convert(text: str) -> str:
         try:
@@ -457,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("settings", help="show or change the practice settings")
     st.add_argument("name", nargs="?", choices=list(settings.LABELS), help="setting to change")
     st.add_argument("value", nargs="?", help="on or off")
-    st.add_argument("--by", default=getpass.getuser(), help="who is making the change")
+    st.add_argument("--by", default=_shell_user(), help="who is making the change (default: this shell's user)")
     st.set_defaults(handler=_settings)
 
     sb = sub.add_parser("sandbox", help="serve the XPM sandbox (a stand-in for XPM and Xero identity)")
@@ -550,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in (conn, status, disc, sy, states, set_code, waiting, push, set_state, job_update, cf_set):
         command.add_argument("--conn-id", default=None, help="the xpm connection (default: [xpm_sync] conn_id)")
-        command.add_argument("--by", default=getpass.getuser(), help="who is acting")
+        command.add_argument("--by", default=_shell_user(), help="who is acting (default: this shell's user)")
 
     act = sub.add_parser("activity", help="show the newest Practice Activity entries")
     act.add_argument("--limit", type=_positive, default=20)

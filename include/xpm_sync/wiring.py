@@ -9,6 +9,18 @@ from airflow.sdk import Asset
 from xpm_sync import catalog, config
 
 
+def run_actor(context: Any) -> str:
+    """Who a run acts for: the Airflow user who started it (the Trigger button, the XPM page, the
+    REST API), else the scheduler (its schedule, or a change recorded here through its Asset)."""
+    dag_run = context.get("dag_run")
+    user = getattr(dag_run, "triggering_user_name", None)
+    if user:
+        return str(user)
+    kind = getattr(dag_run, "run_type", None)
+    kind = str(getattr(kind, "value", kind) or "")
+    return "scheduler (a change recorded here)" if kind == "asset_triggered" else "scheduler"
+
+
 def on_failure(context: Any) -> None:
     """The DAGs' failure callback; the alerts module is imported only when a task fails."""
     from xpm_sync import alerts

@@ -3,6 +3,7 @@ code and its exact sentences."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -261,7 +262,11 @@ def test_an_auth_failure_raises_the_same_alert_and_one_email_whoever_meets_it(
     meet[first]()
     meet["dag task" if first == "command line" else "command line"]()
     raised = [e for e in _entries(connected, 60) if e.message.startswith(alerts.AUTH_FAILED)]
-    assert [e.message for e in raised] == [f"{alerts.AUTH_FAILED}. {alerts.WHAT_TO_DO}"]
-    assert raised[0].status == "Failure"
+    assert len(raised) == 1
+    run_id = raised[0].details["run_id"]
+    who = f"{getpass.getuser()} (command line)" if first == "command line" else raised[0].actor
+    assert raised[0].message == f"{alerts.AUTH_FAILED}. {alerts.WHAT_TO_DO} It was met by {who} in run {run_id}."
+    assert (raised[0].status, raised[0].actor) == ("Action Required", who)  # the entry that needs a person
+    assert run_id.startswith("cli-" if first == "command line" else "manual__")
     assert len(smtp.messages) == 1
     assert smtp.messages[0]["Subject"] == "XPM needs to reconnect: Harbour View Accountants"

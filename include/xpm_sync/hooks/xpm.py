@@ -61,6 +61,8 @@ class XpmHook(HttpHook):
         backoff: Any = None,
         sleep: Any = time.sleep,
         clock: Any = time.monotonic,
+        actor: str | None = None,
+        run_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(method="GET", http_conn_id=xpm_conn_id, **kwargs)
@@ -72,6 +74,7 @@ class XpmHook(HttpHook):
         self._sleep = sleep
         self._clock = clock
         self._max_rows = config.get_int("max_answer_rows")
+        self._acting = (actor, run_id)
 
     # --- static connection data, read once --------------------------------------------------
 
@@ -85,9 +88,11 @@ class XpmHook(HttpHook):
 
     @cached_property
     def tokens(self) -> TokenStore:
-        return TokenStore(
+        store = TokenStore(
             self.settings, self.engine, retry_wait=self._backoff, timeout=config.get_int("token_timeout_seconds")
         )
+        store.actor, store.run_id = self._acting  # an auth failure's alert names who met it, and the run
+        return store
 
     @cached_property
     def tenant_id(self) -> str:

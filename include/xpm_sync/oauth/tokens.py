@@ -176,6 +176,9 @@ class TokenStore:
         self.sleep = sleep
         self._cached: tuple[TokenSet, int] | None = None
         self._owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        # Who is acting, and in which Airflow run, for the alert an auth failure raises.
+        self.actor: str | None = None
+        self.run_id: str | None = None
 
     @property
     def lease_time(self) -> timedelta:
@@ -338,7 +341,14 @@ class TokenStore:
         from xpm_sync import alerts
 
         self._cached = None
-        return alerts.raise_auth_alert(reason, engine=self.engine, conn_id=self.settings.conn_id, clock=self.clock)
+        return alerts.raise_auth_alert(
+            reason,
+            engine=self.engine,
+            conn_id=self.settings.conn_id,
+            actor=self.actor,
+            run_id=self.run_id,
+            clock=self.clock,
+        )
 
     @contextmanager
     def _locked_any(self) -> Iterator[tuple[Session, XpmConnection | None]]:

@@ -91,7 +91,12 @@ def hook_for(request: Request) -> Any:
     from xpm_sync import config
     from xpm_sync.hooks.xpm import XpmHook
 
-    return XpmHook(request.conn_id or config.get("conn_id"), store_url=request.store_url)
+    return XpmHook(
+        request.conn_id or config.get("conn_id"),
+        store_url=request.store_url,
+        actor=request.actor,
+        run_id=request.run_id,
+    )
 
 
 def refusal(name: str, request: Request, practice: settings.PracticeSettings) -> str | None:
@@ -195,16 +200,30 @@ def _log_success(engine: Engine, ctx: SyncContext, label: str, result: EntityRes
         activity.record(session, status, "Sync", message, details=details, actor=ctx.actor, tenant_id=ctx.tenant_id)
 
 
-def _failures(engine: Engine, run_id: str | None) -> tuple[list[str], dict[str, str]]:
-    """The entities that failed in this run, and those refused with the reason.
+def record_not_run(name: str, request: Request, unfinished: Sequence[str]) -> None:
+    """An entity asked for that was not run, because what it needs did not finish in this run."""
+    label = f"({ENTITIES[name].label})"
+    with Session(writing(get_engine(request.store_url))) as session, session.begin():
+        activity.record(
+            session,
+            ActivityStatus.FAILURE,
+            "Sync",
+            f"{label} not run: what it needs ({', '.join(unfinished)}) did not finish in this run.",
+            details={"run_id": request.run_id, "entity": name, "not_run": True},
+            actor=request.actor,
+        )
+
+
+def _failures(engine: Engine, run_id: str | None) -> tuple[list[str], dict[str, str], list[str]]:
+    """The entities that failed in this run, those refused with the reason, and those not run.
 
     An entity's last entry in the run decides: a task that failed and then succeeded on its
     retry did finish (its failed try stays in Practice Activity, above the retry's success)."""
     if not run_id:
-        return [], {}
+        return [], {}, []
     with Session(engine) as session:
         entries = activity.recent(session, 200, category="Sync")
-    failed, refused, decided = set(), {}, set()
+    failed, refused, decided, not_run = set(), {}, set(), set()
     for e in entries:  # newest first
         details = e.details or {}
         entity = details.get("entity")
@@ -217,9 +236,11 @@ def _failures(engine: Engine, run_id: str | None) -> tuple[list[str], dict[str, 
             continue
         if details.get("refused"):
             refused[str(entity)] = e.message
+        elif details.get("not_run"):
+            not_run.add(str(entity))
         else:
             failed.add(str(entity))
-    return sorted(failed), refused
+    return sorted(failed), refused, sorted(not_run)
 
 
 def _log_failure(engine: Engine, request: Request, name: str, tenant_id: str | None, exc: Exception) -> None:
@@ -258,10 +279,10 @@ def summarise(
     done = [r for r in results if r]
     calls = sum(int(r.get("calls", 0)) for r in done)
     written = sum(int(r.get("written", 0)) for r in done)
-    failed, refusals = _failures(engine, request.run_id)
+    failed, refusals, not_run = _failures(engine, request.run_id)
     states = {name: state for name, state in (task_states or {}).items() if name in ENTITIES}
-    failed = sorted({*failed, *(name for name, state in states.items() if state == "failed")})
-    not_run = sorted(name for name, state in states.items() if state == "upstream_failed")
+    failed = sorted({*failed, *(n for n, state in states.items() if state == "failed")} - set(not_run))
+    not_run = sorted({*not_run, *(name for name, state in states.items() if state == "upstream_failed")})
     refused = sorted(refusals)
     kind = "Manual sync" if request.manual else "Overnight sync"
     if request.dry_run:

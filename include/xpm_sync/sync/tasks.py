@@ -9,11 +9,11 @@ an entity failed or a manual request was refused, so a refused run never ends gr
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity, alerts, catalog, config, ids
+from xpm_sync import activity, alerts, catalog, config, ids, wiring
 from xpm_sync.store.engine import get_engine, writing
 from xpm_sync.store.models import ActivityStatus
 from xpm_sync.sync import runner
@@ -24,9 +24,7 @@ log = logging.getLogger(__name__)
 def _request(context: dict[str, Any], *, manual: bool) -> runner.Request:
     params = context.get("params") or {}
     dag_run = context.get("dag_run")
-    actor = "scheduler"
-    if manual:
-        actor = getattr(dag_run, "triggering_user_name", None) or "unknown user"
+    actor = wiring.run_actor(context)
     client, job = params.get("client") or None, params.get("job") or None
     return runner.Request(
         manual=manual,
@@ -94,19 +92,41 @@ def _plan(request: runner.Request, names: list[str]) -> dict[str, Any]:
     return {"entities": names, "estimated_calls": calls}
 
 
-def pull(entity: str, context: dict[str, Any], *, manual: bool) -> dict[str, Any]:
-    """Pull one entity, or skip it saying why (in this task's log)."""
+def _skip(reason: str) -> NoReturn:
+    """Skip this task with its reason in its own log (Airflow's own line says only "Skipping task")."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    log.warning("%s", reason)
+    raise AirflowSkipException(reason)
+
+
+def _unfinished_upstream(entity: str, context: dict[str, Any], wanted: list[str]) -> list[str]:
+    """The entities this one needs, asked for in this run, whose tasks did not finish."""
+    needed = [name for name in catalog.UPSTREAM.get(entity, ()) if name in wanted]
+    states = _task_states(context, needed)
+    return [name for name in needed if states.get(name) in ("failed", "upstream_failed")]
+
+
+def pull(entity: str, context: dict[str, Any], *, manual: bool) -> dict[str, Any]:
+    """Pull one entity, or skip it saying why (in this task's log)."""
+    from xpm_sync.errors import XpmSyncIncomplete
+
     request = _request(context, manual=manual)
-    if manual and entity not in _wanted(context):
-        raise AirflowSkipException(f"{catalog.LABELS[entity]} was not asked for in this run.")
+    label = catalog.LABELS[entity]
+    if manual:
+        wanted = _wanted(context)
+        if entity not in wanted:
+            _skip(f"{label} was not asked for in this run (it asked for {', '.join(wanted)}).")
+        unfinished = _unfinished_upstream(entity, context, wanted)
+        if unfinished:
+            runner.record_not_run(entity, request, unfinished)
+            raise XpmSyncIncomplete(f"{label} not run: what it needs ({', '.join(unfinished)}) did not finish.")
     problem = runner.connection_problem(get_engine(), config.get("conn_id"))
     if problem:
-        raise AirflowSkipException(f"{catalog.LABELS[entity]} not synced: {problem}")
+        _skip(f"{label} not synced: {problem}")
     result = runner.pull(entity, request)
     if result.mode in ("refused", "skipped"):
-        raise AirflowSkipException(f"{catalog.LABELS[entity]} not synced: {result.skipped}")
+        _skip(f"{label} not synced: {result.skipped}")
     log.info(
         "%s: read %s records from XPM, wrote %s rows, marked %s removed, made %s XPM calls%s",
         catalog.LABELS[entity],
@@ -126,10 +146,8 @@ def summarise(opened: dict[str, Any] | None, results: dict[str, Any], context: d
     from xpm_sync.errors import XpmSyncIncomplete
 
     if opened and opened.get("problem"):
-        if manual:
-            raise XpmSyncIncomplete(opened["message"])
-        log.warning("%s", opened["message"])
-        return {"skipped": opened["problem"]}
+        # Nothing could be done: the run is red (and noted, see `run_notes`), every night of the outage.
+        raise XpmSyncIncomplete(opened["message"])
     asked = _wanted(context) if manual else list(results)  # a manual run speaks only of what was asked
     summary = runner.summarise(
         [r for r in results.values() if r], _request(context, manual=manual), _task_states(context, asked)
@@ -151,21 +169,21 @@ def _task_states(context: dict[str, Any], task_ids: list[str]) -> dict[str, str]
 
 def push(context: dict[str, Any]) -> dict[str, Any]:
     """Send the outbox to XPM; skip (saying why) when there is nothing to send or XPM must not be called."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
     from xpm_sync.errors import XpmSyncIncomplete
     from xpm_sync.sync import push as pushing
 
     engine = get_engine()
     problem = runner.connection_problem(engine, config.get("conn_id"))
     if problem:
-        alerts.raise_auth_alert(problem, engine=engine, actor="scheduler")
-        raise AirflowSkipException(f"Nothing pushed: {problem}")
-    hook = runner.hook_for(runner.Request())
-    if not pushing.waiting(engine, hook.tenant_id):
-        raise AirflowSkipException("No local changes are waiting to go to XPM.")
+        if problem.startswith(runner.NOT_CONNECTED):
+            _skip(f"Nothing pushed: {problem}")
+        alerts.raise_auth_alert(problem, engine=engine, actor=wiring.run_actor(context))
+        raise XpmSyncIncomplete(f"Nothing pushed: {problem}")
     run_id = getattr(context.get("dag_run"), "run_id", None)
-    results = pushing.push(hook, engine, actor="scheduler", run_id=run_id)
+    hook = runner.hook_for(runner.Request(actor=wiring.run_actor(context), run_id=run_id))
+    if not pushing.waiting(engine, hook.tenant_id):
+        _skip("No local changes are waiting to go to XPM.")
+    results = pushing.push(hook, engine, actor=wiring.run_actor(context), run_id=run_id)
     for result in results:
         log.info(
             "%s: %s change(s) sent, %s failed, %s XPM calls",

@@ -37,6 +37,7 @@ NOTICES = {
     "push-started": "The push to XPM has started.",
     "retried": "The change is back in line for the next push.",
     "state-code": "The job state's code was saved.",
+    "test-email": "The test email was tried: \u201cAlert email\u201d below says what happened.",
 }
 XPM_DAGS = ("xpm_manual_sync", "xpm_overnight_sync", "xpm_push", "xpm_connection_health")
 # Airflow's own rule for a run id given by a person ([scheduler] allowed_run_id_pattern's default).
@@ -255,6 +256,14 @@ def create_app() -> FastAPI:
             return await home_page(request, who, error=str(exc), status=400)
         await run_in_threadpool(changes.notify_push, "the XPM page")
         return back(request, "retried")
+
+    @app.post("/alerts/test", name="test_email")
+    async def test_email(request: Request) -> Response:
+        who, _form = await posted(request, "admin")
+        from xpm_sync import alerts
+
+        await run_in_threadpool(alerts.send_test_email, who.name)  # its outcome is in Practice Activity
+        return back(request, "test-email")
 
     @app.post("/job-state-codes", name="state_code")
     async def state_code(request: Request) -> Response:

@@ -71,6 +71,16 @@ class Button:
 
 
 @dataclass
+class Alerts:
+    """Where the "XPM needs to reconnect" email goes, and the emails sent lately."""
+
+    recipients: list[str]
+    smtp_conn_id: str
+    smtp: str | None  # host:port of the SMTP connection, None when it is not set up
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class Page:
     connection: Connection
     practice: settings.PracticeSettings
@@ -80,6 +90,7 @@ class Page:
     waiting: list[dict[str, Any]] = field(default_factory=list)
     state_codes: list[tuple[str, str | None]] = field(default_factory=list)
     custom_fields: str | None = None  # how far the stored custom field values reach
+    alerts: Alerts | None = None
 
 
 def connection(engine: Engine) -> Connection:
@@ -179,6 +190,25 @@ def waiting(engine: Engine) -> list[dict[str, Any]]:
     return shown
 
 
+def alert_email(engine: Engine) -> Alerts:
+    from xpm_sync import alerts
+
+    conn_id = config.get("alert_smtp_conn_id")
+    try:
+        from airflow.sdk import BaseHook
+
+        found = BaseHook.get_connection(conn_id)
+        smtp: str | None = f"{found.host}:{found.port}" if found.host else None
+    except Exception:  # not defined anywhere Airflow looks
+        smtp = None
+    with Session(engine) as session:
+        sent = [
+            {"when": display.when(e.occurred_at), "status": e.status, "message": e.message, "actor": e.actor}
+            for e in activity.recent(session, 5, category="Email")
+        ]
+    return Alerts(alerts.recipients(), conn_id, smtp, sent)
+
+
 def page(engine: Engine) -> Page:
     from xpm_sync import changes
 
@@ -188,6 +218,7 @@ def page(engine: Engine) -> Page:
     problem = runner.connection_problem(engine, config.get("conn_id"))
     found = Page(conn, practice, synced(engine, conn.tenant_id), buttons(practice, problem), problem)
     found.waiting = waiting(engine)
+    found.alerts = alert_email(engine)
     if conn.tenant_id:
         found.state_codes = changes.state_codes(engine)
         found.custom_fields = custom_fields.describe_coverage(custom_fields.coverage(engine, conn.tenant_id))

@@ -45,9 +45,9 @@ def test_the_first_auth_failure_marks_logs_and_emails_once(xpm: Xpm, smtp: Inbox
     assert "invalid_grant" in body  # why
     assert "Ada Admin" in body  # who connected it
     assert "xpm-sync connect" in body  # how to reconnect
-    failures = [e for e in _entries(xpm) if e.status == "Failure"]
-    assert len(failures) == 1
-    assert failures[0].message.startswith("There is a problem with your XPM integration and authentication failed.")
+    needing = [e for e in _entries(xpm) if e.status == "Action Required"]
+    assert len(needing) == 1
+    assert needing[0].message.startswith("There is a problem with your XPM integration and authentication failed.")
 
 
 def test_many_tasks_failing_at_once_send_one_email(xpm: Xpm, smtp: Inbox):
@@ -73,7 +73,7 @@ def test_a_reminder_goes_out_only_when_configured_and_due(xpm: Xpm, smtp: Inbox,
         "XPM needs to reconnect: Harbour View Accountants",
         "XPM needs to reconnect: Harbour View Accountants (reminder)",
     ]
-    assert len([e for e in _entries(xpm) if e.status == "Failure"]) == 1  # one entry per outage
+    assert len([e for e in _entries(xpm) if e.status == "Action Required"]) == 1  # one entry per outage
 
 
 def test_a_reconnect_clears_the_alert_so_the_next_outage_alerts_again(xpm: Xpm, smtp: Inbox):

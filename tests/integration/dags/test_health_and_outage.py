@@ -70,7 +70,7 @@ def test_health_raises_the_reconnect_alert_early_when_access_is_gone(ready: Xpm,
     assert [m["Subject"] for m in smtp.messages] == ["XPM needs to reconnect: Harbour View Accountants"]
 
 
-def test_an_outage_fails_one_overnight_run_emails_once_then_runs_skip(ready: Xpm, smtp: Inbox):
+def test_an_outage_fails_every_overnight_run_emails_once_and_calls_nothing_after(ready: Xpm, smtp: Inbox):
     assert _run("xpm_overnight_sync").state == "success"
     ready.control("revoke", {})
     ready.expire_access_token()
@@ -83,7 +83,7 @@ def test_an_outage_fails_one_overnight_run_emails_once_then_runs_skip(ready: Xpm
 
     calls = len(ready.srv.sandbox.gateway.calls)
     skipped = _run("xpm_overnight_sync")
-    assert skipped.state == "success"
+    assert skipped.state == "failed"  # the next night of the outage is red too, not a green tick
     assert len(ready.srv.sandbox.gateway.calls) == calls  # XPM not called
     assert _entries(ready)[0].message.startswith("Overnight sync skipped: XPM needs to reconnect")
     assert len(smtp.messages) == 1

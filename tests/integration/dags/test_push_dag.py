@@ -54,7 +54,9 @@ def test_nothing_is_pushed_while_xpm_needs_to_reconnect(ready: Xpm):
     ready.hook().tokens.mark_needs_reconnect("XPM needs to reconnect: test")
     calls = len(ready.srv.sandbox.gateway.calls)
     run = _push_dag().test()
-    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"push": "skipped"}
+    # Red, not skipped: a change is waiting and cannot go until someone reconnects.
+    assert run.state == "failed"
+    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"push": "failed"}
     assert len(ready.srv.sandbox.gateway.calls) == calls
     assert job.state == "Planned"
 

@@ -61,24 +61,36 @@ def test_after_a_day_of_changes_the_overnight_sync_catches_up_with_far_fewer_cal
     assert incremental_calls < full_calls / 2
 
 
-def test_the_overnight_sync_skips_without_calling_xpm_when_reconnect_is_needed(ready: Xpm):
+def _note(run: Any) -> str | None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.query(DagRun).filter(DagRun.run_id == run.run_id).one().note
+
+
+def test_every_night_of_an_outage_the_overnight_run_is_red_with_the_reason_and_calls_nothing(ready: Xpm, caplog):
     ready.hook().tokens.mark_needs_reconnect("XPM needs to reconnect: test")
     calls = len(ready.srv.sandbox.gateway.calls)
-    run = _dag("xpm_overnight_sync").test()
-    states = _states(run)
-    assert (states["start"], states["summary"], run.state) == ("success", "success", "success")
-    assert {s for t, s in states.items() if t not in ("start", "summary")} == {"skipped"}
-    assert len(ready.srv.sandbox.gateway.calls) == calls
-    entry = _entries(ready)[0]
-    assert entry.status == ActivityStatus.ACTION_REQUIRED.value
-    assert entry.message.startswith("Overnight sync skipped: XPM needs to reconnect")
+    for night in (1, 2):  # the first night of the outage, and the next: both red, not only the first
+        run = _dag("xpm_overnight_sync").test()
+        states = _states(run)
+        assert (states["start"], states["summary"], run.state) == ("success", "failed", "failed"), night
+        assert {s for t, s in states.items() if t not in ("start", "summary")} == {"skipped"}
+        assert len(ready.srv.sandbox.gateway.calls) == calls
+        entry = _entries(ready)[0]
+        assert entry.status == ActivityStatus.ACTION_REQUIRED.value
+        assert entry.message.startswith("Overnight sync skipped: XPM needs to reconnect")
+        assert _note(run) == entry.message
+    assert "Clients not synced: XPM needs to reconnect." in caplog.text  # each skipped task says why
 
 
-def test_a_manual_sync_of_chosen_entities_records_who_asked_and_the_estimate(ready: Xpm):
+def test_a_manual_sync_of_chosen_entities_records_who_asked_and_the_estimate(ready: Xpm, caplog):
     run = _dag("xpm_manual_sync").test(run_conf={"entities": ["staff", "clients"], "full": True})
     assert run.state == "success", _states(run)
     states = _states(run)
     assert (states["staff"], states["clients"], states["jobs"]) == ("success", "success", "skipped")
+    assert "Jobs was not asked for in this run (it asked for staff, clients)." in caplog.text
     messages = [e.message for e in _entries(ready)]
     request = next(m for m in messages if m.startswith("Manual full sync of"))
     assert request.startswith("Manual full sync of staff, clients requested by dag_test: about 2 XPM calls")
@@ -117,12 +129,16 @@ def test_an_entity_that_fails_outside_xpm_fails_the_run_and_is_named(ready: Xpm)
     run = dag.test(run_conf={"entities": ["staff", "clients"], "full": True})
     states = _states(run)
     assert (states["staff"], states["summary"], run.state) == ("failed", "failed", "failed"), states
+    # What was not asked for is skipped, saying so, never "upstream failed"; what was, and needed staff, not run.
+    assert {states[n] for n in ("jobs", "tax_returns", "client_custom_fields")} == {"skipped"}, states
+    assert "upstream_failed" not in states.values()
     closing = _entries(ready)[0]
     assert closing.status == "Failure"
     assert closing.message.startswith(
         "Manual sync partly failed: staff did not finish (see the entries above); "
         "clients not run, as what they need did not finish."
     ), closing.message
+    assert _note(run) == closing.message
     failure = next(e for e in _entries(ready) if e.message.startswith("(Staff)"))
     assert (failure.status, failure.details["entity"]) == ("Failure", "staff")
     assert failure.message.startswith("(Staff) failed: "), failure.message

@@ -38,6 +38,12 @@ class Page:
         headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
         return self.client.get(path, headers={**headers, **kwargs.pop("headers", {})}, **kwargs)
 
+    def post(self, path: str, data: dict[str, str] | None = None, *, user: str = "admin") -> Any:
+        """A form on the page posted back, with the page's own token, as the browser sends it."""
+        token = csrf_of(self.get("/xpm/", user=user).text)
+        headers = {"Authorization": f"Bearer {self.token(user)}"}
+        return self.client.post(path, data={"csrf": token, **(data or {})}, headers=headers, follow_redirects=False)
+
 
 @pytest.fixture
 def page(airflow_app: Any, xpm: Xpm) -> Iterator[Page]:
@@ -45,3 +51,12 @@ def page(airflow_app: Any, xpm: Xpm) -> Iterator[Page]:
 
     with TestClient(airflow_app) as client:
         yield Page(client, xpm)
+
+
+def csrf_of(html: str) -> str:
+    """The page's form token, as the browser would send it back."""
+    import re
+
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "the page holds no form token"
+    return found.group(1)
