@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from xpm_sync import activity, display, ids, settings
-from xpm_sync.errors import XpmError, XpmInputError
+from xpm_sync.plain_errors import XpmError, XpmInputError
 from xpm_sync.store import migrate
 from xpm_sync.store.engine import get_engine, session_scope
 from xpm_sync.store.models import ActivityStatus

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from xpm_sync.errors import XpmInputError
+from xpm_sync.plain_errors import XpmInputError
 
 UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 # XPM job numbers are a prefix and a number (J000309) unless the practice set its own scheme:

@@ -270,3 +270,34 @@ def test_an_auth_failure_raises_the_same_alert_and_one_email_whoever_meets_it(
     assert run_id.startswith("cli-" if first == "command line" else "manual__")
     assert len(smtp.messages) == 1
     assert smtp.messages[0]["Subject"] == "XPM needs to reconnect: Harbour View Accountants"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [(["--help"], 0, "usage: xpm-sync"), (["frobnicate"], 2, "invalid choice: 'frobnicate'")],
+)
+def test_help_and_a_usage_error_answer_without_airflow_and_create_nothing(
+    tmp_path: Path, args: list[str], code: int, words: str
+) -> None:
+    """In a plain shell with an empty HOME and no AIRFLOW_HOME: Airflow (seconds to import, and it
+    makes ~/airflow) is not imported, and nothing appears under HOME or the working folder. The time
+    itself is measured in bench/cli_start.py, not here."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO / "include")}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "xpm_sync.cli", *args],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == code
+    timings = [line for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    said = proc.stdout + "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("import time:"))
+    assert words in said
+    imported = {line.rsplit("|", 1)[-1].strip() for line in timings}
+    assert "xpm_sync.plain_errors" in imported  # the code under test ran (from this checkout's include/)
+    assert not [m for m in imported if m == "airflow" or m.startswith("airflow.")]
+    assert list(home.rglob("*")) == []

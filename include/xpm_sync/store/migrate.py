@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
-from xpm_sync.errors import XpmSetupError
+from xpm_sync.plain_errors import XpmSetupError
 from xpm_sync.store.engine import get_engine
 
 SCRIPT_LOCATION = "xpm_sync.store:migrations"
