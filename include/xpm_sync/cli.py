@@ -230,6 +230,7 @@ def _status_info(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import select
 
     from xpm_sync import config
+    from xpm_sync.api import usage
     from xpm_sync.api.usage import calls_today
     from xpm_sync.store.models import XpmConnection
     from xpm_sync.sync import custom_fields
@@ -255,7 +256,7 @@ def _status_info(args: argparse.Namespace) -> dict[str, Any]:
             "last_error": row.last_error if row.status != "connected" else None,
             "calls_today": calls,
             # XPM reports what is left with each answer; before any answer today, count it ourselves.
-            "calls_left_today": max(0, config.get_int("daily_call_limit") - calls) if counted else left,
+            "calls_left_today": usage.calls_left(calls, left, config.get_int("daily_call_limit")),
             "calls_left_counted_here": counted,
             "custom_fields": custom_fields.describe_coverage(fields),
             "custom_fields_complete_to": fields["complete_to"].date().isoformat() if fields["complete_to"] else None,

@@ -198,4 +198,11 @@ def calls_today(engine: Engine, tenant_id: str, day: date | None = None) -> tupl
         return (row.calls, row.day_remaining) if row else (0, None)
 
 
+def calls_left(made: int, reported: int | None, limit: int) -> int:
+    """What is left of the day's limit: XPM's own figure when it has sent one (XPM does not count a
+    call it refused, which `made` does, so the two need not add up to the limit), else the limit
+    less what was made here."""
+    return max(0, limit - made if reported is None else reported)
+
+
 atexit.register(flush_all)

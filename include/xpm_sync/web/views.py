@@ -9,6 +9,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from xpm_sync import activity, catalog, config, display, settings
+from xpm_sync.api import usage
 from xpm_sync.api.usage import calls_today
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import get_engine
@@ -59,6 +60,8 @@ class Connection:
     reason: str | None = None
     calls_today: int = 0
     calls_left: int | None = None
+    calls_limit: int = 0
+    left_counted_by: str = "here"  # "XPM" once XPM has sent its own figure today
 
 
 @dataclass
@@ -112,7 +115,9 @@ def connection(engine: Engine) -> Connection:
         last_refresh_at=display.when(row.last_refresh_at),
         reason=row.last_error if row.status == ConnectionStatus.NEEDS_RECONNECT.value else None,
         calls_today=made,
-        calls_left=left if left is not None else max(0, config.get_int("daily_call_limit") - made),
+        calls_left=usage.calls_left(made, left, config.get_int("daily_call_limit")),
+        calls_limit=config.get_int("daily_call_limit"),
+        left_counted_by="here" if left is None else "XPM",
     )
 
 
