@@ -43,10 +43,10 @@ def test_outage_alert_skip_reconnect_and_resync(airflow: Airflow, smtp: Inbox):
     assert "There is a problem with your XPM integration and authentication failed" in smtp.body()
     assert any(e.message.startswith("There is a problem with your XPM integration") for e in _entries(af))
 
-    # The following run skips without calling XPM.
+    # The following run calls nothing and is red too: nothing could be done.
     calls = len(af.srv.sandbox.gateway.calls)
     run = af.trigger("xpm_overnight_sync")
-    assert af.wait("xpm_overnight_sync", run) == "success"
+    assert af.wait("xpm_overnight_sync", run) == "failed"
     assert len(af.srv.sandbox.gateway.calls) == calls
     assert _entries(af)[0].message.startswith("Overnight sync skipped: XPM needs to reconnect")
     assert len(smtp.messages) == 1
