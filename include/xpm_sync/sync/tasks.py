@@ -146,7 +146,7 @@ def summarise(opened: dict[str, Any] | None, results: dict[str, Any], context: d
     from xpm_sync.errors import XpmSyncIncomplete
 
     if opened and opened.get("problem"):
-        # Nothing could be done: the run is red (and noted, see `run_notes`), every night of the outage.
+        # Nothing could be done: the run is red every night of the outage.
         raise XpmSyncIncomplete(opened["message"])
     asked = _wanted(context) if manual else list(results)  # a manual run speaks only of what was asked
     summary = runner.summarise(
