@@ -40,7 +40,8 @@ def is_auth_failure(error: BaseException | None) -> bool:
     return isinstance(error, XpmAuthError)
 
 
-def _recipients() -> list[str]:
+def recipients() -> list[str]:
+    """Who the alert email goes to."""
     return [r.strip() for r in config.get("alert_recipients").split(",") if r.strip()]
 
 
@@ -64,17 +65,12 @@ def _email_body(row: XpmConnection, reason: str) -> str:
 NO_RECIPIENTS = "No alert recipients are set ([xpm_sync] alert_recipients): the alert is recorded here but not emailed."
 
 
-def recipients() -> list[str]:
-    """Who the alert email goes to."""
-    return _recipients()
-
-
 def send_email(
     subject: str, html_content: str, *, context: dict[str, Any] | None = None, actor: str | None = None
 ) -> bool:
     """Email the alert recipients through the Airflow SMTP provider's notifier; each email sent is
     recorded in Practice Activity ("Email"), so the XPM page can show when it went and to whom."""
-    to = _recipients()
+    to = recipients()
     if not to:
         log.warning("%s", NO_RECIPIENTS)
         return False
@@ -105,7 +101,7 @@ def _record_email(status: ActivityStatus, message: str, to: list[str], subject: 
 def send_test_email(actor: str) -> str:
     """Send a test email to the alert recipients now; a sentence saying what happened (also in
     Practice Activity). Raises nothing: a failure to send is the answer."""
-    to = _recipients()
+    to = recipients()
     if not to:
         return NO_RECIPIENTS
     subject = "xpm-sync test email"

@@ -231,7 +231,6 @@ def _status_info(args: argparse.Namespace) -> dict[str, Any]:
 
     from xpm_sync import config
     from xpm_sync.api import usage
-    from xpm_sync.api.usage import calls_today
     from xpm_sync.store.models import XpmConnection
     from xpm_sync.sync import custom_fields
 
@@ -242,7 +241,7 @@ def _status_info(args: argparse.Namespace) -> dict[str, Any]:
         ).first()
         if row is None:
             return {"conn_id": args.conn_id, "status": "not connected"}
-        calls, left = calls_today(engine, row.tenant_id)
+        calls, left = usage.calls_today(engine, row.tenant_id)
         counted = left is None
         fields = custom_fields.coverage(engine, row.tenant_id)
         return {

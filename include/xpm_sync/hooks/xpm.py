@@ -74,7 +74,7 @@ class XpmHook(HttpHook):
         self._sleep = sleep
         self._clock = clock
         self._max_rows = config.get_int("max_answer_rows")
-        self._acting = (actor, run_id)
+        self._actor, self._run_id = actor, run_id
 
     # --- static connection data, read once --------------------------------------------------
 
@@ -88,11 +88,15 @@ class XpmHook(HttpHook):
 
     @cached_property
     def tokens(self) -> TokenStore:
-        store = TokenStore(
-            self.settings, self.engine, retry_wait=self._backoff, timeout=config.get_int("token_timeout_seconds")
+        # An auth failure's alert names who met it, and the run.
+        return TokenStore(
+            self.settings,
+            self.engine,
+            retry_wait=self._backoff,
+            timeout=config.get_int("token_timeout_seconds"),
+            actor=self._actor,
+            run_id=self._run_id,
         )
-        store.actor, store.run_id = self._acting  # an auth failure's alert names who met it, and the run
-        return store
 
     @cached_property
     def tenant_id(self) -> str:

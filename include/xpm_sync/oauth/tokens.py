@@ -165,6 +165,8 @@ class TokenStore:
         refresh_attempts: int = 3,
         retry_wait: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        actor: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -177,8 +179,8 @@ class TokenStore:
         self._cached: tuple[TokenSet, int] | None = None
         self._owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         # Who is acting, and in which Airflow run, for the alert an auth failure raises.
-        self.actor: str | None = None
-        self.run_id: str | None = None
+        self.actor = actor
+        self.run_id = run_id
 
     @property
     def lease_time(self) -> timedelta:

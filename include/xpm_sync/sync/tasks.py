@@ -173,17 +173,18 @@ def push(context: dict[str, Any]) -> dict[str, Any]:
     from xpm_sync.sync import push as pushing
 
     engine = get_engine()
+    actor = wiring.run_actor(context)
     problem = runner.connection_problem(engine, config.get("conn_id"))
     if problem:
         if problem.startswith(runner.NOT_CONNECTED):
             _skip(f"Nothing pushed: {problem}")
-        alerts.raise_auth_alert(problem, engine=engine, actor=wiring.run_actor(context))
+        alerts.raise_auth_alert(problem, engine=engine, actor=actor)
         raise XpmSyncIncomplete(f"Nothing pushed: {problem}")
     run_id = getattr(context.get("dag_run"), "run_id", None)
-    hook = runner.hook_for(runner.Request(actor=wiring.run_actor(context), run_id=run_id))
+    hook = runner.hook_for(runner.Request(actor=actor, run_id=run_id))
     if not pushing.waiting(engine, hook.tenant_id):
         _skip("No local changes are waiting to go to XPM.")
-    results = pushing.push(hook, engine, actor=wiring.run_actor(context), run_id=run_id)
+    results = pushing.push(hook, engine, actor=actor, run_id=run_id)
     for result in results:
         log.info(
             "%s: %s change(s) sent, %s failed, %s XPM calls",

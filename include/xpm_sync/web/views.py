@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from xpm_sync import activity, catalog, config, display, settings
 from xpm_sync.api import usage
-from xpm_sync.api.usage import calls_today
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import get_engine
 from xpm_sync.store.models import ActivityStatus, ConnectionStatus
@@ -105,7 +104,7 @@ def connection(engine: Engine) -> Connection:
         ).first()
     if row is None:
         return Connection("not connected")
-    made, left = calls_today(engine, row.tenant_id)
+    made, left = usage.calls_today(engine, row.tenant_id)
     return Connection(
         status=row.status,
         practice=row.tenant_name,
