@@ -39,6 +39,8 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        # A subprocess runs this checkout's code, whatever the virtualenv's editable install points at.
+        "PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO)]),
     }
 )
 os.environ.pop("AIRFLOW_CONN_XPM_STORE", None)

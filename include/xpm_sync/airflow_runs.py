@@ -10,10 +10,32 @@ from typing import Any
 
 from xpm_sync.errors import XpmConfigError
 
+PAUSED = (
+    "{dag_id} is paused in Airflow, so nothing was started: unpause it (Dags > {dag_id}) "
+    "when changes may go to XPM again."
+)
 
-def start(dag_id: str, conf: dict[str, Any], *, note: str, user: str | None, source: str = "cli") -> str:
-    """Unpause `dag_id` if needed, queue a run with `conf` and a note; return the run id.
 
+def is_paused(dag_id: str) -> bool | None:
+    """Whether Airflow has `dag_id` paused; None when Airflow does not know the DAG (or is out of reach)."""
+    try:
+        from airflow.models.dag import DagModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            model = DagModel.get_current(dag_id, session=session)
+            return None if model is None else bool(model.is_paused)
+    except Exception:
+        return None
+
+
+def start(
+    dag_id: str, conf: dict[str, Any], *, note: str, user: str | None, source: str = "cli", unpause: bool = True
+) -> str:
+    """Queue a run of `dag_id` with `conf` and a note; return the run id.
+
+    A paused DAG is unpaused when `unpause` (a manual sync asked for by a person), else refused: a
+    person paused it on purpose (pushing to XPM), and a run queued on a paused DAG never starts.
     `source` is how Airflow records who triggered it: "cli" or "ui".
     """
     from airflow.api.common.trigger_dag import trigger_dag
@@ -30,6 +52,8 @@ def start(dag_id: str, conf: dict[str, Any], *, note: str, user: str | None, sou
                 "installation?), so it could not be started."
             )
         if model.is_paused:
+            if not unpause:
+                raise XpmConfigError(PAUSED.format(dag_id=dag_id))
             model.is_paused = False
         run = trigger_dag(
             dag_id, triggered_by=triggered_by, triggering_user_name=user, conf=conf, note=note, session=session

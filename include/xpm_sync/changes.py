@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from xpm_sync import catalog, ids, settings
+from xpm_sync import activity, catalog, ids, settings
 from xpm_sync.errors import XpmInputError
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import writing
-from xpm_sync.store.models import OutboxStatus
+from xpm_sync.store.models import ActivityStatus, OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -324,10 +324,22 @@ def set_state_code(engine: Engine, state: str, code: str, *, actor: str | None) 
         tenant = _tenant(session)
         name = _state_name(session, tenant, state)
         row = session.get(m.JobStateCode, (tenant, name))
+        before = row.code if row is not None else None
         if row is None:
             session.add(m.JobStateCode(tenant_id=tenant, state_name=name, code=code, updated_by=actor))
         else:
             row.code, row.updated_by = code, actor
+        if before != code:
+            was = f" (was {before})" if before else ""
+            activity.record(
+                session,
+                ActivityStatus.SUCCESS,
+                "Settings",
+                f"Job state {name!r} given the interface code {code}{was}",
+                details={"job_state": name, "code": code, "previous": before},
+                actor=actor,
+                tenant_id=tenant,
+            )
     return name
 
 
@@ -366,16 +378,23 @@ def retry(engine: Engine, entry_id: int, *, actor: str | None) -> None:
         log.info("Change %s put back in line by %s", entry_id, actor)
 
 
-def notify_push(source: str = "xpm-sync") -> bool:
+TOLD, PUSH_PAUSED, NOT_TOLD = "told", "paused", "not told"
+
+
+def notify_push(source: str = "xpm-sync") -> str:
     """Tell Airflow the outbox changed, so `xpm_push` runs now rather than at its next quarter hour.
 
     Works where Airflow's database is reachable (the XPM page, the command line on the Airflow
-    host); elsewhere the change waits for the schedule. True when Airflow was told.
+    host); elsewhere the change waits for the schedule. Returns TOLD when xpm_push will run now,
+    PUSH_PAUSED when Airflow was told but xpm_push is paused (nothing runs until it is unpaused),
+    NOT_TOLD when Airflow could not be told.
     """
     try:
         from airflow.assets.manager import asset_manager
         from airflow.serialization.definitions.assets import SerializedAssetUniqueKey
         from airflow.utils.session import create_session
+
+        from xpm_sync import airflow_runs
 
         with create_session() as session:
             event = asset_manager.register_asset_change(
@@ -384,7 +403,9 @@ def notify_push(source: str = "xpm-sync") -> bool:
                 session=session,
                 source_is_api=True,
             )
-        return event is not None
+        if event is None:
+            return NOT_TOLD
+        return PUSH_PAUSED if airflow_runs.is_paused("xpm_push") else TOLD
     except Exception as exc:  # Airflow's database is out of reach: the schedule picks it up
         log.info("Airflow was not told about the change (%s); xpm_push picks it up on schedule", type(exc).__name__)
-        return False
+        return NOT_TOLD

@@ -349,8 +349,12 @@ def _recorded(recorded: Any) -> int:
     from xpm_sync import changes
 
     print(recorded.message)
-    if recorded.entry_id is not None and changes.notify_push("xpm-sync"):
-        print("xpm_push was told and runs now.")
+    if recorded.entry_id is not None:
+        told = changes.notify_push("xpm-sync")
+        if told == changes.TOLD:
+            print("xpm_push was told and runs now.")
+        elif told == changes.PUSH_PAUSED:
+            print("xpm_push is paused in Airflow: the change waits there until it is unpaused.")
     return DONE
 
 

@@ -10,9 +10,10 @@ import logging
 import os
 from datetime import UTC, tzinfo
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from xpm_sync import light_config
 from xpm_sync.provider import CONFIG_OPTIONS
 
 if TYPE_CHECKING:
@@ -23,12 +24,25 @@ log = logging.getLogger(__name__)
 PRACTICE_DB_FILENAME = "xpm_practice.db"
 
 
-def get(option: str) -> str:
-    """Return an `[xpm_sync]` option, falling back to its declared default."""
+def airflow_option(section: str, option: str, fallback: str | None) -> str | None:
+    """An option of Airflow's configuration. Without Airflow imported (the command line), a plain
+    answer is read where Airflow would read it (`light_config`), else Airflow is asked."""
+    if not light_config.airflow_loaded():
+        try:
+            value = light_config.option(section, option)
+            return fallback if value is None else value
+        except light_config.NotPlain:
+            pass
     from airflow.configuration import conf
 
+    found = conf.get(section, option, fallback=fallback)
+    return None if found is None else str(found)
+
+
+def get(option: str) -> str:
+    """Return an `[xpm_sync]` option, falling back to its declared default."""
     default = CONFIG_OPTIONS[option]["default"]
-    value = conf.get("xpm_sync", option, fallback=default)
+    value = airflow_option("xpm_sync", option, default)
     return default if value is None else str(value)
 
 
@@ -43,20 +57,35 @@ def get_float(option: str) -> float:
 
 
 def airflow_home() -> str:
-    """Return AIRFLOW_HOME as Airflow resolved it."""
+    """Return AIRFLOW_HOME as Airflow resolves it."""
+    if not light_config.airflow_loaded():
+        return os.path.abspath(light_config.airflow_home())
     from airflow.configuration import AIRFLOW_HOME
 
     return os.path.abspath(AIRFLOW_HOME)
 
 
-def _url_from_connection(conn_id: str) -> URL | None:
+def _connection(conn_id: str) -> Any:
+    """The connection's fields (conn_type, host, login, password, schema, port), or None."""
+    if not light_config.airflow_loaded():
+        try:
+            return light_config.connection(conn_id)
+        except light_config.NotPlain:
+            pass
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
-    from sqlalchemy.engine import URL, make_url
 
     try:
-        conn = BaseHook.get_connection(conn_id)
+        return BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
+        return None
+
+
+def _url_from_connection(conn_id: str) -> URL | None:
+    from sqlalchemy.engine import URL, make_url
+
+    conn = _connection(conn_id)
+    if conn is None:
         return None
     if conn.conn_type in ("postgres", "postgresql"):
         return URL.create(
@@ -93,9 +122,7 @@ def store_url() -> URL:
 
 def practice_timezone() -> tzinfo:
     """The practice's time zone: `[xpm_sync] timezone`, else Airflow's `[core] default_timezone`."""
-    from airflow.configuration import conf
-
-    name = get("timezone") or conf.get("core", "default_timezone", fallback="utc")
+    name = get("timezone") or airflow_option("core", "default_timezone", "utc") or "utc"
     if name.lower() in ("utc", "system", ""):
         return UTC
     try:

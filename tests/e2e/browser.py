@@ -51,12 +51,23 @@ def open_xpm(page: Any, af: Airflow) -> Any:
     return frame
 
 
-def sign_in_at_xero(page: Any, af: Airflow, screenshot: str) -> None:
+def sign_in_at_xero(page: Any, af: Airflow, screenshot: str, user: str = XERO_USERS.admin) -> None:
     """The sandbox's sign-in and consent page, in the whole window, as a person uses it."""
     page.wait_for_url(f"{af.srv.url}/identity/connect/authorize*", timeout=30_000)
     shot(page, screenshot)
-    page.select_option("select[name=user]", XERO_USERS.admin)
+    page.select_option("select[name=user]", user)
     page.get_by_role("button", name="Allow access").click()
+
+
+def back_in_airflow(page: Any, af: Airflow) -> Any:
+    """After Xero's sign-in the browser comes back to the XPM page inside Airflow's frame (Airflow's
+    /plugin/xpm/<path> route opens <path> in the view's frame); returns the page inside the frame."""
+    from playwright.sync_api import expect
+
+    page.wait_for_url(f"{af.url}/plugin/xpm/xpm/?*", timeout=60_000)
+    frame = page.frame_locator("iframe").first
+    expect(frame.locator("h1")).to_have_text("Xero Practice Manager", timeout=30_000)
+    return frame
 
 
 def chromium() -> Iterator[Any]:

@@ -108,7 +108,7 @@ def launch(tmp_path: Path, **extra_env: str) -> Iterator[Airflow]:
     env = {
         **os.environ,
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO)]),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{base}/{meta_db}",
         # psycopg 3 serves Airflow's async engine too, so asyncpg is not needed.
@@ -176,3 +176,14 @@ def launch(tmp_path: Path, **extra_env: str) -> Iterator[Airflow]:
 def airflow(tmp_path: Path, smtp: Inbox) -> Iterator[Airflow]:  # noqa: F811
     with launch(tmp_path) as af:
         yield af
+
+
+def loopback_inbox() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server on a loopback port for a module's Airflow: (what arrived, its port)."""
+    from aiosmtpd.controller import Controller
+
+    box = Inbox([])
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield box, controller.port
+    controller.stop()

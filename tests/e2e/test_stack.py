@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import _PG_PROBLEM, PG_ADMIN_URL, REPO, REQUIRE_PG
-from tests.e2e.browser import RUN_TIMEOUT, chromium, open_xpm, shot, sign_in, sign_in_at_xero
-from tests.e2e.conftest import PASSWORD, Airflow
+from tests.e2e.browser import RUN_TIMEOUT, back_in_airflow, chromium, open_xpm, shot, sign_in, sign_in_at_xero
+from tests.e2e.conftest import PASSWORD, Airflow, loopback_inbox
 from tests.integration.conftest import Inbox
 from tests.integration.sync.truth import differences
 from xpm_sandbox.server import SandboxServer, connection_extras, free_port
@@ -38,13 +38,7 @@ OVERNIGHT = "xpm_overnight_sync"
 
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    from aiosmtpd.controller import Controller
-
-    box = Inbox([])
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield box, controller.port
-    controller.stop()
+    yield from loopback_inbox()
 
 
 @pytest.fixture(scope="module")
@@ -242,9 +236,9 @@ def test_an_auth_failure_sends_one_email_and_the_administrator_reconnects_in_the
     shot(page, "stack-01-needs-reconnect")
     banner.get_by_role("button", name="Reconnect XPM").click()
     sign_in_at_xero(page, af, "stack-02-xero-sign-in")
-    page.wait_for_url(f"{af.url}/xpm/?*")
-    expect(page.locator("#notice")).to_contain_text("XPM is reconnected.")
-    expect(page.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
+    xpm = back_in_airflow(page, af)
+    expect(xpm.locator("#notice")).to_contain_text("XPM is reconnected.")
+    expect(xpm.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
     shot(page, "stack-03-reconnected-full-sync-done")
     # The full sync that follows a reconnect ran on the stack's workers.
     resync = af.latest_run("xpm_manual_sync")["dag_run_id"]

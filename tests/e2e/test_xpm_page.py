@@ -6,6 +6,7 @@ The tests share one Airflow (starting it takes most of a minute); each can run o
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -15,15 +16,41 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.browser import RUN_TIMEOUT, chromium, open_xpm, shot, sign_in, sign_in_at_xero
-from tests.e2e.conftest import USERS, Airflow, launch
+from tests.e2e.browser import RUN_TIMEOUT, back_in_airflow, chromium, open_xpm, shot, sign_in, sign_in_at_xero
+from tests.e2e.conftest import USERS, Airflow, launch, loopback_inbox
+from tests.integration.conftest import Inbox
 from xpm_sandbox.state import USERS as XERO_USERS
+
+ALERTS_TO = "it@practice.example"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
-    with launch(tmp_path_factory.mktemp("xpm-page")) as af:
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    """The alert email and the page's test email arrive here."""
+    yield from loopback_inbox()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) -> Iterator[Airflow]:
+    smtp = {"conn_type": "smtp", "host": "127.0.0.1", "port": inbox[1],
+            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "xpm-sync@practice.example"}}  # fmt: skip
+    with launch(
+        tmp_path_factory.mktemp("xpm-page"),
+        AIRFLOW_CONN_SMTP_DEFAULT=json.dumps(smtp),
+        AIRFLOW__XPM_SYNC__ALERT_RECIPIENTS=ALERTS_TO,
+    ) as af:
         yield af
+
+
+def _note(af: Airflow, dag_id: str, run_id: str) -> str | None:
+    """The run's note, once Airflow has it (the listener writes it just after the run is marked failed)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        note = af.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}").json().get("note")
+        if note:
+            return str(note)
+        time.sleep(1)
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +58,9 @@ def browser() -> Iterator[Any]:
     yield from chromium()
 
 
-def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(stack: Airflow, browser: Any):
+def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(
+    stack: Airflow, browser: Any, inbox: tuple[Inbox, int]
+):
     from playwright.sync_api import expect
 
     page = sign_in(browser, stack)
@@ -43,9 +72,10 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(stack: A
 
     xpm.get_by_role("button", name="Connect XPM", exact=True).click()
     sign_in_at_xero(page, stack, "02-xero-sign-in")
-    page.wait_for_url(f"{stack.url}/xpm/?*")
-    expect(page.locator("#notice")).to_contain_text("XPM is connected.")
-    expect(page.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
+    xpm = back_in_airflow(page, stack)  # inside Airflow's frame, with its navigation around it
+    expect(page.get_by_role("link", name=re.compile("Xero Prac"))).to_be_visible()
+    expect(xpm.locator("#notice")).to_contain_text("XPM is connected.")
+    expect(xpm.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
     shot(page, "03-connected-first-sync-done")
 
     xpm = open_xpm(page, stack)
@@ -72,6 +102,7 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(stack: A
     jobs.click()
     expect(xpm.locator("#notice")).to_contain_text("The sync has started.")
     expect(xpm.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
+    expect(xpm.locator("#notice")).to_contain_text("The sync has finished.")  # the page reloads when it ends
     shot(page, "06-jobs-synced-from-the-button")
 
     # The Trigger form, with its defaults.
@@ -95,24 +126,63 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(stack: A
     assert new[0]["conf"]["entities"]
     assert new[0]["conf"]["client"] is None
 
-    # Xero revokes the grant: the next run fails once and the page says so.
+    # Xero revokes the grant: the next run fails, the email goes once, and the page says so.
+    box, _port = inbox
+    before = len(box.messages)
     stack.srv.sandbox.identity.revoke_all()
-    assert stack.wait("xpm_overnight_sync", stack.trigger("xpm_overnight_sync")) == "failed"
+    first = stack.trigger("xpm_overnight_sync")
+    assert stack.wait("xpm_overnight_sync", first) == "failed"
+    # The next night calls nothing and is red too, with the reason as its note.
+    second = stack.trigger("xpm_overnight_sync")
+    assert stack.wait("xpm_overnight_sync", second) == "failed"
+    assert (_note(stack, "xpm_overnight_sync", first) or "").startswith(
+        "There is a problem with your XPM integration and authentication failed"
+    )
+    second_note = _note(stack, "xpm_overnight_sync", second) or ""
+    assert second_note.startswith("Overnight sync skipped: XPM needs to reconnect"), second_note
+    assert len(box.messages) - before == 1
+    assert box.messages[-1]["X-Envelope-To"] == ALERTS_TO
+
+    page.goto(f"{stack.url}/dags")  # the Dags list: the outage at a glance
+    row = page.get_by_role("row").filter(has_text="xpm_overnight_sync")
+    expect(row).to_be_visible(timeout=30_000)
+    shot(page, "08a-dags-list-outage")
+    page.goto(f"{stack.url}/dags/xpm_overnight_sync/runs/{second}")
+    expect(page.get_by_text(second_note[:60]).first).to_be_visible(timeout=30_000)
+    shot(page, "08b-outage-run-with-its-note")
+
     xpm = open_xpm(page, stack)
     banner = xpm.locator("#reconnect-banner")
     expect(banner).to_contain_text("XPM needs to reconnect")
     expect(banner).to_contain_text("Authorise 3rd Party Full Access")
     expect(xpm.locator("form.sync button").first).to_be_disabled()
+    alerts = xpm.locator("#alert-email")
+    expect(alerts).to_contain_text(ALERTS_TO)
+    expect(alerts).to_contain_text(f"Email sent to {ALERTS_TO}: XPM needs to reconnect")  # the email that went
     shot(page, "08-needs-reconnect")
+    xpm.locator("#activity select[name=status]").select_option("Action Required")
+    needs = xpm.locator("#activity tbody tr").first
+    expect(needs).to_contain_text("There is a problem with your XPM integration and authentication failed")
+    expect(needs.get_by_role("link", name="overnight sync")).to_have_attribute(
+        "href", f"/dags/xpm_overnight_sync/runs/{first}"
+    )
+    shot(page, "08c-action-required")
 
     banner.get_by_role("button", name="Reconnect XPM").click()
     sign_in_at_xero(page, stack, "09-xero-sign-in-again")
-    page.wait_for_url(f"{stack.url}/xpm/?*")
-    expect(page.locator("#notice")).to_contain_text("XPM is reconnected.")
-    expect(page.locator("#reconnect-banner")).to_have_count(0)
-    expect(page.locator("#activity")).to_contain_text("XPM connection reset by admin")
-    expect(page.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
+    xpm = back_in_airflow(page, stack)
+    expect(xpm.locator("#notice")).to_contain_text("XPM is reconnected.")
+    expect(xpm.locator("#reconnect-banner")).to_have_count(0)
+    expect(xpm.locator("#activity")).to_contain_text("XPM connection reset by admin")
+    expect(xpm.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
     shot(page, "10-reconnected-full-sync-done")
+
+    # The alert email's route, tried from the page.
+    xpm.get_by_role("button", name="Send test email").click()
+    expect(xpm.locator("#notice")).to_contain_text("The test email was tried")
+    expect(xpm.locator("#alert-email")).to_contain_text(f"Email sent to {ALERTS_TO}: xpm-sync test email")
+    assert box.messages[-1]["X-Envelope-To"] == ALERTS_TO
+    shot(page, "10a-test-email-sent")
 
 
 def _token(af: Airflow, user: str) -> dict[str, str]:
@@ -217,20 +287,27 @@ def test_a_change_without_the_pages_token_or_from_another_site_is_refused(stack:
     assert "another site" in cross.text
 
 
+def _connected(browser: Any, af: Airflow, screenshot: str) -> tuple[Any, Any]:
+    """The XPM page of a signed-in administrator, connecting first when an earlier test did not."""
+    from playwright.sync_api import expect
+
+    page = sign_in(browser, af)
+    xpm = open_xpm(page, af)
+    if xpm.get_by_role("button", name="Connect XPM", exact=True).count():
+        xpm.get_by_role("button", name="Connect XPM", exact=True).click()
+        sign_in_at_xero(page, af, screenshot)
+        xpm = back_in_airflow(page, af)
+        expect(xpm.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
+    return page, xpm
+
+
 def test_changes_made_here_are_listed_refused_retried_and_pushed_from_the_page(stack: Airflow, browser: Any):
     from playwright.sync_api import expect
 
     from xpm_sync import changes
     from xpm_sync.store.engine import get_engine
 
-    page = sign_in(browser, stack)
-    xpm = open_xpm(page, stack)
-    if xpm.get_by_role("button", name="Connect XPM", exact=True).count():
-        xpm.get_by_role("button", name="Connect XPM", exact=True).click()
-        sign_in_at_xero(page, stack, "12-connect")
-        page.wait_for_url(f"{stack.url}/xpm/?*")
-        expect(page.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
-        xpm = open_xpm(page, stack)
+    page, xpm = _connected(browser, stack, "12-connect")
     xpm.locator("#cog").click()
     switch = xpm.locator("form.setting:has(input[value=maintain_jobs_locally])")
     if not switch.locator("input[type=checkbox]").is_checked():
@@ -252,7 +329,7 @@ def test_changes_made_here_are_listed_refused_retried_and_pushed_from_the_page(s
     xpm = open_xpm(page, stack)
     expect(xpm.locator("form.sync:has(input[value=jobs]) button")).to_be_disabled()
     waits = xpm.locator("form.sync:has(input[value=jobs]) .refused")
-    expect(waits).to_contain_text("Waits for 1 local job change(s) to reach XPM.")
+    expect(waits).to_contain_text("Refused until 1 local job change(s) reach XPM (Push now sends them).")
     waiting = xpm.locator("#changes")
     expect(waiting).to_contain_text(f"Job {job.number}")
     expect(waiting).to_contain_text("Review")
@@ -270,3 +347,52 @@ def test_changes_made_here_are_listed_refused_retried_and_pushed_from_the_page(s
     expect(xpm.locator("#changes")).to_contain_text("None: XPM has every change made here.")
     shot(page, "14-change-pushed")
     assert job.state == "Review"
+
+
+def test_an_administrator_switches_practice_from_the_page(stack: Airflow, browser: Any):
+    """Last in this module: the installation ends on the second practice."""
+    from playwright.sync_api import expect
+
+    page, xpm = _connected(browser, stack, "15-connect")
+    main, second = stack.srv.sandbox.main, next(p for p in stack.srv.sandbox.practices.values()
+                                                 if p is not stack.srv.sandbox.main)  # fmt: skip
+
+    # A plain reconnect that picks the other practice is refused, and the refusal is logged.
+    xpm.locator("#status").get_by_role("button", name="Reconnect XPM").click()
+    sign_in_at_xero(page, stack, "15a-sign-in-two-practices", user=XERO_USERS.two_practices)
+    chooser = page.locator("section.chooser")
+    expect(chooser).to_contain_text("Choose carefully")
+    pinned = chooser.locator("label.choice", has_text=main.name)
+    expect(pinned).to_contain_text("connected now")
+    expect(pinned.locator("input[type=radio]")).to_be_checked()
+    shot(page, "15b-chooser-marks-the-pinned-practice")
+    chooser.locator("label.choice", has_text=second.name).locator("input[type=radio]").check()
+    chooser.get_by_role("button", name="Connect this practice").click()
+    expect(page.locator("body")).to_contain_text(f"but this connection is pinned to '{main.name}'")
+    expect(page.locator("body")).to_contain_text(f"The current connection to {main.name} still works.")
+    shot(page, "15c-other-practice-refused")
+
+    # Switching on purpose: the page's Switch practice, confirmed.
+    xpm = open_xpm(page, stack)
+    expect(xpm.locator("#activity tbody tr").first).to_contain_text("Sign-in refused: Pat Partner")
+    xpm.locator("#switch-practice summary").click()
+    switch = xpm.locator("#switch-practice")
+    expect(switch).to_contain_text("Connecting the wrong practice syncs the wrong practice's data.")
+    shot(page, "15d-switch-practice-warning")
+    switch.get_by_role("button", name="Sign in to the other practice").click()
+    expect(switch.locator("input[name=confirm]")).to_be_visible()  # not ticked: the browser holds it back
+    assert "/identity/connect/authorize" not in page.url
+    switch.locator("input[name=confirm]").check()
+    switch.get_by_role("button", name="Sign in to the other practice").click()
+    sign_in_at_xero(page, stack, "15e-sign-in-to-switch", user=XERO_USERS.two_practices)
+    chooser = page.locator("section.chooser")
+    chooser.locator("label.choice", has_text=second.name).locator("input[type=radio]").check()
+    chooser.get_by_role("button", name="Connect this practice").click()
+    xpm = back_in_airflow(page, stack)
+    expect(xpm.locator("#notice")).to_contain_text("XPM is connected.")
+    expect(xpm.locator("#status")).to_contain_text(second.name)
+    expect(xpm.locator("#status")).to_contain_text(second.tenant_id)
+    switched = f"XPM practice switched from {main.name} to {second.name} by admin"
+    expect(xpm.locator("#activity")).to_contain_text(switched)
+    expect(xpm.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
+    shot(page, "15f-switched-practice")

@@ -241,7 +241,11 @@ def test_the_browser_is_told_when_the_connection_is_refused(xpm: Xpm):
     assert "<h1>XPM was not connected</h1>" in page.text
     assert "Xero connected no XPM practice" in page.text
     assert "Sign-in received" not in page.text
-    assert err.strip().startswith("Xero connected no XPM practice.")
+    assert err.strip().startswith("Noel Noaccess signed in to Xero. Xero connected no XPM practice.")
+    with Session(xpm.engine) as s:  # the refusal is in Practice Activity, under who tried
+        entry = activity.recent(s, 1)[0]
+    assert (entry.status, entry.actor) == ("Failure", "Noel Noaccess")
+    assert entry.message.startswith("Sign-in refused: Noel Noaccess signed in to Xero.")
 
 
 @pytest.mark.parametrize("first", ["command line", "dag task"])
@@ -301,3 +305,22 @@ def test_help_and_a_usage_error_answer_without_airflow_and_create_nothing(
     assert "xpm_sync.plain_errors" in imported  # the code under test ran (from this checkout's include/)
     assert not [m for m in imported if m == "airflow" or m.startswith("airflow.")]
     assert list(home.rglob("*")) == []
+
+
+def test_status_answers_without_importing_airflow(connected: Xpm, airflow_db: Any) -> None:
+    """`xpm-sync status` reads Airflow's configuration and the store's connection where Airflow
+    would (light_config), so it answers without Airflow's seconds of import. Its time is in
+    bench/cli_start.py."""
+    proc = _cli_timed("status")
+    assert proc.returncode == 0, proc.stderr
+    assert "practice           Harbour View Accountants" in proc.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "xpm_sync.light_config" in imported
+    assert not [m for m in imported if m == "airflow" or m.startswith("airflow.")]
+
+
+def _cli_timed(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "xpm_sync.cli", *args],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip

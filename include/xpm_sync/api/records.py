@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from xpm_sync.errors import XpmPayloadError
+from xpm_sync.plain_errors import XpmPayloadError
 
 Record = dict[str, Any]
 Convert = Callable[[str, str], Any]

@@ -14,7 +14,7 @@ from typing import IO, Any, TypeVar
 
 from lxml import etree
 
-from xpm_sync.errors import XpmBusinessError, XpmPayloadError
+from xpm_sync.plain_errors import XpmBusinessError, XpmPayloadError
 
 T = TypeVar("T")
 # The key a record carries instead of its fields when its fingerprint matched the stored row's.

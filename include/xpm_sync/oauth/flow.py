@@ -244,6 +244,44 @@ def _revoke_quietly(settings: XpmSettings, http: requests.Session, refresh_token
         log.warning("Could not revoke an unused XPM grant; it will expire unused in 60 days")
 
 
+def _pinned_elsewhere(engine: Engine, settings: XpmSettings, chosen: Practice, person: str) -> str | None:
+    """Why storing `chosen` is refused (the installation is pinned to another practice), or None."""
+    with Session(engine) as session:
+        current = session.scalars(
+            select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id, XpmConnection.active.is_(True))
+        ).first()
+    pinned = current.tenant_id if current else settings.pinned_tenant_id
+    if not pinned or pinned == chosen.tenant_id:
+        return None
+    pinned_name = current.tenant_name if current else pinned
+    return (
+        f"{person} signed in and chose the practice {chosen.name!r}, but this connection is pinned to "
+        f"{pinned_name!r}. Nothing was changed. To reconnect, choose {pinned_name!r}. To move this "
+        "installation to another practice on purpose, use Switch practice on the XPM page "
+        "(or `xpm-sync connect --switch-practice`)."
+    )
+
+
+def refused(engine: Engine, settings: XpmSettings, message: str, who: str) -> XpmOAuthError:
+    """A sign-in that connected nothing, in Practice Activity under who tried; the error to raise.
+    The connection as it was (if any) goes on working: the message says so."""
+    with Session(engine) as session, session.begin():
+        current = session.scalars(
+            select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id, XpmConnection.active.is_(True))
+        ).first()
+        if current is not None and current.status == ConnectionStatus.CONNECTED.value:
+            message += f" The current connection to {current.tenant_name} still works."
+        activity.record(
+            session,
+            ActivityStatus.FAILURE,
+            "Connection",
+            f"Sign-in refused: {message}",
+            actor=who,
+            tenant_id=current.tenant_id if current else None,
+        )
+    return XpmOAuthError(message)
+
+
 def _choose(found: list[Practice], choose: Chooser | None, practice: str | None) -> Practice:
     if practice:
         match = [p for p in found if practice in (p.tenant_id, p.name)]
@@ -292,7 +330,7 @@ def complete(
     found = practices_of(settings, http, tokens.access_token)
     if not found:
         _revoke_quietly(settings, http, tokens.refresh_token)
-        raise XpmOAuthError(NO_PRACTICE)
+        raise refused(engine, settings, f"{person} signed in to Xero. {NO_PRACTICE}", acting_user or person)
     if hold_for_choice and len(found) > 1 and not practice:
         _hold(engine, attempt.state, tokens, found, person, identity.get("email"))
         raise ChoiceNeeded(attempt.state, found)
@@ -365,19 +403,17 @@ def _store(
     """Store the tokens for `chosen`. Practice Activity names who acted: the Airflow user on the XPM
     page, else the person who signed in to Xero."""
     who = acting_user or person
+    held_back = _pinned_elsewhere(engine, settings, chosen, person) if not attempt.switch_practice else None
+    if held_back:
+        _revoke_quietly(settings, http, tokens.refresh_token)  # outside any transaction: Xero may be slow
+        raise refused(engine, settings, held_back, who)
     with Session(engine, expire_on_commit=False) as session, session.begin():
         rows = session.scalars(select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id)).all()
         current = next((r for r in rows if r.active), None)
         pinned = current.tenant_id if current else settings.pinned_tenant_id
         switched = bool(pinned and pinned != chosen.tenant_id)
-        if switched and not attempt.switch_practice:
-            _revoke_quietly(settings, http, tokens.refresh_token)
-            pinned_name = current.tenant_name if current else pinned
-            raise XpmOAuthError(
-                f"This connection is pinned to the practice {pinned_name!r}, but the sign-in chose "
-                f"{chosen.name!r}. Nothing was changed. To reconnect, choose {pinned_name!r}. To move this "
-                "installation to another practice on purpose, run `xpm-sync connect --switch-practice`."
-            )
+        if switched and not attempt.switch_practice:  # pinned meanwhile by another sign-in
+            raise XpmOAuthError("Another sign-in connected a practice meanwhile. Nothing was changed; start again.")
         old_refresh = None
         if current and current.token_ciphertext and current.tenant_id == chosen.tenant_id:
             old_refresh = decrypt_tokens(current.token_ciphertext).refresh_token

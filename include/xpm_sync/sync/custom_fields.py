@@ -4,9 +4,10 @@ XPM's lists carry no custom field values, and a custom-field edit moves nothing 
 recorded material has no such field, and a client's modified date is not documented to move on one).
 So the values are read, in this order:
 
-1. Evidence: records marked due (a local push, or a read XPM refused), records whose data changed
-   since their values were read (a client whose modified date moved, a job that changed state or
-   entered or left the current list), and new records (clients never read, open jobs never read).
+1. Evidence: records marked due (a local push, or a read XPM refused; the longest waiting first),
+   records whose data changed since their values were read (a client whose modified date moved, a
+   job that changed state or entered or left the current list), and new records (clients never
+   read, open jobs never read).
    All of it, within the day's budget.
 2. The sweep: a fixed number of calls a night (`custom_field_sweep_calls`) for everything else:
    first the backlog never read at all (closed jobs, mostly), then values older than
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session
 from xpm_sync import config
 from xpm_sync.api.records import Record
 from xpm_sync.api.usage import calls_today
-from xpm_sync.errors import XpmBusinessError
+from xpm_sync.plain_errors import XpmBusinessError
 from xpm_sync.store.engine import writing
 from xpm_sync.store.models import Base, Client, ClientCustomFieldValue, CustomFieldDefinition, Job, JobCustomFieldValue
 from xpm_sync.store.types import utcnow
@@ -88,7 +89,8 @@ def mark_due(ctx: SyncContext, model: Any, key: Any, keys: Iterable[str]) -> Non
             session.execute(
                 update(model)
                 .where(model.tenant_id == ctx.tenant_id, key.in_(ordered[start : start + 500]))
-                .values(custom_fields_due_at=now)
+                # The first mark stands: what has waited longest (a read XPM refused) is read first.
+                .values(custom_fields_due_at=func.coalesce(model.custom_fields_due_at, now))
                 .execution_options(synchronize_session=False)
             )
 
@@ -118,7 +120,7 @@ def _keys(engine: Engine, tenant_id: str, model: Any, key: Any, where: Any, limi
     query = (
         select(key)
         .where(model.tenant_id == tenant_id, _live(model), where)
-        .order_by(rank, fetched.asc().nulls_first(), key)
+        .order_by(rank, model.custom_fields_due_at.asc().nulls_last(), fetched.asc().nulls_first(), key)
         .limit(limit)
     )
     with Session(engine) as session:

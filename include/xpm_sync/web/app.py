@@ -39,6 +39,17 @@ NOTICES = {
     "state-code": "The job state's code was saved.",
     "test-email": "The test email was tried: \u201cAlert email\u201d below says what happened.",
 }
+# What a started run's notice says once the run has ended (the page reloads when it does).
+ENDED = {
+    "sync-started": {
+        "success": "The sync has finished.",
+        "failed": "The sync ended failed: Practice Activity says why.",
+    },
+    "push-started": {
+        "success": "The push to XPM has finished.",
+        "failed": "The push to XPM ended failed: Practice Activity says why.",
+    },
+}
 XPM_DAGS = ("xpm_manual_sync", "xpm_overnight_sync", "xpm_push", "xpm_connection_health")
 # Airflow's own rule for a run id given by a person ([scheduler] allowed_run_id_pattern's default).
 RUN_ID = re.compile(r"[A-Za-z0-9_.~:+-]{1,250}")
@@ -106,6 +117,13 @@ def create_app() -> FastAPI:
         engine = get_engine()
         data = await run_in_threadpool(views.page, engine)
         entries, older = await run_in_threadpool(views.activity_entries, engine, params.get("status"), number)
+        run_id = run_id_of(params.get("run_id"))
+        run_dag = str(params.get("dag")) if params.get("dag") in XPM_DAGS else MANUAL_DAG
+        key = params.get("notice", "")
+        notice = NOTICES.get(key)
+        if run_id and key in ENDED:
+            ended = await run_in_threadpool(views.run_state, run_dag, run_id)
+            notice = ENDED[key].get(ended or "", notice)
         return _render(
             "page.html",
             request,
@@ -117,9 +135,10 @@ def create_app() -> FastAPI:
             number=number,
             status_filter=params.get("status") or "",
             statuses=[s.value for s in ActivityStatus],
-            notice=NOTICES.get(params.get("notice", "")),
-            run_id=run_id_of(params.get("run_id")),
-            run_dag=params.get("dag") if params.get("dag") in XPM_DAGS else MANUAL_DAG,
+            notice=notice,
+            run_id=run_id,
+            run_dag=run_dag,
+            switch_warning=flow.WRONG_PRACTICE_WARNING,
             error=error,
             callback_url=_callback_url(request),
             invoices_refused=settings.INVOICES_REFUSED,
@@ -144,16 +163,28 @@ def create_app() -> FastAPI:
         query = urlencode({"notice": notice, **extra})
         return RedirectResponse(f"{request.url_for('home')}?{query}", 303)
 
+    def back_in_airflow(request: Request, notice: str, **extra: str) -> RedirectResponse:
+        """After Xero's sign-in, which had the whole window: back to the page inside Airflow's frame.
+        Airflow's plugin route /plugin/<view>/<path> opens <path> in the view's frame."""
+        query = urlencode({"notice": notice, **extra})
+        return RedirectResponse(f"{_airflow_root()}/plugin/xpm{request.url_for('home').path}?{query}", 303)
+
     @app.post("/connect", name="connect")
     async def connect(request: Request) -> Response:
         who, form = await posted(request, "admin")
+        switching = form.get("switch_practice") == "on"
+        if switching and form.get("confirm") != "switch":
+            error = "Switching to another practice needs confirming: tick the box that says you mean it."
+            if _wants_json(request):
+                return JSONResponse({"detail": error}, 400)
+            return await home_page(request, who, error=error, status=400)
         try:
             url = await run_in_threadpool(
                 flow.start,
                 _xpm_settings(),
                 get_engine(),
                 requested_by=who.name,
-                switch_practice=form.get("switch_practice") == "on",
+                switch_practice=switching,
                 redirect_uri=_callback_url(request),
             )
         except XpmError as exc:
@@ -166,9 +197,9 @@ def create_app() -> FastAPI:
     async def connected(request: Request, who: Visitor, result: flow.ConnectResult) -> Response:
         """After a sign-in: the first connection or a reconnect after an outage starts a full sync."""
         if result.reconnected and not result.was_broken:
-            return back(request, "reconnected")
+            return back_in_airflow(request, "reconnected")
         run_id = await run_in_threadpool(_full_sync_after_connect, who, result)
-        return back(request, "reconnected" if result.reconnected else "connected", run_id=run_id)
+        return back_in_airflow(request, "reconnected" if result.reconnected else "connected", run_id=run_id)
 
     @app.get("/oauth/callback", name="oauth_callback")
     async def oauth_callback(request: Request) -> Response:
@@ -181,9 +212,10 @@ def create_app() -> FastAPI:
                 )
             )
         except flow.ChoiceNeeded as choice:
+            pinned = (await run_in_threadpool(views.connection, get_engine())).tenant_id
             return _render(
                 "chooser.html", request, who, state=choice.state, practices=choice.practices,
-                warning=flow.WRONG_PRACTICE_WARNING,
+                warning=flow.WRONG_PRACTICE_WARNING, pinned=pinned,
             )  # fmt: skip
         except XpmError as exc:
             return await home_page(request, who, error=str(exc), status=400)
@@ -242,9 +274,15 @@ def create_app() -> FastAPI:
         problem = await run_in_threadpool(runner.connection_problem, get_engine(), config.get("conn_id"))
         if problem:
             return await home_page(request, who, error=problem, status=409)
-        run_id = await run_in_threadpool(
-            airflow_runs.start, "xpm_push", {}, note=f"Push from the XPM page by {who.name}", user=who.name, source="ui"
-        )
+        try:
+            run_id = await run_in_threadpool(
+                lambda: airflow_runs.start(
+                    "xpm_push", {}, note=f"Push from the XPM page by {who.name}", user=who.name, source="ui",
+                    unpause=False,
+                )
+            )  # fmt: skip
+        except XpmError as exc:  # paused on purpose: say so rather than unpause it
+            return await home_page(request, who, error=str(exc), status=409)
         return back(request, "push-started", run_id=run_id, dag="xpm_push")
 
     @app.post("/changes/retry", name="retry_change")

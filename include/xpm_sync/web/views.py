@@ -156,7 +156,7 @@ def buttons(practice: settings.PracticeSettings, problem: str | None) -> list[Bu
         refused = problem or (jobs_refused if group.key == "jobs" else None)
         short = None
         if refused and not problem:
-            short = f"Waits for {waiting_jobs} local job change(s) to reach XPM."
+            short = f"Refused until {waiting_jobs} local job change(s) reach XPM (Push now sends them)."
         found.append(
             Button(
                 group,

@@ -61,6 +61,22 @@ def test_after_a_day_of_changes_the_overnight_sync_catches_up_with_far_fewer_cal
     assert incremental_calls < full_calls / 2
 
 
+def _note(run: Any) -> str | None:
+    """The run's note, once the listener's writer has saved it (it writes from a thread of its own)."""
+    import time
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    for _ in range(100):
+        with create_session() as session:
+            note = session.query(DagRun).filter(DagRun.run_id == run.run_id).one().note
+        if note:
+            return note
+        time.sleep(0.1)
+    return None
+
+
 def test_every_night_of_an_outage_the_overnight_run_is_red_with_the_reason_and_calls_nothing(ready: Xpm, caplog):
     ready.hook().tokens.mark_needs_reconnect("XPM needs to reconnect: test")
     calls = len(ready.srv.sandbox.gateway.calls)
@@ -73,6 +89,7 @@ def test_every_night_of_an_outage_the_overnight_run_is_red_with_the_reason_and_c
         entry = _entries(ready)[0]
         assert entry.status == ActivityStatus.ACTION_REQUIRED.value
         assert entry.message.startswith("Overnight sync skipped: XPM needs to reconnect")
+        assert _note(run) == entry.message
     assert "Clients not synced: XPM needs to reconnect." in caplog.text  # each skipped task says why
 
 
@@ -129,6 +146,7 @@ def test_an_entity_that_fails_outside_xpm_fails_the_run_and_is_named(ready: Xpm)
         "Manual sync partly failed: staff did not finish (see the entries above); "
         "clients not run, as what they need did not finish."
     ), closing.message
+    assert _note(run) == closing.message
     failure = next(e for e in _entries(ready) if e.message.startswith("(Staff)"))
     assert (failure.status, failure.details["entity"]) == ("Failure", "staff")
     assert failure.message.startswith("(Staff) failed: "), failure.message

@@ -117,6 +117,27 @@ def test_every_call_is_counted_per_practice_and_day(xpm: Xpm):
         assert (row.errors, row.rate_limited, row.min_remaining) == (0, 0, 58)
 
 
+def test_calls_that_fail_are_counted_too(xpm: Xpm):
+    """XPM counts the calls it answers with an error, and may have counted one it never answered."""
+    from xpm_sync.api import usage
+
+    xpm.connect()
+    xpm.control("limits", {"per_minute": 2})
+    headers = {"Authorization": f"Bearer {xpm.stored_tokens().access_token}", "xero-tenant-id": xpm.row().tenant_id}
+    for _ in range(2):  # another process spends the minute's calls: this one meets a 429 first
+        requests.get(xpm.settings.api_url + "staff.api/list", headers=headers, timeout=10).raise_for_status()
+    xpm.control("faults", {"kind": "503", "path": "staff.api", "count": 1})
+    xpm.control("faults", {"kind": "slow", "path": "category.api", "seconds": 2})
+    hook = xpm.hook(timeout=(5, 0.5))
+    list(hook.staff())  # 429, 503, 200
+    list(hook.categories())  # no answer in time, then 200
+    usage.flush_all(hook.tenant_id)
+    with Session(xpm.engine) as s:
+        row = s.get(ApiUsage, (hook.tenant_id, utcnow().date()))
+        assert (row.calls, row.errors, row.rate_limited) == (5, 2, 1)
+    assert calls_today(xpm.engine, hook.tenant_id)[0] == 5
+
+
 def _stored_calls(xpm: Xpm, tenant_id: str) -> int:
     """What another worker reads from the practice database, without this process's help."""
     with Session(xpm.engine) as s:

@@ -130,9 +130,15 @@ def test_with_two_practices_the_administrator_chooses(xpm: Xpm):
 
 def test_a_reconnect_to_another_practice_is_refused_unless_switching(xpm: Xpm):
     xpm.connect(USERS.two_practices, practice="Harbour View Accountants")
-    with pytest.raises(XpmOAuthError, match="pinned to the practice 'Harbour View Accountants'"):
+    with pytest.raises(XpmOAuthError, match="pinned to 'Harbour View Accountants'") as refused:
         xpm.connect(USERS.two_practices, practice="Second Street Partners")
+    assert "Pat Partner signed in and chose the practice 'Second Street Partners'" in str(refused.value)
+    assert str(refused.value).endswith("The current connection to Harbour View Accountants still works.")
     assert xpm.row().tenant_name == "Harbour View Accountants"
+    with Session(xpm.engine) as s:
+        entry = activity.recent(s, 1)[0]
+    assert (entry.status, entry.category, entry.actor) == ("Failure", "Connection", "Pat Partner")
+    assert entry.message == f"Sign-in refused: {refused.value}"
 
     result = xpm.connect(USERS.two_practices, practice="Second Street Partners", switch_practice=True)
     assert result.switched

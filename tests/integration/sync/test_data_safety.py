@@ -38,7 +38,10 @@ def _live_values(xpm: Xpm, client: str) -> int:
 def test_a_record_level_error_keeps_that_records_custom_fields_and_leaves_it_due(connected: Xpm):  # noqa: F811
     sync(connected, full=True)
     practice = connected.srv.sandbox.main
-    client = next(u for u, c in practice.clients.items() if len(c.custom_fields) >= 2)
+    with Session(connected.engine) as s:  # clients in the order their values were read, oldest first
+        by_age = list(s.scalars(select(m.Client.uuid).order_by(m.Client.custom_fields_fetched_at, m.Client.uuid)))
+    # The refused client is the one read last, so only its "due" mark can put it first next run.
+    client = next(u for u in reversed(by_age) if len(practice.clients[u].custom_fields) >= 2)
     stored = _live_values(connected, client)
     assert stored == len(practice.clients[client].custom_fields)
     # The client changes in XPM, so tonight its custom fields are due; XPM refuses that one read.
@@ -57,8 +60,15 @@ def test_a_record_level_error_keeps_that_records_custom_fields_and_leaves_it_due
     assert entry.status == "Failure"
     assert entry.message.startswith("(Client custom fields) partly failed: XPM refused 1 record(s)")
     assert f"{client}: Try again later" in entry.message
-    # The next ordinary run reads it first and the store equals XPM, with no --full.
-    again = sync(connected, ["client_custom_fields"], run_id="night-2")["client_custom_fields"]
+    # Other clients change too, each read before it: the next ordinary run still reads the refused
+    # one first, and the store equals XPM, with no --full.
+    for other in [u for u in by_age if u != client][:3]:
+        practice.clients[other].modified_at = connected.srv.sandbox.clock.now()
+    calls = len(connected.srv.sandbox.gateway.calls)
+    again = sync(connected, ["clients", "client_custom_fields"], run_id="night-2")["client_custom_fields"]
+    reads = [c.path for c in connected.srv.sandbox.gateway.calls[calls:] if c.path.endswith("/customfield")]
+    assert len(reads) >= 4, reads
+    assert client in reads[0], reads
     assert again.failures == []
     assert differences(connected.engine, practice) == []
     with Session(connected.engine) as s:
