@@ -86,6 +86,15 @@ def mismatches(readme: str, output: str) -> list[str]:
     return found
 
 
+def status_mismatches(readme: str, output: str) -> list[str]:
+    """How the README's `xpm-sync status` sample differs in shape from a real `status` output."""
+    lines = readme.splitlines()
+    start = lines.index("$ xpm-sync status") + 1
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("```"))
+    shown, ran = [shape(x) for x in lines[start:end]], [shape(x) for x in output.strip().splitlines()]
+    return [] if shown == ran else [f"README: {shown}\n  status: {ran}"]
+
+
 def rewrite(output: str) -> None:
     text = README.read_text()
     lines = text.splitlines()

@@ -41,16 +41,19 @@ def loaded_ids(dag_run: Any) -> tuple[str, str] | None:
 
 
 def reason(run_id: str) -> str | None:
-    """The newest Practice Activity entry of this run that says why it failed."""
+    """Why this run failed, from its Practice Activity: what needs a person (Action Required) before
+    the run's own failure entries, the newest of each."""
     from sqlalchemy.orm import Session
 
     from xpm_sync import activity
     from xpm_sync.store.engine import get_engine
 
     with Session(get_engine()) as session:
-        for entry in activity.recent(session, 200):
-            if (entry.details or {}).get("run_id") == run_id and entry.status in TELLING:
-                return str(entry.message)
+        mine = [e for e in activity.recent(session, 200) if (e.details or {}).get("run_id") == run_id]
+    for status in TELLING:
+        found = next((e for e in mine if e.status == status), None)
+        if found is not None:
+            return str(found.message)
     return None
 
 

@@ -49,6 +49,7 @@ def test_make_demo_then_the_readmes_one_line_then_status(tmp_path: Path):
     shell = f"{_readme_line()} && xpm-sync status"
     status = subprocess.run(["bash", "-c", shell], cwd=clone, env=env, capture_output=True, text=True, timeout=120)
     assert status.returncode == 0, status.stderr
+    assert readme_sample.status_mismatches((REPO / "README.md").read_text(), status.stdout) == []
     assert "practice           Harbour View Accountants" in status.stdout
     assert "status             connected" in status.stdout
     assert (clone / ".demo" / "practice.db").exists()

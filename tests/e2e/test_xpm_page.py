@@ -144,8 +144,8 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(
     assert box.messages[-1]["X-Envelope-To"] == ALERTS_TO
 
     page.goto(f"{stack.url}/dags")  # the Dags list: the outage at a glance
-    row = page.get_by_role("row").filter(has_text="xpm_overnight_sync")
-    expect(row).to_be_visible(timeout=30_000)
+    latest = page.locator(f'a[href="/dags/xpm_overnight_sync/runs/{second}"]')  # the card's "Latest Run"
+    expect(latest).to_have_accessible_name(re.compile(r"failed$"), timeout=30_000)  # the red state icon
     shot(page, "08a-dags-list-outage")
     page.goto(f"{stack.url}/dags/xpm_overnight_sync/runs/{second}")
     expect(page.get_by_text(second_note[:60]).first).to_be_visible(timeout=30_000)
@@ -161,11 +161,15 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(
     expect(alerts).to_contain_text(f"Email sent to {ALERTS_TO}: XPM needs to reconnect")  # the email that went
     shot(page, "08-needs-reconnect")
     xpm.locator("#activity select[name=status]").select_option("Action Required")
-    needs = xpm.locator("#activity tbody tr").first
-    expect(needs).to_contain_text("There is a problem with your XPM integration and authentication failed")
+    rows = xpm.locator("#activity tbody tr")
+    expect(rows.first).to_contain_text("Overnight sync skipped: XPM needs to reconnect")  # the second night
+    needs = rows.filter(has_text="There is a problem with your XPM integration and authentication failed")
+    expect(needs).to_have_count(1)  # the outage's one alert entry, filed where a person looks
+    expect(needs).to_contain_text("Action Required")
     expect(needs.get_by_role("link", name="overnight sync")).to_have_attribute(
         "href", f"/dags/xpm_overnight_sync/runs/{first}"
     )
+    needs.scroll_into_view_if_needed()
     shot(page, "08c-action-required")
 
     banner.get_by_role("button", name="Reconnect XPM").click()
