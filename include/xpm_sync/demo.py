@@ -307,12 +307,14 @@ def serve_airflow(home: Path, env: dict[str, str], port: int, sandbox_url: str) 
     except KeyboardInterrupt:
         return 0
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
+        # The reverse of the start: the scheduler (and the tasks it runs) before the API they report to.
+        for name in [*reversed(SERVICES), "api-server"]:
+            p = procs.get(name)
+            if p is None or p.poll() is not None:
+                continue
+            p.terminate()
             try:
-                p.wait(timeout=30)
+                p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill()
 
