@@ -70,3 +70,39 @@ def test_a_change_xpm_refuses_fails_the_run_with_xpms_words(ready: Xpm):
     with Session(ready.engine) as s:
         entry = activity.recent(s, 1, category="Push")[0]
     assert f"1 failed: {job.number}: Job is locked" in entry.message
+
+
+def test_a_change_made_here_tells_airflow_and_a_paused_push_is_said_so(ready: Xpm):
+    """`notify_push` records an event on the outbox asset xpm_push is scheduled on, so it runs now;
+    while xpm_push is paused in Airflow nothing would run, and the caller is told so."""
+    from airflow.models.asset import AssetEvent
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    _push_dag().test()  # Airflow knows xpm_push and the asset it is scheduled on
+    with create_session() as session:
+        before = session.query(AssetEvent).count()
+    assert changes.notify_push("a test") == changes.TOLD
+    with create_session() as session:
+        events = session.query(AssetEvent).order_by(AssetEvent.id).all()
+        assert len(events) == before + 1
+        assert events[-1].extra == {"from": "a test"}
+        session.query(DagModel).filter(DagModel.dag_id == "xpm_push").update({"is_paused": True})
+    try:
+        assert changes.notify_push("a test") == changes.PUSH_PAUSED
+        # "Push now" (the page) refuses rather than unpausing what a person paused.
+        from airflow.models.dagrun import DagRun
+
+        from xpm_sync import airflow_runs
+        from xpm_sync.errors import XpmConfigError
+
+        with create_session() as session:
+            runs = session.query(DagRun).filter(DagRun.dag_id == "xpm_push").count()
+        with pytest.raises(XpmConfigError, match="xpm_push is paused in Airflow, so nothing was started"):
+            airflow_runs.start("xpm_push", {}, note="Push now", user="ada", source="ui", unpause=False)
+        with create_session() as session:
+            assert session.query(DagRun).filter(DagRun.dag_id == "xpm_push").count() == runs
+            assert session.query(DagModel.is_paused).filter(DagModel.dag_id == "xpm_push").scalar() is True
+    finally:
+        with create_session() as session:
+            session.query(DagModel).filter(DagModel.dag_id == "xpm_push").update({"is_paused": False})

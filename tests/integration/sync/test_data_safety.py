@@ -221,7 +221,7 @@ def test_no_write_transaction_is_open_while_an_answer_is_arriving(xpm: Xpm):
     for i in range(1500):  # more than one write batch arrives before the pause
         extra = _client(rng, practice, xpm.srv.sandbox.clock.now(), 10_000 + i)
         practice.clients[extra.uuid] = extra
-    xpm.control("faults", {"kind": "trickle", "path": "client.api/list", "seconds": 6})
+    xpm.control("faults", {"kind": "trickle", "path": "client.api/list", "seconds": 12})
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -236,12 +236,16 @@ def test_no_write_transaction_is_open_while_an_answer_is_arriving(xpm: Xpm):
     while not any(c.path == "client.api/list" for c in xpm.srv.sandbox.gateway.calls):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    time.sleep(2)  # the first half has arrived; the rest is 4 s away
-    other = sqlite3.connect(xpm.store_url.removeprefix("sqlite:///"), timeout=1, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    other.execute("UPDATE practice_settings SET value = value")
-    other.execute("COMMIT")
-    other.close()
+    # Until the sync ends (the answer's second half is 12 s behind its first), another writer takes
+    # the write lock again and again, each time within 3 s: no write transaction waits on the wire.
+    # A lock held over the wait would keep one of these out for most of those 12 s ("database is locked").
+    while worker.is_alive():
+        other = sqlite3.connect(xpm.store_url.removeprefix("sqlite:///"), timeout=3, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE practice_settings SET value = value")
+        other.execute("COMMIT")
+        other.close()
+        time.sleep(0.2)
     worker.join(timeout=120)
     assert errors == []
     with Session(xpm.engine) as s:

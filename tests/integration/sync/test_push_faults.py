@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import REPO
 from tests.integration.conftest import Xpm
 from tests.integration.sync.test_pull import connected  # noqa: F401 - the fixture, for these tests
 from tests.integration.sync.test_push import local  # noqa: F401 - the fixture, for these tests
@@ -97,7 +96,7 @@ def _kill_mid_push(xpm: Xpm) -> None:
     xpm.control("faults", {"kind": "late", "path": "job.api/update", "seconds": 60})
     proc = subprocess.Popen(
         [sys.executable, "-m", "xpm_sync.cli", "push"],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=os.environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -129,3 +130,32 @@ def test_a_write_answered_with_a_huge_body_is_read_no_further_than_the_cap(
     _push(local)
     assert changes.open_changes(local.engine) == []
     assert (job.due_date, _updates(local)) == (date(2027, 6, 1), 1)
+
+
+def test_an_unanswered_custom_field_write_is_marked_sending_first_and_sent_once(local: Xpm):  # noqa: F811
+    """The entries are marked "sending" and committed before the call: a write XPM applies without
+    answering is not sent again while it may yet land, and the value reaches XPM once."""
+    practice = local.srv.sandbox.main
+    client = next(iter(practice.clients.values()))
+    field = next(d for d in practice.field_definitions.values() if d.name == "Fee Estimate")
+    changes.set_custom_field(local.engine, "client", client.uuid, "Fee Estimate", "4321.00", actor="ada")
+    local.control("faults", {"kind": "applies_late", "path": "client.api/update", "seconds": 3})
+    first = _push(local)["client_custom_field"]
+    assert [f["key"] for f in first.failures] == [client.uuid]
+    assert "did not answer" in first.failures[0]["error"]
+    with Session(local.engine) as s:
+        statuses = {e.status for e in s.query(m.OutboxEntry).filter(m.OutboxEntry.entity_key == client.uuid)}
+    assert statuses == {"sending"}
+
+    again = _push(local)["client_custom_field"]  # at once: the unanswered write may yet land
+    assert again.failures == []
+    assert f"{client.uuid} waits until" in (again.note or "")
+    time.sleep(4)  # XPM applies it, late
+    writes = [w for w in local.srv.sandbox.gateway.writes if w[1].startswith("client.api/update")]
+    assert len(writes) == 1
+    assert client.custom_fields[field.uuid] == Decimal("4321.00")
+
+    _wait_out_unanswered_writes(local)
+    _push(local)  # XPM holds the value already: settled, nothing sent again
+    assert changes.open_changes(local.engine) == []
+    assert len([w for w in local.srv.sandbox.gateway.writes if w[1].startswith("client.api/update")]) == 1
