@@ -51,3 +51,17 @@ def test_a_custom_field_number_beyond_the_column_is_refused(local: Xpm):  # noqa
     with pytest.raises(changes.ChangeRefused, match="is too large"):
         changes.set_custom_field(local.engine, "client", client, number, "1" * 40, actor="ada")
     assert _outbox(local) == 0
+
+
+def test_setting_a_job_states_code_is_logged_with_who_and_what_it_was(local: Xpm):  # noqa: F811
+    from xpm_sync import activity
+
+    # The fixture set Planned's code to PLANNED.
+    changes.set_state_code(local.engine, "Planned", "PLAN", actor="ada")
+    changes.set_state_code(local.engine, "Planned", "PLAN", actor="bo")  # no change: nothing more to say
+    with Session(local.engine) as s:
+        logged = [e for e in activity.recent(s, 10) if (e.details or {}).get("job_state") == "Planned"]
+    assert [(e.status, e.actor, e.message) for e in logged] == [
+        ("Success", "ada", "Job state 'Planned' given the interface code PLAN (was PLANNED)"),
+        ("Success", "admin", "Job state 'Planned' given the interface code PLANNED"),
+    ]
