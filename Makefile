@@ -10,7 +10,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: venv test lint demo airflow stack lock clean
+.PHONY: venv test check lint demo airflow stack lock clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The fast tier: lint, types, the unit tests, the DAG files and the XPM page's routes (FastAPI's
+# TestClient with Airflow's auth manager). `make test` runs everything.
+check: lint
+	$(BIN)/python -m pytest tests/unit tests/dags tests/integration/web
 
 demo: $(STAMP)
 	@$(BIN)/xpm-sync demo

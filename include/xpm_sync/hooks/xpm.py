@@ -18,10 +18,16 @@ from xpm_sync.api import fingerprint, records
 from xpm_sync.api.client import XpmApi
 from xpm_sync.api.usage import Usage
 from xpm_sync.api.xml import iter_items, read_status
-from xpm_sync.errors import XpmError
+from xpm_sync.errors import XpmConfigError, XpmError
 from xpm_sync.oauth import settings as xpm_settings
 from xpm_sync.oauth.tokens import TokenStore
 from xpm_sync.store.engine import get_engine
+
+SIDE_DOOR = (
+    "XpmHook.{name}() is not available: every call to XPM goes through the hook's own methods (staff(), "
+    "clients(), jobs(), set_job_state(), ...), which pace calls to XPM's limits, count them, refresh "
+    "the token and never resend a write XPM did not answer."
+)
 
 
 class XpmAuth(AuthBase):
@@ -129,6 +135,17 @@ class XpmHook(HttpHook):
             backoff=self._backoff,
             sleep=self._sleep,
         )
+
+    # HttpHook's own request methods would reach XPM around the one client (`api`): no pacing, no
+    # call counting, no token refresh, no rule for a write XPM did not answer. They refuse instead.
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise XpmConfigError(SIDE_DOOR.format(name="run"))
+
+    def run_and_check(self, *args: Any, **kwargs: Any) -> Any:
+        raise XpmConfigError(SIDE_DOOR.format(name="run_and_check"))
+
+    def run_with_advanced_retry(self, *args: Any, **kwargs: Any) -> Any:
+        raise XpmConfigError(SIDE_DOOR.format(name="run_with_advanced_retry"))
 
     def flush_usage(self) -> None:
         """Write the call counts this hook holds (they are written in batches, see `Usage`). A

@@ -349,15 +349,6 @@ def _hold(engine: Engine, state: str, tokens: TokenSet, found: list[Practice], p
             ]
 
 
-def pending_choice(settings: XpmSettings, engine: Engine, state: str, acting_user: str | None) -> list[Practice]:
-    """The practices a held sign-in reached, for the chooser page."""
-    with Session(engine) as session:
-        attempt = _attempt(session, settings, state, acting_user)
-        if attempt.pending_ciphertext is None or attempt.chosen_at is not None:
-            raise XpmOAuthError("This sign-in has no practice left to choose. Start again.")
-        return [Practice(**p) for p in attempt.pending_practices or []]
-
-
 def choose(
     settings: XpmSettings,
     engine: Engine,

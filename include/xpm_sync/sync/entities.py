@@ -294,4 +294,3 @@ ENTITIES: dict[str, EntitySpec] = {
         EntitySpec("tax_returns", tax_returns.derive, group="tax_returns"),
     ]
 }
-REFERENCE = [n for n, s in ENTITIES.items() if s.group == "reference"]

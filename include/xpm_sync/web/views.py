@@ -14,10 +14,8 @@ from xpm_sync.store import models as m
 from xpm_sync.store.engine import get_engine
 from xpm_sync.store.models import ActivityStatus, ConnectionStatus
 from xpm_sync.sync import custom_fields, runner
-from xpm_sync.sync.entities import ENTITIES
 
 ACTIVITY_PAGE = 25
-RECONNECTOR = "An XPM Administrator with the staff privilege \u201cAuthorise 3rd Party Full Access\u201d"
 
 
 @dataclass(frozen=True)
@@ -275,7 +273,3 @@ def run_state(dag_id: str, run_id: str) -> str | None:
     with create_session() as session:
         state = session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
     return str(state) if state is not None else None
-
-
-def entity_label(name: str) -> str:
-    return ENTITIES[name].label

@@ -193,3 +193,17 @@ def test_no_token_reaches_logs_output_or_errors(xpm: Xpm, caplog, capsys):
         assert secret not in seen
     assert xpm.srv.client_secret not in seen
     assert "needs_reconnect" in status.stdout
+
+
+@pytest.mark.parametrize("method", ["run", "run_and_check", "run_with_advanced_retry"])
+def test_httphooks_own_request_methods_are_refused_and_call_nothing(xpm: Xpm, method: str):
+    """The methods XpmHook inherits from HttpHook would skip pacing, counting, the token refresh and
+    the unanswered-write rule: they refuse with a sentence, and XPM is not called."""
+    from xpm_sync.errors import XpmConfigError
+
+    xpm.connect()
+    hook = xpm.hook()
+    with pytest.raises(XpmConfigError, match=rf"XpmHook\.{method}\(\) is not available: every call to XPM goes"):
+        getattr(hook, method)("staff.api/list")
+    assert xpm.srv.sandbox.gateway.calls == []
+    assert calls_today(xpm.engine, hook.tenant_id)[0] == 0
