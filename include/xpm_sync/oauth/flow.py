@@ -465,26 +465,21 @@ def disconnect(
     http: requests.Session | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> str | None:
-    """Revoke the grant, drop the practice's connection at Xero and forget the tokens here."""
+    """Forget the tokens here, then revoke the grant and drop the practice's connection at Xero.
+    The tokens are forgotten first, in a transaction of their own; Xero is called after it commits,
+    so no database lock waits on Xero's answer (and a failure there leaves nothing usable here)."""
     http = http or requests.Session()
+    refresh_token: str | None = None
     with Session(engine, expire_on_commit=False) as session, session.begin():
         row = session.scalars(
             select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id, XpmConnection.active.is_(True))
         ).first()
         if row is None:
             return None
-        if access_token and row.xero_connection_id:
-            try:
-                http.delete(
-                    f"{settings.connections_url.rstrip('/')}/{row.xero_connection_id}",
-                    headers={"Authorization": f"Bearer {access_token}"},
-                    timeout=15,
-                )
-            except requests.RequestException:
-                log.warning("Could not remove the practice's connection at Xero")
+        xero_connection_id = row.xero_connection_id
         if row.token_ciphertext:
             try:
-                _revoke_quietly(settings, http, decrypt_tokens(row.token_ciphertext).refresh_token)
+                refresh_token = decrypt_tokens(row.token_ciphertext).refresh_token
             except Exception:
                 log.warning("Stored XPM tokens could not be read to revoke them")
         row.status = ConnectionStatus.DISCONNECTED.value
@@ -498,4 +493,16 @@ def disconnect(
             actor=requested_by,
             tenant_id=row.tenant_id,
         )
-        return row.tenant_name
+        name = row.tenant_name
+    if access_token and xero_connection_id:
+        try:
+            http.delete(
+                f"{settings.connections_url.rstrip('/')}/{xero_connection_id}",
+                headers={"Authorization": f"Bearer {access_token}"},
+                timeout=15,
+            )
+        except requests.RequestException:
+            log.warning("Could not remove the practice's connection at Xero")
+    if refresh_token:
+        _revoke_quietly(settings, http, refresh_token)
+    return name
