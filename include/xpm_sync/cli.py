@@ -227,40 +227,9 @@ def _sync_after_reconnect(args: argparse.Namespace, person: str) -> None:
 
 
 def _status_info(args: argparse.Namespace) -> dict[str, Any]:
-    from sqlalchemy import select
+    from xpm_sync import status
 
-    from xpm_sync import config
-    from xpm_sync.api import usage
-    from xpm_sync.store.models import XpmConnection
-    from xpm_sync.sync import custom_fields
-
-    engine = migrate.ready_engine()
-    with session_scope(engine) as session:
-        row = session.scalars(
-            select(XpmConnection).where(XpmConnection.conn_id == args.conn_id, XpmConnection.active.is_(True))
-        ).first()
-        if row is None:
-            return {"conn_id": args.conn_id, "status": "not connected"}
-        calls, left = usage.calls_today(engine, row.tenant_id)
-        counted = left is None
-        fields = custom_fields.coverage(engine, row.tenant_id)
-        return {
-            "conn_id": args.conn_id,
-            "practice": row.tenant_name,
-            "tenant_id": row.tenant_id,
-            "status": row.status,
-            "connected_by": row.connected_by,
-            "connected_at": display.when(row.connected_at),
-            "last_refresh_at": display.when(row.last_refresh_at),
-            "last_error": row.last_error if row.status != "connected" else None,
-            "calls_today": calls,
-            # XPM reports what is left with each answer; before any answer today, count it ourselves.
-            "calls_left_today": usage.calls_left(calls, left, config.get_int("daily_call_limit")),
-            "calls_left_counted_here": counted,
-            "custom_fields": custom_fields.describe_coverage(fields),
-            "custom_fields_complete_to": fields["complete_to"].date().isoformat() if fields["complete_to"] else None,
-            "custom_fields_never_read": fields["never_read"],
-        }
+    return status.read(migrate.ready_engine(), args.conn_id).as_dict()
 
 
 def _status(args: argparse.Namespace) -> int:

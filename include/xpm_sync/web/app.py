@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from xpm_sync import activity, airflow_runs, catalog, changes, config, settings
 from xpm_sync.errors import XpmError
 from xpm_sync.oauth import flow
+from xpm_sync.status import read as read_status
 from xpm_sync.store.engine import get_engine, session_scope
 from xpm_sync.store.models import ActivityStatus
 from xpm_sync.sync import runner
@@ -212,7 +213,7 @@ def create_app() -> FastAPI:
                 )
             )
         except flow.ChoiceNeeded as choice:
-            pinned = (await run_in_threadpool(views.connection, get_engine())).tenant_id
+            pinned = (await run_in_threadpool(read_status, get_engine())).tenant_id
             return _render(
                 "chooser.html", request, who, state=choice.state, practices=choice.practices,
                 warning=flow.WRONG_PRACTICE_WARNING, pinned=pinned,

@@ -8,12 +8,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity, catalog, config, display, settings
-from xpm_sync.api import usage
+from xpm_sync import activity, catalog, config, display, settings, status
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import get_engine
-from xpm_sync.store.models import ActivityStatus, ConnectionStatus
-from xpm_sync.sync import custom_fields, runner
+from xpm_sync.store.models import ActivityStatus
+from xpm_sync.sync import runner
 
 ACTIVITY_PAGE = 25
 
@@ -47,21 +46,6 @@ COUNTED: tuple[tuple[str, str, Any], ...] = (
 
 
 @dataclass
-class Connection:
-    status: str  # connected, needs_reconnect, disconnected, not connected
-    practice: str | None = None
-    tenant_id: str | None = None
-    connected_by: str | None = None
-    connected_at: str | None = None
-    last_refresh_at: str | None = None
-    reason: str | None = None
-    calls_today: int = 0
-    calls_left: int | None = None
-    calls_limit: int = 0
-    left_counted_by: str = "here"  # "XPM" once XPM has sent its own figure today
-
-
-@dataclass
 class Button:
     group: SyncGroup
     estimate_incremental: int
@@ -82,7 +66,7 @@ class Alerts:
 
 @dataclass
 class Page:
-    connection: Connection
+    connection: status.Status
     practice: settings.PracticeSettings
     synced: list[dict[str, Any]] = field(default_factory=list)
     buttons: list[Button] = field(default_factory=list)
@@ -91,31 +75,6 @@ class Page:
     state_codes: list[tuple[str, str | None]] = field(default_factory=list)
     custom_fields: str | None = None  # how far the stored custom field values reach
     alerts: Alerts | None = None
-
-
-def connection(engine: Engine) -> Connection:
-    with Session(engine) as session:
-        row = session.scalars(
-            select(m.XpmConnection).where(
-                m.XpmConnection.conn_id == config.get("conn_id"), m.XpmConnection.active.is_(True)
-            )
-        ).first()
-    if row is None:
-        return Connection("not connected")
-    made, left = usage.calls_today(engine, row.tenant_id)
-    return Connection(
-        status=row.status,
-        practice=row.tenant_name,
-        tenant_id=row.tenant_id,
-        connected_by=row.connected_by,
-        connected_at=display.when(row.connected_at),
-        last_refresh_at=display.when(row.last_refresh_at),
-        reason=row.last_error if row.status == ConnectionStatus.NEEDS_RECONNECT.value else None,
-        calls_today=made,
-        calls_left=usage.calls_left(made, left, config.get_int("daily_call_limit")),
-        calls_limit=config.get_int("daily_call_limit"),
-        left_counted_by="here" if left is None else "XPM",
-    )
 
 
 def synced(engine: Engine, tenant_id: str | None) -> list[dict[str, Any]]:
@@ -214,7 +173,7 @@ def alert_email(engine: Engine) -> Alerts:
 def page(engine: Engine) -> Page:
     from xpm_sync import changes
 
-    conn = connection(engine)
+    conn = status.read(engine)
     with Session(engine) as session:
         practice = settings.load(session)
     problem = runner.connection_problem(engine, config.get("conn_id"))
@@ -223,7 +182,7 @@ def page(engine: Engine) -> Page:
     found.alerts = alert_email(engine)
     if conn.tenant_id:
         found.state_codes = changes.state_codes(engine)
-        found.custom_fields = custom_fields.describe_coverage(custom_fields.coverage(engine, conn.tenant_id))
+        found.custom_fields = conn.custom_fields
     return found
 
 
