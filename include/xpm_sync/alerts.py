@@ -19,8 +19,8 @@ from sqlalchemy import Engine
 
 from xpm_sync import activity, config
 from xpm_sync.errors import RECONNECT_HINT, XpmAuthError, XpmError
-from xpm_sync.oauth.tokens import locked_connection
 from xpm_sync.store.engine import get_engine, writing
+from xpm_sync.store.locks import locked_connection
 from xpm_sync.store.models import ActivityStatus, ConnectionStatus, XpmConnection
 from xpm_sync.store.types import utcnow
 

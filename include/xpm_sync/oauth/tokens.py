@@ -33,9 +33,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from xpm_sync import alerts
 from xpm_sync.errors import RECONNECT_HINT, XpmAuthError, XpmConfigError, XpmReconnectRequired, XpmTransientError
 from xpm_sync.oauth.settings import XpmSettings
-from xpm_sync.store.engine import writing
+from xpm_sync.store.locks import locked_connection
 from xpm_sync.store.models import ConnectionStatus, XpmConnection
 from xpm_sync.store.types import utcnow
 
@@ -340,8 +341,6 @@ class TokenStore:
         so the Practice Activity entry and the email are the same for all of them. True when this
         call raised the alert.
         """
-        from xpm_sync import alerts
-
         self._cached = None
         return alerts.raise_auth_alert(
             reason,
@@ -356,15 +355,3 @@ class TokenStore:
     def _locked_any(self) -> Iterator[tuple[Session, XpmConnection | None]]:
         with locked_connection(self.engine, self.settings.conn_id) as locked:
             yield locked
-
-
-@contextmanager
-def locked_connection(engine: Engine, conn_id: str) -> Iterator[tuple[Session, XpmConnection | None]]:
-    """The active connection row, locked for writing until the block ends (and commits)."""
-    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
-        query = (
-            select(XpmConnection)
-            .where(XpmConnection.conn_id == conn_id, XpmConnection.active.is_(True))
-            .with_for_update()
-        )
-        yield session, session.scalars(query).first()
