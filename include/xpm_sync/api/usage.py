@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from xpm_sync.store.engine import writing
 from xpm_sync.store.models import ApiUsage, table_of
 from xpm_sync.store.types import utcnow
 
@@ -129,7 +130,7 @@ class Usage:
         table = table_of(ApiUsage)
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         try:
-            with Session(self.engine) as session, session.begin():
+            with Session(writing(self.engine)) as session, session.begin():
                 for day, tally in pending.items():
                     stmt = insert(table).values(tenant_id=self.tenant_id, day=day, **vars(tally))
                     stmt = stmt.on_conflict_do_update(

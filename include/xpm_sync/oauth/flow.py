@@ -39,6 +39,7 @@ from xpm_sync.oauth.tokens import (
     fernet,
     post_token,
 )
+from xpm_sync.store.engine import writing
 from xpm_sync.store.models import ActivityStatus, ConnectionStatus, OAuthAttempt, XpmConnection
 from xpm_sync.store.types import utcnow
 
@@ -117,7 +118,7 @@ def start(
     state = secrets.token_urlsafe(32)
     verifier, challenge = pkce_pair()
     now = clock()
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         session.add(
             OAuthAttempt(
                 state=state,
@@ -171,7 +172,7 @@ def _attempt(session: Session, settings: XpmSettings, state: str, acting_user: s
 def _claim_attempt(
     engine: Engine, settings: XpmSettings, state: str, now: datetime, acting_user: str | None = None
 ) -> tuple[OAuthAttempt, str]:
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         attempt = _attempt(session, settings, state, acting_user)
         if attempt.consumed_at is not None:
             raise XpmOAuthError(
@@ -265,7 +266,7 @@ def _pinned_elsewhere(engine: Engine, settings: XpmSettings, chosen: Practice, p
 def refused(engine: Engine, settings: XpmSettings, message: str, who: str) -> XpmOAuthError:
     """A sign-in that connected nothing, in Practice Activity under who tried; the error to raise.
     The connection as it was (if any) goes on working: the message says so."""
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         current = session.scalars(
             select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id, XpmConnection.active.is_(True))
         ).first()
@@ -340,7 +341,7 @@ def complete(
 
 def _hold(engine: Engine, state: str, tokens: TokenSet, found: list[Practice], person: str, email: str | None) -> None:
     held = json.dumps({"tokens": encrypt_tokens(tokens), "person": person, "email": email})
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         attempt = session.get(OAuthAttempt, state, with_for_update=True)
         if attempt is not None:
             attempt.pending_ciphertext = fernet().encrypt(held.encode()).decode()
@@ -362,7 +363,7 @@ def choose(
     """Finish a held sign-in with the practice the administrator chose."""
     http = http or requests.Session()
     now = clock()
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         attempt = _attempt(session, settings, state, acting_user)
         if attempt.pending_ciphertext is None or attempt.chosen_at is not None:
             raise XpmOAuthError("This sign-in was already used. Start again.")
@@ -398,7 +399,7 @@ def _store(
     if held_back:
         _revoke_quietly(settings, http, tokens.refresh_token)  # outside any transaction: Xero may be slow
         raise refused(engine, settings, held_back, who)
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         rows = session.scalars(select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id)).all()
         current = next((r for r in rows if r.active), None)
         pinned = current.tenant_id if current else settings.pinned_tenant_id
@@ -470,7 +471,7 @@ def disconnect(
     so no database lock waits on Xero's answer (and a failure there leaves nothing usable here)."""
     http = http or requests.Session()
     refresh_token: str | None = None
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         row = session.scalars(
             select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id, XpmConnection.active.is_(True))
         ).first()

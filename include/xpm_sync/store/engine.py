@@ -89,8 +89,9 @@ def writing(engine: Engine) -> Engine:
 
 @contextmanager
 def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """A session whose transaction commits when the block ends and rolls back on error."""
-    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    """A session for writing: its transaction begins IMMEDIATE on SQLite (`writing`), commits when
+    the block ends and rolls back on error. Reads need no scope: a plain `Session(engine)`."""
+    factory = sessionmaker(bind=writing(engine or get_engine()), expire_on_commit=False)
     with factory.begin() as session:
         yield session
 
