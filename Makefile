@@ -14,10 +14,11 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml sandbox/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	# The product, then the developer harness beside it (the sandbox, the demo, the local stack: sandbox/).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e . -e sandbox
 	@touch $@
 
 lint: $(STAMP)
@@ -34,17 +35,17 @@ check: lint
 	$(BIN)/python -m pytest tests/unit tests/dags tests/integration/web
 
 demo: $(STAMP)
-	@$(BIN)/xpm-sync demo
+	@$(BIN)/xpm-dev demo
 
 # Airflow's port: `make airflow PORT=8090`.
 PORT ?= 8080
 
 airflow: $(STAMP)
-	@$(BIN)/xpm-sync demo --serve --port $(PORT)
+	@$(BIN)/xpm-dev demo --serve --port $(PORT)
 
 # The production stack without Docker: CeleryExecutor, 2 workers, Redis and PostgreSQL on loopback.
 stack: $(STAMP)
-	@$(BIN)/xpm-sync stack --port $(PORT)
+	@$(BIN)/xpm-dev stack --port $(PORT)
 
 # Regenerate the lock from a working .venv (after changing requirements*.txt).
 lock: $(STAMP)

@@ -38,7 +38,7 @@ def start_sandbox(clients: int, jobs: int, per_minute: int = 1_000_000) -> tuple
     from xpm_sandbox.server import free_port
 
     port = free_port()
-    cmd = [sys.executable, "-m", "xpm_sync.cli", "sandbox", "--port", str(port), "--clients", str(clients),
+    cmd = [sys.executable, "-m", "xpm_devtools.cli", "sandbox", "--port", str(port), "--clients", str(clients),
            "--jobs", str(jobs), "--per-minute", str(per_minute)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

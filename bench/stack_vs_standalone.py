@@ -137,8 +137,8 @@ def connect(env: dict[str, str]) -> None:
 
 
 def standalone(clients: int, jobs: int, home: Path) -> dict[str, Any]:
+    from xpm_devtools import demo
     from xpm_sandbox.server import free_port
-    from xpm_sync import demo
 
     srv = sandbox(clients, jobs)
     port = free_port()
@@ -174,8 +174,8 @@ def standalone(clients: int, jobs: int, home: Path) -> dict[str, Any]:
 def celery_stack(clients: int, jobs: int, home: Path) -> dict[str, Any]:
     import redis
 
+    from xpm_devtools.stack import Stack, drop_databases, local_variables, throwaway_database
     from xpm_sandbox.server import free_port
-    from xpm_sync.stack import Stack, drop_databases, local_variables, throwaway_database
 
     srv = sandbox(clients, jobs)
     databases = [throwaway_database(PG_ADMIN, f"xpm_bench_stack_{kind}") for kind in ("airflow", "practice")]

@@ -40,7 +40,7 @@ os.environ.update(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
         # A subprocess runs this checkout's code, whatever the virtualenv's editable install points at.
-        "PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO)]),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO / "sandbox"), str(REPO)]),
     }
 )
 os.environ.pop("AIRFLOW_CONN_XPM_STORE", None)

@@ -133,36 +133,6 @@ def _activity(args: argparse.Namespace) -> int:
     return DONE
 
 
-def _sandbox(args: argparse.Namespace) -> int:
-    from xpm_sandbox.server import serve
-
-    serve(
-        host=args.host,
-        port=args.port,
-        seed=args.seed,
-        clients=args.clients,
-        jobs=args.jobs,
-        staff=args.staff,
-        per_minute=args.per_minute,
-    )
-    return DONE
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from xpm_sync import demo
-
-    return demo.run(clients=args.clients, jobs=args.jobs, serve=args.serve, port=args.port)
-
-
-def _stack(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from xpm_sync import stack
-
-    root = Path(args.root).resolve()
-    return stack.run(root, root / args.env_file, workers=args.workers, port=args.port)
-
-
 def _connect(args: argparse.Namespace) -> int:
     from xpm_sync.oauth import callback, flow
     from xpm_sync.oauth.settings import load
@@ -437,30 +407,6 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("value", nargs="?", help="on or off")
     st.add_argument("--by", default=_shell_user(), help="who is making the change (default: this shell's user)")
     st.set_defaults(handler=_settings)
-
-    sb = sub.add_parser("sandbox", help="serve the XPM sandbox (a stand-in for XPM and Xero identity)")
-    sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--port", type=_positive, default=8700)
-    sb.add_argument("--seed", type=int, default=1)
-    sb.add_argument("--clients", type=_positive, default=200)
-    sb.add_argument("--jobs", type=_positive, default=600)
-    sb.add_argument("--staff", type=_positive, default=12)
-    sb.add_argument("--per-minute", type=_positive, default=60, help="calls a minute allowed (XPM: 60)")
-    sb.set_defaults(handler=_sandbox)
-
-    demo = sub.add_parser("demo", help="sandbox, OAuth connect and an overnight sync on real Airflow")
-    demo.add_argument("--serve", action="store_true", help="then keep Airflow running (airflow standalone)")
-    demo.add_argument("--port", type=_positive, default=8080, help="Airflow's port with --serve")
-    demo.add_argument("--clients", type=_positive, default=300)
-    demo.add_argument("--jobs", type=_positive, default=1500)
-    demo.set_defaults(handler=_demo)
-
-    stk = sub.add_parser("stack", help="the production stack (CeleryExecutor, Redis, PostgreSQL) as local processes")
-    stk.add_argument("--root", default=".", help="the project folder (docker-compose.yaml, .env.example, dags/)")
-    stk.add_argument("--env-file", default=".env", help="settings over .env.example's (if the file exists)")
-    stk.add_argument("--workers", type=_positive, default=2, help="Celery workers")
-    stk.add_argument("--port", type=_positive, default=8080, help="Airflow's port")
-    stk.set_defaults(handler=_stack)
 
     conn = sub.add_parser("connect", help="connect XPM through Xero's sign-in (or reconnect it)")
     conn.add_argument("--practice", help="practice id or name, when the sign-in reaches several")

@@ -108,7 +108,7 @@ def launch(tmp_path: Path, **extra_env: str) -> Iterator[Airflow]:
     env = {
         **os.environ,
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO)]),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO / "sandbox"), str(REPO)]),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{base}/{meta_db}",
         # psycopg 3 serves Airflow's async engine too, so asyncpg is not needed.

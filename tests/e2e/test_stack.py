@@ -1,4 +1,4 @@
-"""The production stack as processes (`xpm_sync.stack`, what `make stack` runs): CeleryExecutor with
+"""The production stack as processes (`xpm_devtools.stack`, what `make stack` runs): CeleryExecutor with
 two workers, Redis at 127.0.0.1:6379 as the broker, PostgreSQL for Airflow's metadata, Celery's
 results and the practice database, the XPM sandbox, a real SMTP server. Its settings come from
 docker-compose.yaml and .env.example, as in production.
@@ -25,11 +25,11 @@ from tests.e2e.browser import RUN_TIMEOUT, back_in_airflow, chromium, open_xpm, 
 from tests.e2e.conftest import PASSWORD, Airflow, loopback_inbox
 from tests.integration.conftest import Inbox
 from tests.integration.sync.truth import differences
+from xpm_devtools.stack import Stack, drop_databases, local_variables, throwaway_database
 from xpm_sandbox.server import SandboxServer, connection_extras, free_port
 from xpm_sandbox.state import USERS
 from xpm_sync import catalog
 from xpm_sync.oauth.tokens import TokenSet, decrypt_tokens, encrypt_tokens
-from xpm_sync.stack import Stack, drop_databases, local_variables, throwaway_database
 from xpm_sync.store.engine import get_engine
 from xpm_sync.store.models import XpmConnection
 

@@ -14,7 +14,7 @@ import yaml
 from dotenv import dotenv_values
 
 from tests.conftest import REPO
-from xpm_sync.stack import airflow_environment
+from xpm_devtools.stack import airflow_environment
 
 REQUIRED = {
     "AIRFLOW_FERNET_KEY": "fernet-key-for-the-test",

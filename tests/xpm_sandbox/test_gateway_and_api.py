@@ -221,7 +221,7 @@ def test_the_sandbox_stops_on_sigterm_with_a_request_hanging():
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xpm_sync.cli", "sandbox", "--port", str(port), "--clients", "5", "--jobs", "5"],
+        [sys.executable, "-m", "xpm_devtools.cli", "sandbox", "--port", str(port), "--clients", "5", "--jobs", "5"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -131,7 +131,7 @@ def _connections(home: Path, sandbox_url: str, smtp_port: int | None, env: dict[
             "port": smtp_port,
             "extra": {"disable_tls": True, "disable_ssl": True, "from_email": DEMO_SENDER, "timeout": 10},
         }
-    script = "import sys; from xpm_sync.demo import write_connections; write_connections(sys.stdin.read())"
+    script = "import sys; from xpm_devtools.demo import write_connections; write_connections(sys.stdin.read())"
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, input=json.dumps(connections), capture_output=True, text=True
     )
@@ -206,7 +206,7 @@ def _start_sandbox(home: Path, clients: int, jobs: int) -> tuple[subprocess.Pope
     port = free_port()
     log = open(home / "sandbox.log", "wb")  # noqa: SIM115 - kept open for the sandbox's lifetime
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xpm_sync.cli", "sandbox", "--port", str(port), "--clients", str(clients),
+        [sys.executable, "-m", "xpm_devtools.cli", "sandbox", "--port", str(port), "--clients", str(clients),
          "--jobs", str(jobs), "--per-minute", str(DEMO_PER_MINUTE)],
         stdout=log,
         stderr=subprocess.STDOUT,

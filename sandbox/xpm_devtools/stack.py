@@ -7,7 +7,7 @@ database. The Airflow settings are the compose file's `x-airflow-common` environ
 one source of truth for both ways of running the stack. Only the host names differ (here every
 service is on 127.0.0.1), and they are .env variables too.
 
-`xpm-sync stack` (`make stack`) runs it with throwaway databases, the XPM sandbox and an SMTP sink,
+`xpm-dev stack` (`make stack`) runs it with throwaway databases, the XPM sandbox and an SMTP sink,
 until Ctrl-C; the end-to-end tests use `Stack` directly.
 """
 
@@ -108,7 +108,7 @@ class Stack:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.root / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.root / "plugins"),
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "xpm_sync.stack.worker_hostname",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "xpm_devtools.stack.worker_hostname",
             **airflow,
             **self.extra_env,
         }
@@ -238,14 +238,14 @@ def drop_databases(admin_url: str, names: list[str]) -> None:
 
 
 def run(root: Path, env_file: Path | None, workers: int, port: int) -> int:
-    """`xpm-sync stack`: the stack with throwaway databases on the local PostgreSQL, the XPM
+    """`xpm-dev stack`: the stack with throwaway databases on the local PostgreSQL, the XPM
     sandbox and an SMTP sink that prints what it receives; Ctrl-C stops it and drops the databases."""
     from aiosmtpd.controller import Controller
     from cryptography.fernet import Fernet
 
+    from xpm_devtools import demo
     from xpm_sandbox.server import connection_extras, free_port
     from xpm_sandbox.state import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-    from xpm_sync import demo
 
     home = root / ".stack"
     home.mkdir(exist_ok=True)
