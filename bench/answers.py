@@ -49,7 +49,7 @@ def saved(clients: int, jobs: int, folder: Path | None = None) -> Path:
     if manifest.exists():
         return folder
     from common import connect, control, start_sandbox, store
-    from xpm_sync.oauth.settings import load as load_settings
+    from xpm_sync.oauth.connection_config import load as load_settings
     from xpm_sync.oauth.tokens import TokenStore
 
     proc, url = start_sandbox(clients, jobs)

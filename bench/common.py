@@ -91,7 +91,7 @@ def connect(url: str, store_url: str) -> Any:
     from xpm_sandbox.server import connection_extras
     from xpm_sandbox.state import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
     from xpm_sync.oauth import callback, flow
-    from xpm_sync.oauth.settings import load as load_settings
+    from xpm_sync.oauth.connection_config import load as load_settings
     from xpm_sync.store import migrate
     from xpm_sync.store.engine import get_engine
 

@@ -1,6 +1,6 @@
 """One night's load of XPM's client and job lists by the project, in a process of its own.
 
-It loads the saved answers of one day (`bench/answers.py`) as the sync does (`sync.engine.load` with
+It loads the saved answers of one day (`bench/answers.py`) as the sync does (`sync.load.load` with
 the stored fingerprints, staging and set-based merges; each answer's own fingerprint looked at
 before its records stream, as `XpmHook` does) into a practice database, then prints one JSON line:
 the load's seconds (not the interpreter's start), records read, rows written, records and answers
@@ -50,8 +50,8 @@ def load(store_url: str, folder: Path, tenant: str) -> dict[str, int]:
     from xpm_sync.store.models import Client, Job
     from xpm_sync.sync import children
     from xpm_sync.sync.context import SyncContext
-    from xpm_sync.sync.engine import MIRRORED
-    from xpm_sync.sync.engine import load as engine_load
+    from xpm_sync.sync.load import MIRRORED
+    from xpm_sync.sync.load import load as engine_load
 
     listed = json.loads((folder.parent / "answers.json").read_text())
     answers = listed["answers"] if folder.name == "day1" else listed["day2"]
@@ -72,7 +72,7 @@ def load(store_url: str, folder: Path, tenant: str) -> dict[str, int]:
         body = records_of(kind, folder / answer["file"], answer["request"], prints[kind])
         f, w = engine_load(ctx, model, body, key=key, children=kids, fingerprints=prints[kind])
         fetched, written = fetched + f, written + w
-    # As each pull ends (`sync.engine.checkpoint`): what the load grew is analysed (PostgreSQL).
+    # As each pull ends (`sync.load.checkpoint`): what the load grew is analysed (PostgreSQL).
     analyze_stale(engine, MIRRORED)
     return {
         "records": fetched,

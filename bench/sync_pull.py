@@ -49,7 +49,7 @@ def parse_vs_bulk(url: str, store_url: str, tenant_id: str, access: str) -> dict
     from xpm_sync.store.engine import get_engine
     from xpm_sync.sync import children
     from xpm_sync.sync.context import SyncContext
-    from xpm_sync.sync.engine import load, parent_rows
+    from xpm_sync.sync.load import load, parent_rows
 
     headers = {"Authorization": f"Bearer {access}", "xero-tenant-id": tenant_id}
     body = requests.get(
@@ -97,7 +97,7 @@ def main() -> None:
         from xpm_sandbox.state import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
         from xpm_sync import catalog
         from xpm_sync.oauth import callback, flow
-        from xpm_sync.oauth.settings import load as load_settings
+        from xpm_sync.oauth.connection_config import load as load_settings
         from xpm_sync.store import migrate
         from xpm_sync.store.engine import get_engine
         from xpm_sync.store.models import Job

@@ -135,7 +135,7 @@ def _activity(args: argparse.Namespace) -> int:
 
 def _connect(args: argparse.Namespace) -> int:
     from xpm_sync.oauth import callback, flow
-    from xpm_sync.oauth.settings import load
+    from xpm_sync.oauth.connection_config import load
 
     xpm_settings, engine = load(args.conn_id), migrate.ready_engine()
     url = flow.start(xpm_settings, engine, requested_by=args.by, switch_practice=args.switch_practice)
@@ -221,7 +221,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _disconnect(args: argparse.Namespace) -> int:
     from xpm_sync.oauth import flow
-    from xpm_sync.oauth.settings import load
+    from xpm_sync.oauth.connection_config import load
     from xpm_sync.oauth.tokens import TokenStore
 
     xpm_settings, engine = load(args.conn_id), migrate.ready_engine()

@@ -18,7 +18,7 @@ from xpm_sandbox.server import SandboxServer, connection_extras
 from xpm_sandbox.state import USERS
 from xpm_sync.hooks.xpm import XpmHook
 from xpm_sync.oauth import callback, flow
-from xpm_sync.oauth.settings import XpmSettings, load
+from xpm_sync.oauth.connection_config import XpmSettings, load
 from xpm_sync.oauth.tokens import TokenSet, decrypt_tokens, encrypt_tokens
 from xpm_sync.store import migrate
 from xpm_sync.store.models import XpmConnection

@@ -168,7 +168,7 @@ class Fingerprints:
     def answer(self, request: str, body: IO[bytes], parse: Callable[[], Iterator[Any]]) -> Iterator[Any]:
         """The records of a list answer to `request`: markers alone if `body` is the very answer
         last loaded for it and nothing has written its rows since, else `parse()`'s records as a
-        `ListAnswer`, which `sync.engine.load` remembers once they are all written."""
+        `ListAnswer`, which `sync.load.load` remembers once they are all written."""
         from xpm_sync.store.models import AnswerFingerprint
 
         fingerprint = answer_digest(body)

@@ -19,7 +19,7 @@ from xpm_sync.api.client import XpmApi
 from xpm_sync.api.usage import Usage
 from xpm_sync.api.xml import iter_items, read_status
 from xpm_sync.errors import XpmConfigError, XpmError
-from xpm_sync.oauth import settings as xpm_settings
+from xpm_sync.oauth import connection_config as xpm_settings
 from xpm_sync.oauth.tokens import TokenStore
 from xpm_sync.store.engine import get_engine
 

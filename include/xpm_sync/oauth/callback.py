@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import requests
 
 from xpm_sync.errors import XpmOAuthError
-from xpm_sync.oauth.settings import XpmSettings
+from xpm_sync.oauth.connection_config import XpmSettings
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 T = TypeVar("T")

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from xpm_sync import activity
 from xpm_sync.errors import XpmOAuthError, XpmTransientError
-from xpm_sync.oauth.settings import XpmSettings
+from xpm_sync.oauth.connection_config import XpmSettings
 from xpm_sync.oauth.tokens import (
     TokenEndpointError,
     TokenSet,

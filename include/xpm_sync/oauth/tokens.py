@@ -35,7 +35,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from xpm_sync import alerts
 from xpm_sync.errors import RECONNECT_HINT, XpmAuthError, XpmConfigError, XpmReconnectRequired, XpmTransientError
-from xpm_sync.oauth.settings import XpmSettings
+from xpm_sync.oauth.connection_config import XpmSettings
 from xpm_sync.store.locks import locked_connection
 from xpm_sync.store.models import ConnectionStatus, XpmConnection
 from xpm_sync.store.types import utcnow

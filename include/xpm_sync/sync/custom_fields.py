@@ -40,7 +40,7 @@ from xpm_sync.store.models import Base, Client, ClientCustomFieldValue, CustomFi
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync.children import replace_children
 from xpm_sync.sync.context import EntityResult, SyncContext
-from xpm_sync.sync.engine import checkpoint
+from xpm_sync.sync.load import checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from xpm_sync.store.models import (
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync import children, custom_fields, job_reconcile, tax_returns
 from xpm_sync.sync.context import EntityResult, SyncContext
-from xpm_sync.sync.engine import (
+from xpm_sync.sync.load import (
     Children,
     alert,
     checkpoint,

@@ -31,7 +31,7 @@ from xpm_sync.errors import XpmBusinessError
 from xpm_sync.store.models import Job
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync.context import SyncContext
-from xpm_sync.sync.engine import alert, checkpoint, state
+from xpm_sync.sync.load import alert, checkpoint, state
 
 log = logging.getLogger(__name__)
 

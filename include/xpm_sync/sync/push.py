@@ -54,7 +54,7 @@ from xpm_sync.store.types import utcnow
 from xpm_sync.store.upsert import upsert
 from xpm_sync.sync.children import job_children
 from xpm_sync.sync.context import EntityResult
-from xpm_sync.sync.engine import parent_rows
+from xpm_sync.sync.load import parent_rows
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from xpm_sync.store.models import Client, Job, TaxReturn
 from xpm_sync.store.types import utcnow
 from xpm_sync.store.upsert import upsert
 from xpm_sync.sync.context import EntityResult, SyncContext
-from xpm_sync.sync.engine import checkpoint, mark_missing
+from xpm_sync.sync.load import checkpoint, mark_missing
 
 YEAR_IN_NAME = re.compile(r"\b(20\d\d)\b")
 

@@ -97,7 +97,7 @@ def _callback_url(request: Request) -> str:
 
 
 def _xpm_settings() -> Any:
-    from xpm_sync.oauth.settings import load
+    from xpm_sync.oauth.connection_config import load
 
     return load(config.get("conn_id"))
 

@@ -12,7 +12,7 @@ from xpm_sandbox.state import USERS
 from xpm_sync import activity
 from xpm_sync.errors import XpmOAuthError
 from xpm_sync.oauth import callback, flow
-from xpm_sync.oauth.settings import load
+from xpm_sync.oauth.connection_config import load
 from xpm_sync.store.models import ConnectionStatus, OAuthAttempt
 
 

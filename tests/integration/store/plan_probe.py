@@ -24,7 +24,7 @@ def main(store_url: str, answer: Path, tenant: str) -> None:
     from xpm_sync.store.models import Job
     from xpm_sync.sync import children
     from xpm_sync.sync.context import SyncContext
-    from xpm_sync.sync.engine import checkpoint, load
+    from xpm_sync.sync.load import checkpoint, load
 
     engine = get_engine(store_url)
     plans: list[Any] = []

@@ -16,7 +16,7 @@ from xpm_sync.settings import PracticeSettings
 from xpm_sync.store.models import Job, JobAssignment
 from xpm_sync.sync import children
 from xpm_sync.sync.context import SyncContext
-from xpm_sync.sync.engine import load
+from xpm_sync.sync.load import load
 
 TENANT = "aaaaaaaa-0000-4000-8000-000000000001"
 

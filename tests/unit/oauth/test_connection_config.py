@@ -4,7 +4,7 @@ import pytest
 from airflow.sdk import Connection
 
 from xpm_sync.errors import XpmConfigError, XpmLegacyConnectionError
-from xpm_sync.oauth.settings import XpmSettings
+from xpm_sync.oauth.connection_config import XpmSettings
 
 
 def _conn(**kwargs):
