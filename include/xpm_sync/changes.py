@@ -6,29 +6,27 @@ is off), the local row is changed and marked pending (no pull overwrites it), an
 records who, when, and each field's value before and after. `xpm_push` then sends it to XPM.
 
 Only changes made through this module are pushed: what another system writes straight into the
-practice database's tables is not seen.
+practice database's tables is not seen. The values themselves are read and written out by
+`change_values`; Airflow is told of a change by `airflow_runs.notify_push`.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity, catalog, ids, settings
-from xpm_sync.errors import XpmInputError
+from xpm_sync import activity, ids, settings
+from xpm_sync.change_values import VALUE_COLUMN, ChangeRefused, field_value, job_value, text_of
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import writing
 from xpm_sync.store.models import ActivityStatus, OutboxStatus
 
 log = logging.getLogger(__name__)
 
-OUTBOX_ASSET = catalog.asset_uri("outbox")
 OPEN = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value, OutboxStatus.VERIFY.value)
 # Job fields a practice may change, with the element XPM's job.api/update takes.
 JOB_FIELDS = {
@@ -51,10 +49,6 @@ NO_CODE = (
     "code is set for {state!r}. Find it in XPM (Business > Settings > Job States) and set it on the XPM page "
     "(Settings > Job state codes) or with `xpm-sync job-states set {quoted} CODE`."
 )
-
-
-class ChangeRefused(XpmInputError):
-    """The change is not allowed, or not valid; the message says why and what to do instead."""
 
 
 @dataclass(frozen=True)
@@ -87,21 +81,6 @@ def _record(
     session.add(entry)
     session.flush()
     return int(entry.id)
-
-
-def text_of(value: Any) -> str | None:
-    """A value in the text form the outbox keeps (and XPM's answers compare with)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    return str(value)
 
 
 def _job(session: Session, tenant: str, number: str) -> m.Job:
@@ -152,19 +131,6 @@ def set_job_state(engine: Engine, number: str, state: str, *, actor: str | None)
     return Recorded(entry, f"Job {job.job_number} is now {name} here; it goes to XPM with the next push.")
 
 
-def _job_value(field: str, value: Any) -> Any:
-    if field in ("start_date", "due_date"):
-        return value if isinstance(value, date) else _date(str(value), field.replace("_", " "))
-    if field == "budget":
-        return None if value in (None, "") else _decimal(str(value), "budget")
-    text = str(value).strip()
-    if field == "name" and not text:
-        raise ChangeRefused("A job needs a name.")
-    if field == "name" and len(text) > NAME_LENGTH:
-        raise ChangeRefused(f"A job's name has at most {NAME_LENGTH} characters; this one has {len(text):,}.")
-    return text or None
-
-
 def update_job(engine: Engine, number: str, *, actor: str | None, **changes: Any) -> Recorded:
     """Change a job's name, description, dates or budget here; the push sends them to XPM."""
     unknown = sorted(set(changes) - set(JOB_FIELDS))
@@ -177,7 +143,7 @@ def update_job(engine: Engine, number: str, *, actor: str | None, **changes: Any
         job = _job(session, tenant, number)
         fields = {}
         for field, raw in changes.items():
-            value = _job_value(field, raw)
+            value = job_value(field, raw)
             if text_of(getattr(job, field)) != text_of(value):
                 fields[field] = {"before": text_of(getattr(job, field)), "after": text_of(value)}
                 setattr(job, field, value)
@@ -189,74 +155,6 @@ def update_job(engine: Engine, number: str, *, actor: str | None, **changes: Any
     return Recorded(
         entry, f"Job {job.job_number} changed here ({', '.join(fields)}); it goes to XPM with the next push."
     )
-
-
-def _date(text: str, what: str) -> date:
-    for fmt in ("%Y-%m-%d", "%Y%m%d", "%d/%m/%Y"):
-        try:
-            return datetime.strptime(text.strip(), fmt).date()
-        except ValueError:
-            continue
-    raise ChangeRefused(f"{text!r} is not a date for the {what}: write it as 2026-12-24.")
-
-
-# What XPM's money and number fields and the practice database's columns (18 digits, 4 after the
-# point) hold.
-WHOLE_DIGITS, DECIMALS = 14, 4
-NAME_LENGTH = 255
-
-
-def _decimal(text: str, what: str) -> Decimal:
-    shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
-    if len(text) > 60:
-        raise ChangeRefused(f"{shown!r} is not a number the {what} can hold.")
-    try:
-        number = Decimal(text.strip().replace(",", ""))
-    except InvalidOperation:
-        raise ChangeRefused(f"{shown!r} is not a number for the {what}.") from None
-    if not number.is_finite():
-        raise ChangeRefused(f"{shown!r} is not a number for the {what}.")
-    if number != 0 and number.adjusted() >= WHOLE_DIGITS:
-        raise ChangeRefused(
-            f"{shown!r} is too large for the {what}: XPM and the practice database hold at most "
-            f"{WHOLE_DIGITS} digits before the point."
-        )
-    if number != number.quantize(Decimal(1).scaleb(-DECIMALS), rounding="ROUND_DOWN"):
-        raise ChangeRefused(f"{shown!r} has more than {DECIMALS} decimal places, which the {what} cannot hold.")
-    return number
-
-
-VALUE_COLUMN = {
-    "Text": "text_value",
-    "Decimal": "decimal_value",
-    "Number": "number_value",
-    "Boolean": "boolean_value",
-    "Date": "date_value",
-}
-_YES, _NO = {"yes", "true", "on", "1", "y"}, {"no", "false", "off", "0", "n", ""}
-
-
-def field_value(element: str, text: str | None, name: str) -> Any:
-    """A custom field value typed as its definition's ValueElement says; None clears it."""
-    if text is None or (text.strip() == "" and element != "Boolean"):
-        return None
-    raw = text.strip()
-    if element == "Boolean":
-        if raw.lower() in _YES:
-            return True
-        if raw.lower() in _NO:
-            return None  # XPM holds no value for an unticked checkbox
-        raise ChangeRefused(f"{text!r} is not yes or no for {name}.")
-    if element == "Date":
-        return _date(raw, name)
-    if element == "Decimal":
-        return _decimal(raw, name)
-    if element == "Number":
-        number = _decimal(raw, name)
-        if number != number.to_integral_value():
-            raise ChangeRefused(f"{text!r} is not a whole number for {name}.")
-        return number
-    return raw
 
 
 def set_custom_field(
@@ -378,34 +276,4 @@ def retry(engine: Engine, entry_id: int, *, actor: str | None) -> None:
         log.info("Change %s put back in line by %s", entry_id, actor)
 
 
-TOLD, PUSH_PAUSED, NOT_TOLD = "told", "paused", "not told"
-
-
-def notify_push(source: str = "xpm-sync") -> str:
-    """Tell Airflow the outbox changed, so `xpm_push` runs now rather than at its next quarter hour.
-
-    Works where Airflow's database is reachable (the XPM page, the command line on the Airflow
-    host); elsewhere the change waits for the schedule. Returns TOLD when xpm_push will run now,
-    PUSH_PAUSED when Airflow was told but xpm_push is paused (nothing runs until it is unpaused),
-    NOT_TOLD when Airflow could not be told.
-    """
-    try:
-        from airflow.assets.manager import asset_manager
-        from airflow.serialization.definitions.assets import SerializedAssetUniqueKey
-        from airflow.utils.session import create_session
-
-        from xpm_sync import airflow_runs
-
-        with create_session() as session:
-            event = asset_manager.register_asset_change(
-                asset=SerializedAssetUniqueKey(name=OUTBOX_ASSET, uri=OUTBOX_ASSET),
-                extra={"from": source},
-                session=session,
-                source_is_api=True,
-            )
-        if event is None:
-            return NOT_TOLD
-        return PUSH_PAUSED if airflow_runs.is_paused("xpm_push") else TOLD
-    except Exception as exc:  # Airflow's database is out of reach: the schedule picks it up
-        log.info("Airflow was not told about the change (%s); xpm_push picks it up on schedule", type(exc).__name__)
-        return NOT_TOLD
+__all__ = ["VALUE_COLUMN", "ChangeRefused", "field_value", "text_of"]  # the values' API, through here too

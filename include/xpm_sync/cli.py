@@ -285,14 +285,14 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _recorded(recorded: Any) -> int:
-    from xpm_sync import changes
+    from xpm_sync import airflow_runs
 
     print(recorded.message)
     if recorded.entry_id is not None:
-        told = changes.notify_push("xpm-sync")
-        if told == changes.TOLD:
+        told = airflow_runs.notify_push("xpm-sync")
+        if told == airflow_runs.TOLD:
             print("xpm_push was told and runs now.")
-        elif told == changes.PUSH_PAUSED:
+        elif told == airflow_runs.PUSH_PAUSED:
             print("xpm_push is paused in Airflow: the change waits there until it is unpaused.")
     return DONE
 
@@ -336,13 +336,13 @@ def _job_states(args: argparse.Namespace) -> int:
 
 
 def _changes(args: argparse.Namespace) -> int:
-    from xpm_sync import changes
+    from xpm_sync import airflow_runs, changes
 
     engine = migrate.ready_engine()
     if args.retry:
         changes.retry(engine, args.retry, actor=args.by)
         print(f"Change {args.retry} is back in line for the next push.")
-        changes.notify_push("xpm-sync")
+        airflow_runs.notify_push("xpm-sync")
         return DONE
     waiting = changes.open_changes(engine)
     for entry in waiting:

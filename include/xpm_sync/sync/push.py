@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity, changes, config, display, settings
+from xpm_sync import activity, change_values, changes, config, display, settings
 from xpm_sync.api.records import Record
 from xpm_sync.api.usage import calls_today
 from xpm_sync.errors import (
@@ -226,7 +226,7 @@ def _job_now(run: Push, number: str) -> Record:
 
 def _update_body(current: Record, fields: dict[str, dict[str, Any]]) -> list[tuple[str, str | None]]:
     """Every field job.api/update takes, from XPM's copy with the local changes laid over it."""
-    values = {name: changes.text_of(current.get(name)) for name in changes.JOB_FIELDS}
+    values = {name: change_values.text_of(current.get(name)) for name in changes.JOB_FIELDS}
     values.update({name: change["after"] for name, change in fields.items() if name in changes.JOB_FIELDS})
     body = []
     for name, element in changes.JOB_FIELDS.items():
@@ -234,14 +234,14 @@ def _update_body(current: Record, fields: dict[str, dict[str, Any]]) -> list[tup
         if name in ("start_date", "due_date") and value:
             value = value.replace("-", "")  # XPM takes dates as YYYYMMDD
         body.append((element, value))
-    body.append(("ClientNumber", changes.text_of(current.get("client_order_number"))))
+    body.append(("ClientNumber", change_values.text_of(current.get("client_order_number"))))
     return body
 
 
 def _push_job(run: Push, group: Group) -> None:
     result = run.result(group.entity)
     current = _job_now(run, group.key)
-    xpm = {name: changes.text_of(current.get(name)) for name in ("state", *changes.JOB_FIELDS)}
+    xpm = {name: change_values.text_of(current.get(name)) for name in ("state", *changes.JOB_FIELDS)}
     send, changed = _compare(group, xpm)
     if changed and not _conflict(run, group, changed, mastered=run.practice.maintain_jobs_locally):
         return
@@ -309,7 +309,7 @@ def _push_fields(run: Push, group: Group) -> None:
     xpm: dict[str, str | None] = {}
     for value in read(group.key):
         element = fields.get(value["field_uuid"], {}).get("element", "Text")
-        xpm[value["field_uuid"]] = changes.text_of(value.get(changes.VALUE_COLUMN[element]))
+        xpm[value["field_uuid"]] = change_values.text_of(value.get(change_values.VALUE_COLUMN[element]))
     send, changed = _compare(group, xpm)
     if changed and not _conflict(run, group, changed, mastered=not run.practice.sync_custom_fields_from_xpm):
         return

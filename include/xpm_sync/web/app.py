@@ -293,7 +293,7 @@ def create_app() -> FastAPI:
             await run_in_threadpool(changes.retry, get_engine(), int(form.get("id", "0") or 0), actor=who.name)
         except (XpmError, ValueError) as exc:
             return await home_page(request, who, error=str(exc), status=400)
-        await run_in_threadpool(changes.notify_push, "the XPM page")
+        await run_in_threadpool(airflow_runs.notify_push, "the XPM page")
         return back(request, "retried")
 
     @app.post("/alerts/test", name="test_email")

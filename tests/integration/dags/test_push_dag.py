@@ -79,21 +79,22 @@ def test_a_change_made_here_tells_airflow_and_a_paused_push_is_said_so(ready: Xp
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
 
+    from xpm_sync import airflow_runs
+
     _push_dag().test()  # Airflow knows xpm_push and the asset it is scheduled on
     with create_session() as session:
         before = session.query(AssetEvent).count()
-    assert changes.notify_push("a test") == changes.TOLD
+    assert airflow_runs.notify_push("a test") == airflow_runs.TOLD
     with create_session() as session:
         events = session.query(AssetEvent).order_by(AssetEvent.id).all()
         assert len(events) == before + 1
         assert events[-1].extra == {"from": "a test"}
         session.query(DagModel).filter(DagModel.dag_id == "xpm_push").update({"is_paused": True})
     try:
-        assert changes.notify_push("a test") == changes.PUSH_PAUSED
+        assert airflow_runs.notify_push("a test") == airflow_runs.PUSH_PAUSED
         # "Push now" (the page) refuses rather than unpausing what a person paused.
         from airflow.models.dagrun import DagRun
 
-        from xpm_sync import airflow_runs
         from xpm_sync.errors import XpmConfigError
 
         with create_session() as session:
