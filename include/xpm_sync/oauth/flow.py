@@ -1,4 +1,6 @@
-"""Connecting XPM: the authorization-code flow with PKCE, practice choice, pinning and disconnect.
+"""Connecting XPM, the connection's lifecycle: sign-in attempts, practice choice, pinning, storing
+the tokens, reconnecting, switching and disconnecting. Xero's side of it (PKCE, the authorize URL,
+the code exchange, the connections list, revoking) is `oauth.xero`.
 
 1. `start()` records a pending attempt (random `state`, PKCE verifier encrypted, who asked, expiry)
    and returns Xero's authorize URL.
@@ -12,38 +14,33 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
-import jwt
 import requests
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from xpm_sync import activity
-from xpm_sync.errors import XpmOAuthError, XpmTransientError
+from xpm_sync.errors import XpmOAuthError
+from xpm_sync.oauth import xero
 from xpm_sync.oauth.connection_config import XpmSettings
 from xpm_sync.oauth.tokens import (
-    TokenEndpointError,
     TokenSet,
     decrypt_tokens,
     encrypt_tokens,
     fernet,
-    post_token,
 )
 from xpm_sync.store.engine import writing
 from xpm_sync.store.models import ActivityStatus, ConnectionStatus, OAuthAttempt, XpmConnection
 from xpm_sync.store.types import utcnow
 
 log = logging.getLogger(__name__)
+Practice = xero.Practice  # a practice a sign-in reached, as the command line and the page name it
 
 ATTEMPT_LIFETIME = timedelta(minutes=15)
 NO_PRACTICE = (
@@ -58,17 +55,10 @@ WRONG_PRACTICE_WARNING = (
 )
 
 
-@dataclass(frozen=True)
-class Practice:
-    tenant_id: str
-    name: str
-    connection_id: str
-
-
 class ChoiceNeeded(XpmOAuthError):
     """The sign-in reached several practices: the administrator must pick one."""
 
-    def __init__(self, state: str, practices: list[Practice]) -> None:
+    def __init__(self, state: str, practices: list[xero.Practice]) -> None:
         super().__init__(f"This sign-in reaches {len(practices)} XPM practices: choose one. {WRONG_PRACTICE_WARNING}")
         self.state = state
         self.practices = practices
@@ -84,20 +74,13 @@ class ConnectResult:
     was_broken: bool = False
 
 
-Chooser = Callable[[list[Practice]], str | None]
+Chooser = Callable[[list[xero.Practice]], str | None]
 
 
 def describe(result: ConnectResult) -> str:
     """What the administrator is told when the connection is made."""
     verb = "Reconnected" if result.reconnected else ("Switched" if result.switched else "Connected")
     return f"{verb}: XPM practice {result.tenant_name!r} ({result.tenant_id}), signed in as {result.connected_by}."
-
-
-def pkce_pair() -> tuple[str, str]:
-    """A PKCE verifier (86 characters) and its S256 challenge."""
-    verifier = secrets.token_urlsafe(64)
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def start(
@@ -116,7 +99,7 @@ def start(
     """
     redirect_uri = redirect_uri or settings.redirect_uri
     state = secrets.token_urlsafe(32)
-    verifier, challenge = pkce_pair()
+    verifier, challenge = xero.pkce_pair()
     now = clock()
     with Session(writing(engine)) as session, session.begin():
         session.add(
@@ -131,27 +114,7 @@ def start(
                 expires_at=now + ATTEMPT_LIFETIME,
             )
         )
-    query = {
-        "response_type": "code",
-        "client_id": settings.client_id,
-        "redirect_uri": redirect_uri,
-        "scope": settings.scopes,
-        "state": state,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
-    return f"{settings.authorize_url}?{urlencode(query)}"
-
-
-def _callback_params(redirect_url: str) -> dict[str, str]:
-    params = {k: v[0] for k, v in parse_qs(urlsplit(redirect_url.strip()).query).items()}
-    if "error" in params:
-        if params["error"] == "access_denied":
-            raise XpmOAuthError("Access was not allowed at Xero (the sign-in was cancelled). Start again.")
-        raise XpmOAuthError(f"Xero ended the sign-in with {params['error']}: {params.get('error_description', '')}")
-    if "code" not in params or "state" not in params:
-        raise XpmOAuthError("That is not the address Xero sent you back to: it has no code and state. Start again.")
-    return params
+    return xero.authorize_url(settings, redirect_uri, state, challenge)
 
 
 def _attempt(session: Session, settings: XpmSettings, state: str, acting_user: str | None) -> OAuthAttempt:
@@ -185,67 +148,7 @@ def _claim_attempt(
     return attempt, verifier
 
 
-def _exchange(
-    settings: XpmSettings, http: requests.Session, code: str, verifier: str, redirect_uri: str
-) -> dict[str, Any]:
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
-    try:
-        return post_token(settings, form, http=http, timeout=30)
-    except TokenEndpointError as exc:
-        if exc.error == "invalid_client":
-            raise XpmOAuthError(
-                "Xero rejected the app's client id or secret (invalid_client). Copy the Client ID and Client "
-                "secret from the app at developer.xero.com into the XPM connection, then connect again."
-            ) from None
-        if exc.error == "invalid_grant":
-            raise XpmOAuthError(
-                "Xero refused the sign-in code (invalid_grant): it was used already, expired, or the redirect "
-                f"URI differs from the one registered on the app (this connection uses {redirect_uri}). "
-                "Check the app's redirect URIs and start again."
-            ) from None
-        raise XpmOAuthError(f"Xero refused the sign-in code ({exc.error}). Start again.") from None
-    except XpmTransientError as exc:
-        raise XpmOAuthError(f"{exc}. Start again.") from None
-
-
-def _claims(token: str) -> dict[str, Any]:
-    """Read a JWT's claims without checking its signature: for display and filtering only."""
-    try:
-        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return {}
-    return claims
-
-
-def practices_of(settings: XpmSettings, http: requests.Session, access_token: str) -> list[Practice]:
-    """The XPM practices this sign-in connected."""
-    reply = http.get(settings.connections_url, headers={"Authorization": f"Bearer {access_token}"}, timeout=30)
-    if reply.status_code != 200:
-        raise XpmOAuthError(f"Xero's connections list answered {reply.status_code}. Start again.")
-    event = _claims(access_token).get("authentication_event_id")
-    found = []
-    for row in reply.json():
-        if row.get("tenantType") != "PRACTICEMANAGER":
-            continue
-        if event and row.get("authEventId") not in (None, event):
-            continue
-        found.append(Practice(row["tenantId"], row.get("tenantName") or "(unnamed XPM practice)", row["id"]))
-    return found
-
-
-def _revoke_quietly(settings: XpmSettings, http: requests.Session, refresh_token: str) -> None:
-    try:
-        http.post(
-            settings.revocation_url,
-            data={"token": refresh_token},
-            auth=(settings.client_id, settings.client_secret),
-            timeout=15,
-        )
-    except requests.RequestException:
-        log.warning("Could not revoke an unused XPM grant; it will expire unused in 60 days")
-
-
-def _pinned_elsewhere(engine: Engine, settings: XpmSettings, chosen: Practice, person: str) -> str | None:
+def _pinned_elsewhere(engine: Engine, settings: XpmSettings, chosen: xero.Practice, person: str) -> str | None:
     """Why storing `chosen` is refused (the installation is pinned to another practice), or None."""
     with Session(engine) as session:
         current = session.scalars(
@@ -283,7 +186,7 @@ def refused(engine: Engine, settings: XpmSettings, message: str, who: str) -> Xp
     return XpmOAuthError(message)
 
 
-def _choose(found: list[Practice], choose: Chooser | None, practice: str | None) -> Practice:
+def _choose(found: list[xero.Practice], choose: Chooser | None, practice: str | None) -> xero.Practice:
     if practice:
         match = [p for p in found if practice in (p.tenant_id, p.name)]
         if not match:
@@ -322,15 +225,15 @@ def complete(
     raises `ChoiceNeeded`; `choose()` finishes it.
     """
     http = http or requests.Session()
-    params = _callback_params(redirect_url)
+    params = xero.callback_params(redirect_url)
     attempt, verifier = _claim_attempt(engine, settings, params["state"], clock(), acting_user)
-    reply = _exchange(settings, http, params["code"], verifier, attempt.redirect_uri)
+    reply = xero.exchange(settings, http, params["code"], verifier, attempt.redirect_uri)
     tokens = TokenSet.from_reply(reply, clock())
-    identity = _claims(str(reply.get("id_token", "")))
+    identity = xero.claims(str(reply.get("id_token", "")))
     person = identity.get("name") or identity.get("email") or attempt.requested_by or "unknown user"
-    found = practices_of(settings, http, tokens.access_token)
+    found = xero.practices_of(settings, http, tokens.access_token)
     if not found:
-        _revoke_quietly(settings, http, tokens.refresh_token)
+        xero.revoke_quietly(settings, http, tokens.refresh_token)
         raise refused(engine, settings, f"{person} signed in to Xero. {NO_PRACTICE}", acting_user or person)
     if hold_for_choice and len(found) > 1 and not practice:
         _hold(engine, attempt.state, tokens, found, person, identity.get("email"))
@@ -339,7 +242,9 @@ def complete(
     return _store(settings, engine, attempt, chosen, tokens, person, identity.get("email"), http, clock(), acting_user)
 
 
-def _hold(engine: Engine, state: str, tokens: TokenSet, found: list[Practice], person: str, email: str | None) -> None:
+def _hold(
+    engine: Engine, state: str, tokens: TokenSet, found: list[xero.Practice], person: str, email: str | None
+) -> None:
     held = json.dumps({"tokens": encrypt_tokens(tokens), "person": person, "email": email})
     with Session(writing(engine)) as session, session.begin():
         attempt = session.get(OAuthAttempt, state, with_for_update=True)
@@ -370,12 +275,12 @@ def choose(
         if now > attempt.expires_at:
             raise XpmOAuthError("This sign-in took too long and expired. Start again.")
         held = json.loads(fernet().decrypt(attempt.pending_ciphertext.encode()))
-        found = [Practice(**p) for p in attempt.pending_practices or []]
+        found = [xero.Practice(**p) for p in attempt.pending_practices or []]
         attempt.chosen_at, attempt.pending_ciphertext = now, None
     tokens = decrypt_tokens(held["tokens"])
     chosen = next((p for p in found if p.tenant_id == tenant_id), None)
     if chosen is None:
-        _revoke_quietly(settings, http, tokens.refresh_token)
+        xero.revoke_quietly(settings, http, tokens.refresh_token)
         raise XpmOAuthError("That practice was not one this sign-in reached. Nothing was changed; start again.")
     return _store(settings, engine, attempt, chosen, tokens, held["person"], held["email"], http, now, acting_user)
 
@@ -384,7 +289,7 @@ def _store(
     settings: XpmSettings,
     engine: Engine,
     attempt: OAuthAttempt,
-    chosen: Practice,
+    chosen: xero.Practice,
     tokens: TokenSet,
     person: str,
     email: str | None,
@@ -397,7 +302,7 @@ def _store(
     who = acting_user or person
     held_back = _pinned_elsewhere(engine, settings, chosen, person) if not attempt.switch_practice else None
     if held_back:
-        _revoke_quietly(settings, http, tokens.refresh_token)  # outside any transaction: Xero may be slow
+        xero.revoke_quietly(settings, http, tokens.refresh_token)  # outside any transaction: Xero may be slow
         raise refused(engine, settings, held_back, who)
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         rows = session.scalars(select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id)).all()
@@ -420,7 +325,7 @@ def _store(
         row.active = True
         row.tenant_name = chosen.name
         row.xero_connection_id = chosen.connection_id
-        row.auth_event_id = _claims(tokens.access_token).get("authentication_event_id")
+        row.auth_event_id = xero.claims(tokens.access_token).get("authentication_event_id")
         row.status = ConnectionStatus.CONNECTED.value
         row.token_ciphertext = encrypt_tokens(tokens)
         row.scopes = tokens.scope
@@ -453,7 +358,7 @@ def _store(
             tenant_id=chosen.tenant_id,
         )
     if old_refresh and old_refresh != tokens.refresh_token:
-        _revoke_quietly(settings, http, old_refresh)
+        xero.revoke_quietly(settings, http, old_refresh)
     return ConnectResult(chosen.tenant_id, chosen.name, person, reconnected, switched, was_broken)
 
 
@@ -505,5 +410,5 @@ def disconnect(
         except requests.RequestException:
             log.warning("Could not remove the practice's connection at Xero")
     if refresh_token:
-        _revoke_quietly(settings, http, refresh_token)
+        xero.revoke_quietly(settings, http, refresh_token)
     return name
