@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from xpm_sync import config, display
 from xpm_sync.api import usage
-from xpm_sync.store.models import ConnectionStatus, XpmConnection
+from xpm_sync.store.locks import active_connection
+from xpm_sync.store.models import ConnectionStatus
 
 NOT_CONNECTED = "not connected"
 
@@ -69,9 +70,7 @@ def read(engine: Engine, conn_id: str | None = None) -> Status:
 
     conn_id = conn_id or config.get("conn_id")
     with Session(engine) as session:
-        row = session.scalars(
-            select(XpmConnection).where(XpmConnection.conn_id == conn_id, XpmConnection.active.is_(True))
-        ).first()
+        row = session.scalars(active_connection(conn_id)).first()
     if row is None:
         return Status(conn_id, NOT_CONNECTED)
     made, left = usage.calls_today(engine, row.tenant_id)

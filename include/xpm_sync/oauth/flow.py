@@ -36,6 +36,7 @@ from xpm_sync.oauth.tokens import (
     fernet,
 )
 from xpm_sync.store.engine import writing
+from xpm_sync.store.locks import active_connection
 from xpm_sync.store.models import ActivityStatus, ConnectionStatus, OAuthAttempt, XpmConnection
 from xpm_sync.store.types import utcnow
 
@@ -151,9 +152,7 @@ def _claim_attempt(
 def _pinned_elsewhere(engine: Engine, settings: XpmSettings, chosen: xero.Practice, person: str) -> str | None:
     """Why storing `chosen` is refused (the installation is pinned to another practice), or None."""
     with Session(engine) as session:
-        current = session.scalars(
-            select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id, XpmConnection.active.is_(True))
-        ).first()
+        current = session.scalars(active_connection(settings.conn_id)).first()
     pinned = current.tenant_id if current else settings.pinned_tenant_id
     if not pinned or pinned == chosen.tenant_id:
         return None
@@ -170,9 +169,7 @@ def refused(engine: Engine, settings: XpmSettings, message: str, who: str) -> Xp
     """A sign-in that connected nothing, in Practice Activity under who tried; the error to raise.
     The connection as it was (if any) goes on working: the message says so."""
     with Session(writing(engine)) as session, session.begin():
-        current = session.scalars(
-            select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id, XpmConnection.active.is_(True))
-        ).first()
+        current = session.scalars(active_connection(settings.conn_id)).first()
         if current is not None and current.status == ConnectionStatus.CONNECTED.value:
             message += f" The current connection to {current.tenant_name} still works."
         activity.record(
@@ -377,9 +374,7 @@ def disconnect(
     http = http or requests.Session()
     refresh_token: str | None = None
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
-        row = session.scalars(
-            select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id, XpmConnection.active.is_(True))
-        ).first()
+        row = session.scalars(active_connection(settings.conn_id)).first()
         if row is None:
             return None
         xero_connection_id = row.xero_connection_id

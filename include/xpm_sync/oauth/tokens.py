@@ -29,14 +29,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from xpm_sync import alerts
 from xpm_sync.errors import RECONNECT_HINT, XpmAuthError, XpmConfigError, XpmReconnectRequired, XpmTransientError
 from xpm_sync.oauth.connection_config import XpmSettings
-from xpm_sync.store.locks import locked_connection
+from xpm_sync.store.locks import active_connection, locked_connection
 from xpm_sync.store.models import ConnectionStatus, XpmConnection
 from xpm_sync.store.types import utcnow
 
@@ -192,10 +192,7 @@ class TokenStore:
 
     def connection(self, session: Session) -> XpmConnection | None:
         """The active connection row of this conn id, if any."""
-        query = select(XpmConnection).where(
-            XpmConnection.conn_id == self.settings.conn_id, XpmConnection.active.is_(True)
-        )
-        return session.scalars(query).first()
+        return session.scalars(active_connection(self.settings.conn_id)).first()
 
     def tenant_id(self) -> str:
         with Session(self.engine) as session:

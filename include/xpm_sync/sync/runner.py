@@ -67,14 +67,10 @@ def order(names: Sequence[str]) -> list[str]:
 
 def connection_problem(engine: Engine, conn_id: str) -> str | None:
     """Why XPM must not be called now, or None when the connection is usable."""
-    from xpm_sync.store.models import XpmConnection
+    from xpm_sync.store.locks import active_connection
 
     with Session(engine) as session:
-        row = (
-            session.query(XpmConnection)
-            .filter(XpmConnection.conn_id == conn_id, XpmConnection.active.is_(True))
-            .one_or_none()
-        )
+        row = session.scalars(active_connection(conn_id)).one_or_none()
     if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
         return (
             f"{NOT_CONNECTED} An XPM administrator connects it on the XPM page in Airflow or with `xpm-sync connect`."
