@@ -51,6 +51,11 @@ def open_xpm(page: Any, af: Airflow) -> Any:
     return frame
 
 
+def xpm_frame(page: Any) -> Any:
+    """The XPM page's frame itself (a Playwright Frame), for waiting on its own navigations."""
+    return page.locator("iframe").first.element_handle().content_frame()
+
+
 def sign_in_at_xero(page: Any, af: Airflow, screenshot: str, user: str = XERO_USERS.admin) -> None:
     """The sandbox's sign-in and consent page, in the whole window, as a person uses it."""
     page.wait_for_url(f"{af.srv.url}/identity/connect/authorize*", timeout=30_000)

@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.browser import RUN_TIMEOUT, back_in_airflow, chromium, open_xpm, shot, sign_in, sign_in_at_xero
+from tests.e2e.browser import (
+    RUN_TIMEOUT,
+    back_in_airflow,
+    chromium,
+    open_xpm,
+    shot,
+    sign_in,
+    sign_in_at_xero,
+    xpm_frame,
+)
 from tests.e2e.conftest import USERS, Airflow, launch, loopback_inbox
 from tests.integration.conftest import Inbox
 from xpm_sandbox.state import USERS as XERO_USERS
@@ -161,6 +170,9 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(
     expect(alerts).to_contain_text(f"Email sent to {ALERTS_TO}: XPM needs to reconnect")  # the email that went
     shot(page, "08-needs-reconnect")
     xpm.locator("#activity select[name=status]").select_option("Action Required")
+    # The choice submits the filter form; read the rows only once the frame holds the filtered page,
+    # or an old row could match and then be replaced under the test.
+    xpm_frame(page).wait_for_url(re.compile(r"[?&]status=Action\+Required"), timeout=30_000)
     rows = xpm.locator("#activity tbody tr")
     expect(rows.first).to_contain_text("Overnight sync skipped: XPM needs to reconnect")  # the second night
     needs = rows.filter(has_text="There is a problem with your XPM integration and authentication failed")
