@@ -115,12 +115,12 @@ def connect(url: str, store_url: str) -> Any:
 def run_sync(names: list[str], store_url: str, *, full: bool) -> dict[str, dict[str, Any]]:
     """Pull `names` in order with the project's runner; each entity's result and seconds."""
     from xpm_sync.hooks.xpm import XpmHook
-    from xpm_sync.sync import runner
+    from xpm_sync.sync import policy, runner
 
     hook = XpmHook(store_url=store_url)
-    request = runner.Request(full=full, store_url=store_url, run_id="bench")
+    request = policy.Request(full=full, store_url=store_url, run_id="bench")
     out = {}
-    for name in runner.order(names):
+    for name in policy.order(names):
         started = time.perf_counter()
         try:
             result = runner.pull(name, request, hook=hook).as_dict()

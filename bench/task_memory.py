@@ -23,9 +23,9 @@ from common import connect, start_sandbox, store
 CHILD = """
 import json, resource, sys, time
 import airflow  # noqa: F401 - a task's process has Airflow loaded
-from xpm_sync.sync import runner
+from xpm_sync.sync import policy, runner
 started = time.perf_counter()
-result = runner.pull(sys.argv[1], runner.Request(full=True, store_url=sys.argv[2], run_id="bench-memory"))
+result = runner.pull(sys.argv[1], policy.Request(full=True, store_url=sys.argv[2], run_id="bench-memory"))
 print(json.dumps({"entity": sys.argv[1], "seconds": round(time.perf_counter() - started, 1),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
                   "fetched": result.fetched, "written": result.written, "calls": result.calls}))
@@ -40,13 +40,13 @@ def main() -> None:
     parser.add_argument("--with-custom-fields", action="store_true")
     args = parser.parse_args()
     from xpm_sync import catalog
-    from xpm_sync.sync import runner
+    from xpm_sync.sync import policy
 
     proc, url = start_sandbox(args.clients, args.jobs)
     try:
         store_url = store(args.backend)
         connect(url, store_url)
-        names = [n for n in runner.order(list(catalog.ALL)) if args.with_custom_fields or "custom_fields" not in n]
+        names = [n for n in policy.order(list(catalog.ALL)) if args.with_custom_fields or "custom_fields" not in n]
         rows = []
         for name in names:
             done = subprocess.run(

@@ -236,13 +236,13 @@ def _disconnect(args: argparse.Namespace) -> int:
 
 def _sync(args: argparse.Namespace) -> int:
     from xpm_sync import catalog
-    from xpm_sync.sync import runner
+    from xpm_sync.sync import outcome, policy, runner
 
     if args.confirm_removals and not args.full:
         print("--confirm-removals applies to a full sync: add --full.", file=sys.stderr)
         return NOT_DONE
-    names = runner.order(args.entities or list(catalog.ALL))
-    request = runner.Request(
+    names = policy.order(args.entities or list(catalog.ALL))
+    request = policy.Request(
         manual=True,
         full=args.full,
         dry_run=args.dry_run,
@@ -253,7 +253,7 @@ def _sync(args: argparse.Namespace) -> int:
         confirm_removals=args.confirm_removals,
         conn_id=args.conn_id,
     )
-    problem = runner.connection_problem(migrate.ready_engine(), args.conn_id)
+    problem = policy.connection_problem(migrate.ready_engine(), args.conn_id)
     if problem:
         print(problem, file=sys.stderr)
         return NOT_DONE
@@ -271,7 +271,7 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"{name:<26} {result.mode:<12} {state}")
         for failure in result.failures:
             print(f"{name:<26} {'refused':<12} {failure['key']}: {failure['error']}", file=sys.stderr)
-    summary = runner.summarise(results, request)
+    summary = outcome.summarise(results, request)
     total = (
         f"would write {summary['written']} (a dry run: nothing was written)"
         if args.dry_run
@@ -360,14 +360,14 @@ def _changes(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from xpm_sync.sync import push, runner
+    from xpm_sync.sync import policy, push, runner
 
     engine = migrate.ready_engine()
-    problem = runner.connection_problem(engine, args.conn_id)
+    problem = policy.connection_problem(engine, args.conn_id)
     if problem:
         print(problem, file=sys.stderr)
         return NOT_DONE
-    hook = runner.hook_for(runner.Request(conn_id=args.conn_id))
+    hook = runner.hook_for(policy.Request(conn_id=args.conn_id))
     try:
         results = push.push(hook, engine, actor=args.by, run_id=f"cli-push-{os.getpid()}")
     except XpmError as exc:

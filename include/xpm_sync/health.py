@@ -22,7 +22,7 @@ def check(*, hook: Any = None) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowSkipException
 
     from xpm_sync.hooks.xpm import XpmHook
-    from xpm_sync.sync.runner import NOT_CONNECTED, connection_problem
+    from xpm_sync.sync.policy import NOT_CONNECTED, connection_problem
 
     engine = get_engine()
     conn_id = config.get("conn_id")

@@ -22,7 +22,7 @@ from tests.integration.conftest import Inbox, Xpm
 from xpm_sandbox.state import USERS
 from xpm_sync import activity, alerts, settings
 from xpm_sync.store.migrate import head_revision
-from xpm_sync.sync import runner
+from xpm_sync.sync import policy
 
 SETUP_HINT = "Run `xpm-sync setup` to create it, or point this shell at the right Airflow home"
 
@@ -169,7 +169,7 @@ def test_a_refused_job_sync_exits_1_and_closes_as_refused(connected: Xpm):
     assert changed.stdout.startswith(f"Job {job.number} is now Review here; it goes to XPM with the next push.")
     result = _cli("sync", "--entities", "jobs", "--by", "ada")
     assert result.returncode == 1
-    assert result.stderr.strip().endswith(runner.JOBS_LOCAL.format(count=1))
+    assert result.stderr.strip().endswith(policy.JOBS_LOCAL.format(count=1))
     closing = _entries(connected)[0]
     assert (closing.status, closing.actor) == ("Failure", "ada")
     assert closing.message.startswith("Manual job sync refused:")

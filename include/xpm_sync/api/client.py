@@ -222,9 +222,8 @@ class XpmApi:
                 continue
             except _Retryable as exc:
                 raise XpmRateLimitError(str(exc), problem=exc.problem, retry_after=exc.retry_after) from None
-            except XpmAuthError as exc:
-                if not isinstance(exc, XpmDailyLimitReached):
-                    self.on_auth_failure(str(exc))
+            except XpmAuthError as exc:  # the day's limit (XpmDailyLimitReached) is not one: it passes by
+                self.on_auth_failure(str(exc))
                 raise
             raise AssertionError("unreachable")  # pragma: no cover
 

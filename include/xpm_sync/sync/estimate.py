@@ -12,7 +12,7 @@ from xpm_sync.store.engine import get_engine
 from xpm_sync.store.models import Job, SyncState, XpmConnection
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync import custom_fields
-from xpm_sync.sync.runner import Request
+from xpm_sync.sync.policy import Request
 
 
 def estimate(entities: Sequence[str], request: Request) -> int:

@@ -16,17 +16,17 @@ from sqlalchemy.orm import Session
 from xpm_sync import activity, alerts, catalog, config, ids, wiring
 from xpm_sync.store.engine import get_engine, writing
 from xpm_sync.store.models import ActivityStatus
-from xpm_sync.sync import runner
+from xpm_sync.sync import outcome, policy, runner
 
 log = logging.getLogger(__name__)
 
 
-def _request(context: dict[str, Any], *, manual: bool) -> runner.Request:
+def _request(context: dict[str, Any], *, manual: bool) -> policy.Request:
     params = context.get("params") or {}
     dag_run = context.get("dag_run")
     actor = wiring.run_actor(context)
     client, job = params.get("client") or None, params.get("job") or None
-    return runner.Request(
+    return policy.Request(
         manual=manual,
         full=bool(params.get("full", False)),
         dry_run=bool(params.get("dry_run", False)),
@@ -39,7 +39,7 @@ def _request(context: dict[str, Any], *, manual: bool) -> runner.Request:
 
 
 def _wanted(context: dict[str, Any]) -> list[str]:
-    return runner.order(list((context.get("params") or {}).get("entities") or []))
+    return policy.order(list((context.get("params") or {}).get("entities") or []))
 
 
 def start(context: dict[str, Any], *, manual: bool) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def start(context: dict[str, Any], *, manual: bool) -> dict[str, Any]:
     request = _request(context, manual=manual)
     kind = "Manual sync" if manual else "Overnight sync"
     engine = get_engine()
-    problem = runner.connection_problem(engine, config.get("conn_id"))
+    problem = policy.connection_problem(engine, config.get("conn_id"))
     if problem:
         # Nothing happens unless XPM needs reconnecting and its alert email has not gone out yet.
         alerts.raise_auth_alert(problem, engine=engine, actor=request.actor, run_id=request.run_id)
@@ -68,7 +68,7 @@ def start(context: dict[str, Any], *, manual: bool) -> dict[str, Any]:
     return {"problem": None, **_plan(request, _wanted(context))}
 
 
-def _plan(request: runner.Request, names: list[str]) -> dict[str, Any]:
+def _plan(request: policy.Request, names: list[str]) -> dict[str, Any]:
     from xpm_sync.sync.estimate import estimate
 
     calls = estimate(names, request)
@@ -119,9 +119,9 @@ def pull(entity: str, context: dict[str, Any], *, manual: bool) -> dict[str, Any
             _skip(f"{label} was not asked for in this run (it asked for {', '.join(wanted)}).")
         unfinished = _unfinished_upstream(entity, context, wanted)
         if unfinished:
-            runner.record_not_run(entity, request, unfinished)
+            outcome.record_not_run(entity, request, unfinished)
             raise XpmSyncIncomplete(f"{label} not run: what it needs ({', '.join(unfinished)}) did not finish.")
-    problem = runner.connection_problem(get_engine(), config.get("conn_id"))
+    problem = policy.connection_problem(get_engine(), config.get("conn_id"))
     if problem:
         _skip(f"{label} not synced: {problem}")
     result = runner.pull(entity, request)
@@ -149,7 +149,7 @@ def summarise(opened: dict[str, Any] | None, results: dict[str, Any], context: d
         # Nothing could be done: the run is red every night of the outage.
         raise XpmSyncIncomplete(opened["message"])
     asked = _wanted(context) if manual else list(results)  # a manual run speaks only of what was asked
-    summary = runner.summarise(
+    summary = outcome.summarise(
         [r for r in results.values() if r], _request(context, manual=manual), _task_states(context, asked)
     )
     log.info("%s", summary["message"])
@@ -174,14 +174,14 @@ def push(context: dict[str, Any]) -> dict[str, Any]:
 
     engine = get_engine()
     actor = wiring.run_actor(context)
-    problem = runner.connection_problem(engine, config.get("conn_id"))
+    problem = policy.connection_problem(engine, config.get("conn_id"))
     if problem:
-        if problem.startswith(runner.NOT_CONNECTED):
+        if problem.startswith(policy.NOT_CONNECTED):
             _skip(f"Nothing pushed: {problem}")
         alerts.raise_auth_alert(problem, engine=engine, actor=actor)
         raise XpmSyncIncomplete(f"Nothing pushed: {problem}")
     run_id = getattr(context.get("dag_run"), "run_id", None)
-    hook = runner.hook_for(runner.Request(actor=actor, run_id=run_id))
+    hook = runner.hook_for(policy.Request(actor=actor, run_id=run_id))
     if not pushing.waiting(engine, hook.tenant_id):
         _skip("No local changes are waiting to go to XPM.")
     results = pushing.push(hook, engine, actor=actor, run_id=run_id)

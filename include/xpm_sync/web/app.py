@@ -24,7 +24,7 @@ from xpm_sync.oauth import flow
 from xpm_sync.status import read as read_status
 from xpm_sync.store.engine import get_engine, session_scope
 from xpm_sync.store.models import ActivityStatus
-from xpm_sync.sync import runner
+from xpm_sync.sync import policy
 from xpm_sync.web import views
 from xpm_sync.web.access import MANUAL_DAG, NotSignedIn, Visitor, check_post, csrf_token, login_url, visitor
 
@@ -272,7 +272,7 @@ def create_app() -> FastAPI:
     @app.post("/push", name="push")
     async def push_now(request: Request) -> Response:
         who, _form = await posted(request, "sync")
-        problem = await run_in_threadpool(runner.connection_problem, get_engine(), config.get("conn_id"))
+        problem = await run_in_threadpool(policy.connection_problem, get_engine(), config.get("conn_id"))
         if problem:
             return await home_page(request, who, error=problem, status=409)
         try:
@@ -371,19 +371,19 @@ def _change_setting(name: str, value: str, actor: str) -> None:
 def _refusal(group: views.SyncGroup) -> str | None:
     """Why this sync must not start, in the words the Trigger form's run would use."""
     engine = get_engine()
-    problem = runner.connection_problem(engine, config.get("conn_id"))
+    problem = policy.connection_problem(engine, config.get("conn_id"))
     if problem:
         return problem
     with session_scope(engine) as session:
         practice = settings.load(session)
-    return runner.refusal("jobs", runner.Request(manual=True), practice) if group.key == "jobs" else None
+    return policy.refusal("jobs", policy.Request(manual=True), practice) if group.key == "jobs" else None
 
 
 def _start_sync(who: Visitor, group: views.SyncGroup, full: bool) -> str:
     entities = list(group.entities)
     if "jobs" in entities and group.key != "jobs":
         with session_scope() as session:
-            if runner.refusal("jobs", runner.Request(manual=True), settings.load(session)):
+            if policy.refusal("jobs", policy.Request(manual=True), settings.load(session)):
                 entities.remove("jobs")  # "All" leaves jobs out while their local changes wait
     conf = {"entities": entities, "full": full}
     mode = "full" if full else "incremental"

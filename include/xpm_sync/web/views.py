@@ -12,7 +12,7 @@ from xpm_sync import activity, catalog, config, display, settings, status
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import get_engine
 from xpm_sync.store.models import ActivityStatus
-from xpm_sync.sync import runner
+from xpm_sync.sync import policy
 
 ACTIVITY_PAGE = 25
 
@@ -106,8 +106,8 @@ def buttons(practice: settings.PracticeSettings, problem: str | None) -> list[Bu
     from xpm_sync.sync.estimate import estimate
 
     found = []
-    jobs_refused = runner.refusal("jobs", runner.Request(manual=True), practice)
-    waiting_jobs = runner.jobs_waiting(get_engine()) if jobs_refused else 0
+    jobs_refused = policy.refusal("jobs", policy.Request(manual=True), practice)
+    waiting_jobs = policy.jobs_waiting(get_engine()) if jobs_refused else 0
     for group in SYNC_GROUPS:
         names = list(group.entities)
         refused = problem or (jobs_refused if group.key == "jobs" else None)
@@ -117,8 +117,8 @@ def buttons(practice: settings.PracticeSettings, problem: str | None) -> list[Bu
         found.append(
             Button(
                 group,
-                estimate(names, runner.Request(manual=True)),
-                estimate(names, runner.Request(manual=True, full=True)),
+                estimate(names, policy.Request(manual=True)),
+                estimate(names, policy.Request(manual=True, full=True)),
                 refused,
                 short,
             )
@@ -176,7 +176,7 @@ def page(engine: Engine) -> Page:
     conn = status.read(engine)
     with Session(engine) as session:
         practice = settings.load(session)
-    problem = runner.connection_problem(engine, config.get("conn_id"))
+    problem = policy.connection_problem(engine, config.get("conn_id"))
     found = Page(conn, practice, synced(engine, conn.tenant_id), buttons(practice, problem), problem)
     found.waiting = waiting(engine)
     found.alerts = alert_email(engine)

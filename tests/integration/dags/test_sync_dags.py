@@ -12,7 +12,7 @@ from tests.integration.conftest import Xpm
 from tests.integration.sync.truth import differences
 from xpm_sync import activity, settings
 from xpm_sync.store.models import ActivityStatus
-from xpm_sync.sync import runner
+from xpm_sync.sync import policy
 
 
 @pytest.fixture
@@ -119,9 +119,9 @@ def test_a_manual_job_sync_is_refused_while_local_job_changes_wait(ready: Xpm):
     assert _states(run)["jobs"] == "skipped"
     assert (_states(run)["summary"], run.state) == ("failed", "failed")  # refused, so not green
     closing = _entries(ready)[0]
-    assert (closing.status, closing.message) == ("Failure", runner.JOBS_LOCAL.format(count=1))
+    assert (closing.status, closing.message) == ("Failure", policy.JOBS_LOCAL.format(count=1))
     refusal = next(e for e in _entries(ready) if e.message.startswith("(Jobs)"))
-    assert refusal.message == f"(Jobs) {runner.JOBS_LOCAL.format(count=1)}"
+    assert refusal.message == f"(Jobs) {policy.JOBS_LOCAL.format(count=1)}"
 
 
 def test_an_entity_that_fails_outside_xpm_fails_the_run_and_is_named(ready: Xpm):

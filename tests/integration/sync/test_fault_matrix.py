@@ -23,7 +23,7 @@ from tests.integration.sync.truth import differences
 from xpm_sync import catalog
 from xpm_sync.errors import XpmError
 from xpm_sync.store.models import ConnectionStatus
-from xpm_sync.sync import runner
+from xpm_sync.sync import policy, runner
 
 # Each fault, with the entity its night must report failed (None: the night gets over it, as with a
 # single 401 answered by one refresh, or an empty list held back with an Alert rather than applied).
@@ -59,7 +59,7 @@ FAULTS = [
 def overnight(xpm: Xpm, run_id: str) -> list[str]:
     """Every entity in order, each on its own as the DAG's tasks are; the names of those that failed."""
     hook = xpm.hook(timeout=(2.0, 1.0))
-    request = runner.Request(store_url=xpm.store_url, run_id=run_id)
+    request = policy.Request(store_url=xpm.store_url, run_id=run_id)
     failed = []
     for name in catalog.ALL:
         try:

@@ -15,14 +15,14 @@ from xpm_sync import activity, catalog, settings
 from xpm_sync.errors import XpmDailyLimitReached, XpmError, XpmPayloadError
 from xpm_sync.store import models as m
 from xpm_sync.store.types import utcnow
-from xpm_sync.sync import custom_fields, runner
+from xpm_sync.sync import custom_fields, outcome, policy, runner
 
 
 def sync(xpm: Xpm, names: Any = catalog.ALL, **request: Any) -> dict[str, Any]:
     hook = xpm.hook()
-    req = runner.Request(store_url=xpm.store_url, run_id=request.pop("run_id", "test"), **request)
+    req = policy.Request(store_url=xpm.store_url, run_id=request.pop("run_id", "test"), **request)
     results = {}
-    for name in runner.order(list(names)):
+    for name in policy.order(list(names)):
         results[name] = runner.pull(name, req, hook=hook)
     return results
 
@@ -366,7 +366,7 @@ def test_custom_fields_read_where_there_is_evidence_then_a_small_sweep(connected
 def test_an_entity_that_fails_and_then_succeeds_on_its_retry_leaves_the_run_finished(connected: Xpm):
     """Airflow retries a failed task; the run closes on how each entity last ended, not on a try
     that a retry made good. An entity whose last try failed still fails the run."""
-    request = runner.Request(store_url=connected.store_url, run_id="retried")
+    request = policy.Request(store_url=connected.store_url, run_id="retried")
     connected.control("faults", {"kind": "503", "path": "staff.api", "count": 2})
     connected.control("faults", {"kind": "503", "path": "category.api", "count": 4})
     with pytest.raises(XpmError):
@@ -377,7 +377,7 @@ def test_an_entity_that_fails_and_then_succeeds_on_its_retry_leaves_the_run_fini
     with pytest.raises(XpmError):
         runner.pull("categories", request, hook=connected.hook(max_attempts=2))
 
-    summary = runner.summarise([staff.as_dict()], request)
+    summary = outcome.summarise([staff.as_dict()], request)
     assert (summary["failed"], summary["not_run"]) == (["categories"], [])
     with Session(connected.engine) as session:
         messages = [e.message for e in activity.recent(session, 10, category="Sync")]
@@ -391,11 +391,11 @@ def test_a_pull_that_finds_xpm_must_be_reconnected_before_it_starts_says_so(conn
     hook = connected.hook()
     hook.tokens.mark_needs_reconnect("XPM needs to reconnect: test")
     calls = len(connected.srv.sandbox.gateway.calls)
-    request = runner.Request(store_url=connected.store_url, run_id="raced")
+    request = policy.Request(store_url=connected.store_url, run_id="raced")
     with pytest.raises(XpmError):
         runner.pull("categories", request, hook=connected.hook())
     assert len(connected.srv.sandbox.gateway.calls) == calls
-    assert runner.summarise([], request)["failed"] == ["categories"]
+    assert outcome.summarise([], request)["failed"] == ["categories"]
     with Session(connected.engine) as session:
         entry = next(e for e in activity.recent(session, 10, category="Sync") if e.message.startswith("(Job"))
     assert entry.message.startswith("(Job categories) failed: authentication with XPM failed."), entry.message

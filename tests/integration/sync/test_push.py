@@ -15,7 +15,7 @@ from tests.integration.sync.test_pull import connected, sync  # noqa: F401 - the
 from tests.integration.sync.truth import differences
 from xpm_sync import activity, changes, settings
 from xpm_sync.store import models as m
-from xpm_sync.sync import push, runner
+from xpm_sync.sync import policy, push
 
 CODES = {"Planned": "PLANNED", "In Progress": "INPROGRESS", "Waiting on Client": "WAITING", "Review": "REVIEW",
          "Completed": "COMPLETED", "Cancelled": "CANCELLED"}  # fmt: skip
@@ -225,7 +225,7 @@ def test_a_manual_job_sync_waits_for_local_job_changes_then_never_overwrites(loc
     changes.set_job_state(local.engine, job.number, "In Progress", actor="ada")
     refused = sync(local, ["jobs"], manual=True)["jobs"]
     assert refused.mode == "refused"
-    assert refused.skipped == runner.JOBS_LOCAL.format(count=1)
+    assert refused.skipped == policy.JOBS_LOCAL.format(count=1)
     pushed(local)
     with Session(local.engine) as s, s.begin():
         row = s.get(m.Job, (local.row().tenant_id, job.number))
