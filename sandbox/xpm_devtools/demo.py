@@ -165,9 +165,13 @@ class MailSink:
 
         message = email.message_from_bytes(envelope.content)
         path = self.folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{len(list(self.folder.glob('*.eml'))) + 1}.eml"
-        path.write_bytes(envelope.content)
+        # Said first, then kept whole (written aside, then renamed): whoever sees the file finds all of
+        # it, and the line already in the output.
         if self.echo:
             print(f"\n== Email to {', '.join(envelope.rcpt_tos)}: {message['Subject']}  (kept in {path})", flush=True)
+        part = path.with_suffix(".part")
+        part.write_bytes(envelope.content)
+        part.replace(path)
         return "250 Message accepted"
 
 
