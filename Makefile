@@ -26,8 +26,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two workers: the end-to-end tests (each a whole Airflow) one after another on one, the rest beside them.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The fast tier: lint, types, the unit tests, the DAG files and the XPM page's routes (FastAPI's
 # TestClient with Airflow's auth manager). `make test` runs everything.

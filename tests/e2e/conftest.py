@@ -187,3 +187,16 @@ def loopback_inbox() -> Iterator[tuple[Inbox, int]]:
     controller.start()
     yield box, controller.port
     controller.stop()
+
+
+_HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the group marks (`make test` runs two workers)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests run one after another on one worker: each starts a whole Airflow (a Celery
+    stack among them) and two at once on two cores would starve each other. Everything else shares
+    the other worker, then whichever is free."""
+    for item in items:
+        if _HERE in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("one_airflow_at_a_time"))
