@@ -88,9 +88,10 @@ def drop(store_url: str) -> None:
 
 def connect(url: str, store_url: str) -> Any:
     """Migrate the practice database and connect it to the sandbox through the OAuth flow; its engine."""
+    from xpm_sandbox.browser import sign_in
     from xpm_sandbox.server import connection_extras
     from xpm_sandbox.state import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-    from xpm_sync.oauth import callback, flow
+    from xpm_sync.oauth import flow
     from xpm_sync.oauth.connection_config import load as load_settings
     from xpm_sync.store import migrate
     from xpm_sync.store.engine import get_engine
@@ -108,7 +109,7 @@ def connect(url: str, store_url: str) -> Any:
     engine = get_engine(store_url)
     migrate.upgrade(engine)
     authorize = flow.start(settings, engine, requested_by="bench")
-    flow.complete(settings, engine, callback.sandbox_consent(settings, authorize, "admin@harbourview.example"))
+    flow.complete(settings, engine, sign_in(authorize, "admin@harbourview.example"))
     return engine
 
 

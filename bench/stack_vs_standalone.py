@@ -130,7 +130,7 @@ def connection_json(srv: Any) -> str:
 def connect(env: dict[str, str]) -> None:
     from xpm_sandbox.state import USERS
 
-    cmd = [sys.executable, "-m", "xpm_sync.cli", "connect", "--sandbox-user", USERS.admin, "--by", "bench"]
+    cmd = [sys.executable, "-m", "xpm_devtools.cli", "connect", "--as", USERS.admin, "--by", "bench", "--no-sync"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"connect failed: {done.stdout[-1500:]}{done.stderr[-1500:]}")

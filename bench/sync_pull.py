@@ -93,10 +93,11 @@ def main() -> None:
     try:
         from sqlalchemy import func, select
 
+        from xpm_sandbox.browser import sign_in
         from xpm_sandbox.server import connection_extras
         from xpm_sandbox.state import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
         from xpm_sync import catalog
-        from xpm_sync.oauth import callback, flow
+        from xpm_sync.oauth import flow
         from xpm_sync.oauth.connection_config import load as load_settings
         from xpm_sync.store import migrate
         from xpm_sync.store.engine import get_engine
@@ -119,9 +120,7 @@ def main() -> None:
             flow.complete(
                 settings,
                 engine,
-                callback.sandbox_consent(
-                    settings, flow.start(settings, engine, requested_by="bench"), "admin@harbourview.example"
-                ),
+                sign_in(flow.start(settings, engine, requested_by="bench"), "admin@harbourview.example"),
             )
             started = time.perf_counter()
             full = run_sync(list(catalog.ALL), store_url, full=True)

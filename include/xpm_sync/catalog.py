@@ -29,6 +29,8 @@ UPSTREAM = {
 }
 # Entities that call XPM (and so take a slot of the xpm_api pool).
 CALLS_XPM = frozenset(ALL) - {"tax_returns"}
+# The DAG a person (or a connect) starts a sync with.
+MANUAL_DAG = "xpm_manual_sync"
 # What a reconnect syncs: Clients, Jobs, Staff, Tax Returns and custom fields.
 AFTER_RECONNECT = ("staff", "custom_field_definitions", "clients", "jobs", *CUSTOM_FIELD_VALUES, "tax_returns")
 

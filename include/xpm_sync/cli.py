@@ -13,13 +13,19 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from xpm_sync import activity, display, ids, settings
+from xpm_sync import activity, catalog, display, ids, settings
 from xpm_sync.plain_errors import XpmError, XpmInputError
 from xpm_sync.store import migrate
 from xpm_sync.store.engine import get_engine, session_scope
 from xpm_sync.store.models import ActivityStatus
+
+# What `connect --paste` (or a redirect that is not on this machine) asks for.
+PASTE_PROMPT = "Paste the address your browser was sent to: "
+
+if TYPE_CHECKING:
+    from xpm_sync.oauth.flow import ConnectResult
 
 Handler = Callable[[argparse.Namespace], int]
 DONE, REFUSED, NOT_DONE = 0, 1, 2
@@ -152,48 +158,42 @@ def _connect(args: argparse.Namespace) -> int:
     def complete(redirect: str) -> flow.ConnectResult:
         return flow.complete(xpm_settings, engine, redirect, practice=args.practice, choose=choose)
 
-    if args.sandbox_user:
-        result = complete(callback.sandbox_consent(xpm_settings, url, args.sandbox_user))
+    print("Sign in to Xero as an XPM Administrator with 'Authorise 3rd Party Full Access' at:\n")
+    print(f"  {url}\n")
+    if callback.is_loopback(xpm_settings.redirect_uri) and not args.paste:
+        print(f"Waiting for Xero to send the browser back to {xpm_settings.redirect_uri} ...")
+        result = callback.wait_for_redirect(xpm_settings.redirect_uri, complete, describe=flow.describe)
     else:
-        print("Sign in to Xero as an XPM Administrator with 'Authorise 3rd Party Full Access' at:\n")
-        print(f"  {url}\n")
-        if callback.is_loopback(xpm_settings.redirect_uri) and not args.paste:
-            print(f"Waiting for Xero to send the browser back to {xpm_settings.redirect_uri} ...")
-            result = callback.wait_for_redirect(xpm_settings.redirect_uri, complete, describe=flow.describe)
-        else:
-            result = complete(input("Paste the address your browser was sent to: "))
+        result = complete(input(PASTE_PROMPT))
     print(flow.describe(result))
-    if result.was_broken:
-        _sync_after_reconnect(args, result.connected_by)
+    _sync_after_connect(result, args)
     return DONE
 
 
-def _sync_after_reconnect(args: argparse.Namespace, person: str) -> None:
-    """After a reconnect: a full manual sync of Clients, Jobs, Staff, Tax Returns and custom fields."""
-    from xpm_sync import airflow_runs, catalog
+def _sync_after_connect(result: ConnectResult, args: argparse.Namespace) -> None:
+    """The full sync the XPM page would start after this connect (after_connect decides for both)."""
+    from xpm_sync.sync import after_connect
 
-    conf = {"entities": list(catalog.AFTER_RECONNECT), "full": True}
-    try:
-        run_id = airflow_runs.start(
-            "xpm_manual_sync", conf, note=f"Full sync after XPM was reconnected by {person}", user=args.by
-        )
-    except Exception as exc:  # Airflow's database may not be reachable from this shell
-        print(
-            f"No sync was started in Airflow ({exc}). Trigger xpm_manual_sync from the Airflow UI, "
-            "or run `xpm-sync sync --full` now.",
-            file=sys.stderr,
-        )
+    entities = after_connect.entities_to_sync(result)
+    if not entities:
         return
-    with session_scope() as session:
-        activity.record(
-            session,
-            "In Progress",
-            "Sync",
-            f"Full sync after the reconnect started in Airflow ({run_id})",
-            details={"run_id": run_id, **conf},
-            actor=args.by,
-        )
-    print(f"Started xpm_manual_sync in Airflow ({run_id}) for: {', '.join(catalog.AFTER_RECONNECT)}.")
+    if args.no_sync:
+        print(f"No sync started (--no-sync). Run `xpm-sync sync --full` or trigger {catalog.MANUAL_DAG} when ready.")
+        return
+    try:
+        run_id = after_connect.start_sync(result, user=args.by, source="cli")
+    except XpmError as exc:  # the DAG not loaded yet, or paused
+        why = str(exc)
+    except Exception as exc:  # Airflow's database may not be reachable from this shell
+        why = f"Airflow's database could not be used from here: {type(exc).__name__}"
+    else:
+        print(f"Started {catalog.MANUAL_DAG} in Airflow ({run_id}) for: {', '.join(entities)}.")
+        return
+    print(
+        f"No sync was started in Airflow ({why}). Trigger {catalog.MANUAL_DAG} from the Airflow UI, "
+        "or run `xpm-sync sync --full` now.",
+        file=sys.stderr,
+    )
 
 
 def _status_info(args: argparse.Namespace) -> dict[str, Any]:
@@ -235,7 +235,6 @@ def _disconnect(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from xpm_sync import catalog
     from xpm_sync.sync import outcome, policy, runner
 
     if args.confirm_removals and not args.full:
@@ -388,7 +387,6 @@ def _push(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and documentation."""
-    from xpm_sync import catalog
 
     parser = _Parser(prog="xpm-sync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="show library log lines too")
@@ -412,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     conn.add_argument("--practice", help="practice id or name, when the sign-in reaches several")
     conn.add_argument("--switch-practice", action="store_true", help="allow moving to another practice")
     conn.add_argument("--paste", action="store_true", help="paste the redirect URL instead of listening for it")
-    conn.add_argument("--sandbox-user", help="sandbox only: complete consent as this seeded user")
+    conn.add_argument(
+        "--no-sync", action="store_true", help="start no sync after connecting (the page and this command start one)"
+    )
     conn.set_defaults(handler=_connect)
 
     status = sub.add_parser("status", help="show the XPM connection and today's API calls")

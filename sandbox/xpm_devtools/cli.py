@@ -36,6 +36,12 @@ def _stack(args: argparse.Namespace) -> int:
     return stack.run(root, root / args.env_file, workers=args.workers, port=args.port)
 
 
+def _connect(args: argparse.Namespace) -> int:
+    from xpm_devtools import connect
+
+    return connect.run(args.user, args.connect_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xpm-dev", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,11 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     stk.add_argument("--workers", type=_positive, default=2, help="Celery workers")
     stk.add_argument("--port", type=_positive, default=8080, help="Airflow's port")
     stk.set_defaults(handler=_stack)
+    cn = sub.add_parser(
+        "connect",
+        help="run `xpm-sync connect --paste` and sign in at the sandbox as a seeded user",
+        description="Other options (--by, --practice, --switch-practice, --no-sync, --conn-id) go to xpm-sync connect.",
+    )
+    cn.add_argument("--as", dest="user", default="admin@harbourview.example", help="the sandbox user who signs in")
+    cn.set_defaults(handler=_connect, connect_args=[])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "connect":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.connect_args = rest
     return int(args.handler(args))
 
 

@@ -342,17 +342,20 @@ def run(*, clients: int, jobs: int, serve: bool, port: int = 8080) -> int:
         env = _env(_airflow_home(home, port))
         _register_page_callback(url, port)
         cli = [sys.executable, "-m", "xpm_sync.cli"]
+        # The product's `xpm-sync connect`, with the sandbox's administrator at the browser.
+        connect = [sys.executable, "-m", "xpm_devtools.cli", "connect", "--as", "admin@harbourview.example"]
         if reuse:
             _step("Reusing the finished demo in .demo (`make clean` or `rm -rf .demo` starts afresh)")
             _connections(home, url, mail.port if mail else None, env)
-            _run([*cli, "connect", "--sandbox-user", "admin@harbourview.example", "--by", "demo"], env, quiet=False)
+            _run([*connect, "--by", "demo"], env, quiet=False)
         else:
             _step("Preparing Airflow (SQLite) and the practice database")
             _run([sys.executable, "-m", "airflow", "db", "migrate"], env)
             _connections(home, url, mail.port if mail else None, env)
             _run([*cli, "setup"], env, quiet=False)
             _step("Connecting XPM through Xero's OAuth flow (the sandbox plays the browser)")
-            _run([*cli, "connect", "--sandbox-user", "admin@harbourview.example", "--by", "demo"], env, quiet=False)
+            # The overnight sync below is the first read, so the connect starts none of its own.
+            _run([*connect, "--by", "demo", "--no-sync"], env, quiet=False)
             _step("Running xpm_overnight_sync on Airflow")
             _run([sys.executable, "-m", "airflow", "dags", "test", "xpm_overnight_sync"], env)
             _step("Summary")

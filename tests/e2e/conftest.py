@@ -20,7 +20,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.conftest import _PG_PROBLEM, PG_ADMIN_URL, REPO, REQUIRE_PG
-from tests.integration.conftest import Inbox, smtp  # noqa: F401 - the fixture, for these tests
+from tests.integration.conftest import Inbox, connect_command, smtp  # noqa: F401 - the fixture, for these tests
 from xpm_sandbox.server import SandboxServer, connection_extras, free_port
 
 PASSWORD = "e2e-admin-password"  # noqa: S105 - a throwaway login of a throwaway Airflow
@@ -63,9 +63,14 @@ class Airflow:
         return dict(runs["dag_runs"][0]) if runs["dag_runs"] else {}
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "xpm_sync.cli", *args], env=self.env, capture_output=True, text=True, timeout=180
-        )
+        return self._run([sys.executable, "-m", "xpm_sync.cli", *args])
+
+    def connect(self, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """`xpm-sync connect` with the sandbox's user signing in at the browser (`xpm-dev connect`)."""
+        return self._run(connect_command(user, *args))
+
+    def _run(self, command: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=180)
 
 
 def _database(admin: Any, prefix: str) -> str:

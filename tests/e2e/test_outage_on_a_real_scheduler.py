@@ -25,7 +25,7 @@ def _status(af: Airflow) -> str:
 
 def test_outage_alert_skip_reconnect_and_resync(airflow: Airflow, smtp: Inbox):
     af = airflow
-    connected = af.cli("connect", "--sandbox-user", USERS.admin, "--by", "ada")
+    connected = af.connect(USERS.admin, "--by", "ada", "--no-sync")
     assert connected.returncode == 0, connected.stderr
 
     # A healthy overnight run.
@@ -52,7 +52,7 @@ def test_outage_alert_skip_reconnect_and_resync(airflow: Airflow, smtp: Inbox):
     assert len(smtp.messages) == 1
 
     # The administrator reconnects: the reset is logged and the manual sync it starts succeeds.
-    reconnected = af.cli("connect", "--sandbox-user", USERS.admin, "--by", "ada")
+    reconnected = af.connect(USERS.admin, "--by", "ada")
     assert reconnected.returncode == 0, reconnected.stderr
     assert "Started xpm_manual_sync in Airflow" in reconnected.stdout
     assert _status(af) == ConnectionStatus.CONNECTED.value

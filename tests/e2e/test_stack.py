@@ -99,7 +99,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) ->
     try:
         st.start()
         af = Airflow(st.url, st.env, srv, practice_url, st.home)
-        connected = af.cli("connect", "--sandbox-user", USERS.admin, "--by", "ada")
+        connected = af.connect(USERS.admin, "--by", "ada", "--no-sync")
         assert connected.returncode == 0, connected.stderr
         yield st, af
     finally:

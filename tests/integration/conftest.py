@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +15,11 @@ from sqlalchemy.orm import Session
 from tenacity import wait_none
 
 from tests.xpm_sandbox.conftest import REDIRECT
+from xpm_sandbox.browser import sign_in
 from xpm_sandbox.server import SandboxServer, connection_extras
 from xpm_sandbox.state import USERS
 from xpm_sync.hooks.xpm import XpmHook
-from xpm_sync.oauth import callback, flow
+from xpm_sync.oauth import flow
 from xpm_sync.oauth.connection_config import XpmSettings, load
 from xpm_sync.oauth.tokens import TokenSet, decrypt_tokens, encrypt_tokens
 from xpm_sync.store import migrate
@@ -35,7 +37,7 @@ class Xpm:
     def connect(self, user: str = USERS.admin, **kwargs: Any) -> flow.ConnectResult:
         switch = kwargs.pop("switch_practice", False)
         url = flow.start(self.settings, self.engine, requested_by="tester", switch_practice=switch)
-        redirect = callback.sandbox_consent(self.settings, url, user)
+        redirect = sign_in(url, user)
         return flow.complete(self.settings, self.engine, redirect, **kwargs)
 
     def hook(self, **kwargs: Any) -> XpmHook:
@@ -78,6 +80,12 @@ class Xpm:
     @property
     def refreshes(self) -> int:
         return int(self.srv.sandbox.identity.refreshes)
+
+
+def connect_command(user: str, *args: str) -> list[str]:
+    """`xpm-sync connect --paste *args` as an administrator runs it, with `xpm-dev connect` signing in
+    at the sandbox as `user` (the person at the browser)."""
+    return [sys.executable, "-m", "xpm_devtools.cli", "connect", "--as", user, *args]
 
 
 def conn_env(srv: SandboxServer, **extra: str) -> str:

@@ -18,7 +18,7 @@ import requests
 from sqlalchemy.orm import Session
 
 from tests.conftest import REPO, load_dag_file
-from tests.integration.conftest import Inbox, Xpm
+from tests.integration.conftest import Inbox, Xpm, connect_command
 from xpm_sandbox.state import USERS
 from xpm_sync import activity, alerts, settings
 from xpm_sync.store.migrate import head_revision
@@ -35,6 +35,10 @@ def _cli(*args: str, env: dict[str, str] | None = None, **extra: str) -> subproc
         timeout=180,
         env={**(env if env is not None else os.environ), **extra},
     )
+
+
+def _cli_connect(user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(connect_command(user, *args), capture_output=True, text=True, timeout=180)
 
 
 def _entries(xpm: Xpm, n: int = 20) -> list[Any]:
@@ -83,7 +87,7 @@ def test_a_practice_database_not_set_up_is_named_with_the_command_to_run(tmp_pat
 
 @pytest.fixture
 def connected(xpm: Xpm) -> Xpm:
-    assert _cli("connect", "--sandbox-user", USERS.admin, "--by", "ada").returncode == 0
+    assert _cli_connect(USERS.admin, "--by", "ada", "--no-sync").returncode == 0
     xpm.control("limits", {"per_minute": 100_000})
     return xpm
 
@@ -199,7 +203,7 @@ def test_status_keeps_calls_left_after_an_auth_failure_and_a_reconnect(connected
     connected.control("faults", {"kind": "403", "path": "staff.api"})
     assert _cli("sync", "--entities", "staff").returncode == 1
     assert json.loads(_cli("status", "--json").stdout)["status"] == "needs_reconnect"
-    assert _cli("connect", "--sandbox-user", USERS.admin, "--by", "ada").returncode == 0
+    assert _cli_connect(USERS.admin, "--by", "ada").returncode == 0
     after = json.loads(_cli("status", "--json").stdout)
     assert (after["status"], after["calls_today"], after["calls_left_today"]) == ("connected", 2, 4999)
 

@@ -1,4 +1,4 @@
-"""Getting the redirect back from Xero: a one-shot loopback listener, a pasted URL, or the sandbox."""
+"""Getting the redirect back from Xero: a one-shot loopback listener, or a pasted URL."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-import requests
-
 from xpm_sync.errors import XpmOAuthError
-from xpm_sync.oauth.connection_config import XpmSettings
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 T = TypeVar("T")
@@ -74,17 +71,3 @@ def wait_for_redirect(
     if not outcome:
         raise XpmOAuthError(f"No sign-in came back to {redirect_uri} within {timeout:.0f} s. Start again.")
     return outcome[0]
-
-
-def sandbox_consent(settings: XpmSettings, authorize_url: str, user: str) -> str:
-    """Complete consent as a seeded sandbox user (the sandbox's control API); never against Xero."""
-    if settings.is_xero:
-        raise XpmOAuthError("--sandbox-user works only against the XPM sandbox, not Xero's real sign-in.")
-    reply = requests.post(
-        f"{settings.identity_url.rstrip('/')}/_sandbox/consent",
-        json={"authorize_url": authorize_url, "user": user},
-        timeout=30,
-    )
-    if reply.status_code != 200:
-        raise XpmOAuthError(f"The sandbox refused the sign-in: {reply.text[:200]}")
-    return str(reply.json()["redirect"])

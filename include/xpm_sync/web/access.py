@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from fastapi import HTTPException, Request
 
 from xpm_sync import config
+from xpm_sync.catalog import MANUAL_DAG
 
-MANUAL_DAG = "xpm_manual_sync"
 READ_DAGS = ("xpm_overnight_sync", MANUAL_DAG)
 CSRF_LIFETIME = 12 * 3600
 

@@ -18,15 +18,16 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from xpm_sync import activity, airflow_runs, catalog, changes, config, settings
+from xpm_sync import airflow_runs, changes, config, settings
+from xpm_sync.catalog import MANUAL_DAG
 from xpm_sync.errors import XpmError
 from xpm_sync.oauth import flow
 from xpm_sync.status import read as read_status
 from xpm_sync.store.engine import get_engine, session_scope
 from xpm_sync.store.models import ActivityStatus
-from xpm_sync.sync import policy
+from xpm_sync.sync import after_connect, policy
 from xpm_sync.web import views
-from xpm_sync.web.access import MANUAL_DAG, NotSignedIn, Visitor, check_post, csrf_token, login_url, visitor
+from xpm_sync.web.access import NotSignedIn, Visitor, check_post, csrf_token, login_url, visitor
 
 TEMPLATES = Environment(loader=PackageLoader("xpm_sync.web", "templates"), autoescape=select_autoescape())
 NOTICES = {
@@ -196,11 +197,10 @@ def create_app() -> FastAPI:
         return JSONResponse({"go": url}) if _wants_json(request) else RedirectResponse(url, 303)
 
     async def connected(request: Request, who: Visitor, result: flow.ConnectResult) -> Response:
-        """After a sign-in: the first connection or a reconnect after an outage starts a full sync."""
-        if result.reconnected and not result.was_broken:
-            return back_in_airflow(request, "reconnected")
-        run_id = await run_in_threadpool(_full_sync_after_connect, who, result)
-        return back_in_airflow(request, "reconnected" if result.reconnected else "connected", run_id=run_id)
+        """After a sign-in: the full sync the connect calls for (after_connect decides, as for the CLI)."""
+        run_id = await run_in_threadpool(lambda: after_connect.start_sync(result, user=who.name, source="ui"))
+        notice = "reconnected" if result.reconnected else "connected"
+        return back_in_airflow(request, notice, **({"run_id": run_id} if run_id else {}))
 
     @app.get("/oauth/callback", name="oauth_callback")
     async def oauth_callback(request: Request) -> Response:
@@ -329,27 +329,6 @@ def create_app() -> FastAPI:
         return JSONResponse({"state": state, "url": f"{_airflow_root()}/dags/{dag_id}/runs/{run_id}"})
 
     return app
-
-
-def _full_sync_after_connect(who: Visitor, result: flow.ConnectResult) -> str:
-    """A first connection syncs everything; a reconnect after an outage, what it may have missed."""
-    entities = catalog.AFTER_RECONNECT if result.reconnected else catalog.ALL
-    conf = {"entities": list(entities), "full": True}
-    why = "reconnected" if result.reconnected else "connected"
-    run_id = airflow_runs.start(
-        MANUAL_DAG, conf, note=f"Full sync after XPM was {why} by {who.name}", user=who.name, source="ui"
-    )
-    with session_scope() as session:
-        activity.record(
-            session,
-            ActivityStatus.IN_PROGRESS,
-            "Sync",
-            f"Full sync of {', '.join(entities)} started after XPM was {why} ({run_id})",
-            details={"run_id": run_id, **conf},
-            actor=who.name,
-            tenant_id=result.tenant_id,
-        )
-    return run_id
 
 
 def _disconnect(who: Visitor) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Xpm, conn_env
+from tests.integration.conftest import Xpm, conn_env, connect_command
 from xpm_sandbox.state import USERS
 
 
@@ -22,8 +22,16 @@ def store_url(tmp_path: Path) -> str:
 
 
 def _cli(xpm: Xpm, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return _run(xpm, [sys.executable, "-m", "xpm_sync.cli", *args], **env)
+
+
+def _connect(xpm: Xpm, user: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return _run(xpm, connect_command(user, *args), **env)
+
+
+def _run(xpm: Xpm, command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "xpm_sync.cli", *args],
+        command,
         capture_output=True,
         text=True,
         timeout=120,
@@ -31,11 +39,15 @@ def _cli(xpm: Xpm, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_connect_status_and_disconnect(xpm: Xpm):
-    connected = _cli(xpm, "connect", "--sandbox-user", USERS.admin, "--by", "ada")
+def test_connect_status_and_disconnect(xpm: Xpm, tmp_path: Path):
+    # An Airflow whose database this shell cannot use: the sync a first connect calls for is named.
+    no_airflow = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'not-airflow.db'}"}
+    connected = _connect(xpm, USERS.admin, "--by", "ada", **no_airflow)
     assert connected.returncode == 0, connected.stderr
     assert "Connected: XPM practice 'Harbour View Accountants'" in connected.stdout
     assert "signed in as Ada Admin" in connected.stdout
+    assert "No sync was started in Airflow (Airflow's database could not be used from here" in connected.stderr
+    assert "Trigger xpm_manual_sync from the Airflow UI, or run `xpm-sync sync --full` now." in connected.stderr
 
     status = _cli(xpm, "status", "--json")
     info = json.loads(status.stdout)
@@ -46,39 +58,51 @@ def test_connect_status_and_disconnect(xpm: Xpm):
     )
     assert info["calls_today"] == 0
 
-    again = _cli(xpm, "connect", "--sandbox-user", USERS.admin)
+    again = _connect(xpm, USERS.admin, **no_airflow)
     assert "Reconnected" in again.stdout
+    # A reconnect of a working connection changes no data: no sync is due, so none is tried.
+    assert "sync" not in again.stdout.split("Reconnected", 1)[1]
+    assert "No sync" not in again.stderr
 
     gone = _cli(xpm, "disconnect", "--by", "ada")
     assert gone.stdout.strip() == "Disconnected from Harbour View Accountants."
     assert json.loads(_cli(xpm, "status", "--json").stdout)["status"] == "disconnected"
 
 
+def test_connect_can_leave_the_first_sync_for_later(xpm: Xpm):
+    connected = _connect(xpm, USERS.admin, "--by", "ada", "--no-sync")
+    assert connected.returncode == 0, connected.stderr
+    assert connected.stdout.splitlines()[-1] == (
+        "No sync started (--no-sync). Run `xpm-sync sync --full` or trigger xpm_manual_sync when ready."
+    )
+    assert connected.stderr == ""
+
+
 def test_connect_with_two_practices_needs_a_choice_and_takes_one(xpm: Xpm):
-    refused = _cli(xpm, "connect", "--sandbox-user", USERS.two_practices)
+    refused = _connect(xpm, USERS.two_practices)
     assert refused.returncode == 2
     assert "several XPM practices" in refused.stderr
-    chosen = _cli(xpm, "connect", "--sandbox-user", USERS.two_practices, "--practice", "Second Street Partners")
+    chosen = _connect(xpm, USERS.two_practices, "--practice", "Second Street Partners")
     assert "Second Street Partners" in chosen.stdout
 
 
 def test_a_legacy_connection_is_told_how_to_move(xpm: Xpm):
     legacy = conn_env(xpm.srv, apiKey="ABC123", accountKey="DEF456")
-    result = _cli(xpm, "connect", "--sandbox-user", USERS.admin, AIRFLOW_CONN_XPM_DEFAULT=legacy)
+    result = _connect(xpm, USERS.admin, AIRFLOW_CONN_XPM_DEFAULT=legacy)
     assert result.returncode == 2
     assert "switched that connection method off in 2020" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_connect_refuses_without_a_fernet_key(xpm: Xpm):
-    result = _cli(xpm, "connect", "--sandbox-user", USERS.admin, AIRFLOW__CORE__FERNET_KEY="")
+    result = _connect(xpm, USERS.admin, AIRFLOW__CORE__FERNET_KEY="")
     assert result.returncode == 2
     assert "Fernet key" in result.stderr
     assert "AIRFLOW__CORE__FERNET_KEY" in result.stderr
 
 
 def test_sync_from_the_command_line(xpm: Xpm):
-    assert _cli(xpm, "connect", "--sandbox-user", USERS.admin).returncode == 0
+    assert _connect(xpm, USERS.admin).returncode == 0
     xpm.control("limits", {"per_minute": 100_000})
     result = _cli(xpm, "sync", "--entities", "staff", "clients", "--full", "--by", "ada")
     assert result.returncode == 0, result.stderr

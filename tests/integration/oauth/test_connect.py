@@ -8,10 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.integration.conftest import Xpm, conn_env
+from xpm_sandbox.browser import SignInRefused, sign_in
 from xpm_sandbox.state import USERS
 from xpm_sync import activity
 from xpm_sync.errors import XpmOAuthError
-from xpm_sync.oauth import callback, flow
+from xpm_sync.oauth import flow
 from xpm_sync.oauth.connection_config import load
 from xpm_sync.store.models import ConnectionStatus, OAuthAttempt
 
@@ -51,7 +52,7 @@ def test_a_forged_state_is_refused(xpm: Xpm):
 
 def test_an_expired_attempt_is_refused(xpm: Xpm):
     url = flow.start(xpm.settings, xpm.engine, requested_by="tester")
-    redirect = callback.sandbox_consent(xpm.settings, url, USERS.admin)
+    redirect = sign_in(url, USERS.admin)
     with Session(xpm.engine) as s, s.begin():
         attempt = s.scalars(select(OAuthAttempt)).one()
         attempt.expires_at = attempt.created_at
@@ -61,7 +62,7 @@ def test_an_expired_attempt_is_refused(xpm: Xpm):
 
 def test_a_redirect_used_twice_is_refused(xpm: Xpm):
     url = flow.start(xpm.settings, xpm.engine, requested_by="tester")
-    redirect = callback.sandbox_consent(xpm.settings, url, USERS.admin)
+    redirect = sign_in(url, USERS.admin)
     flow.complete(xpm.settings, xpm.engine, redirect)
     with pytest.raises(XpmOAuthError, match="already used"):
         flow.complete(xpm.settings, xpm.engine, redirect)
@@ -74,7 +75,7 @@ def test_a_cancelled_sign_in_says_so(xpm: Xpm):
 
 def test_a_pkce_verifier_that_does_not_match_is_refused(xpm: Xpm):
     url = flow.start(xpm.settings, xpm.engine, requested_by="tester")
-    redirect = callback.sandbox_consent(xpm.settings, url, USERS.admin)
+    redirect = sign_in(url, USERS.admin)
     with Session(xpm.engine) as s, s.begin():
         attempt = s.scalars(select(OAuthAttempt)).one()
         from xpm_sync.oauth.tokens import fernet
@@ -89,13 +90,13 @@ def test_a_redirect_uri_the_app_does_not_have_is_refused_at_xero(xpm: Xpm, monke
     settings = load("xpm_default")
     url = flow.start(settings, xpm.engine, requested_by="tester")
     assert requests.get(url, timeout=10).status_code == 400
-    with pytest.raises(XpmOAuthError, match="refused the sign-in"):
-        callback.sandbox_consent(settings, url, USERS.admin)
+    with pytest.raises(SignInRefused, match="refused the sign-in"):
+        sign_in(url, USERS.admin)
 
 
 def test_a_wrong_client_secret_is_invalid_client(xpm: Xpm, monkeypatch):
     url = flow.start(xpm.settings, xpm.engine, requested_by="tester")
-    redirect = callback.sandbox_consent(xpm.settings, url, USERS.admin)
+    redirect = sign_in(url, USERS.admin)
     env = conn_env(xpm.srv).replace(xpm.srv.client_secret, "wrong-secret")
     monkeypatch.setenv("AIRFLOW_CONN_XPM_DEFAULT", env)
     with pytest.raises(XpmOAuthError, match="invalid_client"):
