@@ -25,15 +25,22 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from xpm_devtools import demo
+    from xpm_devtools.stopping import stopped_by_signals
 
-    return demo.run(clients=args.clients, jobs=args.jobs, serve=args.serve, port=args.port)
+    try:
+        with stopped_by_signals():
+            return demo.run(clients=args.clients, jobs=args.jobs, serve=args.serve, port=args.port)
+    except KeyboardInterrupt:  # stopped before Airflow was serving: what was started is stopped
+        return 130
 
 
 def _stack(args: argparse.Namespace) -> int:
     from xpm_devtools import stack
+    from xpm_devtools.stopping import stopped_by_signals
 
     root = Path(args.root).resolve()
-    return stack.run(root, root / args.env_file, workers=args.workers, port=args.port)
+    with stopped_by_signals():
+        return stack.run(root, root / args.env_file, workers=args.workers, port=args.port)
 
 
 def _connect(args: argparse.Namespace) -> int:
