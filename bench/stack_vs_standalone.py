@@ -186,6 +186,7 @@ def celery_stack(clients: int, jobs: int, home: Path) -> dict[str, Any]:
     variables = local_variables(
         REPO, None, AIRFLOW_API_PORT=str(port), AIRFLOW_BASE_URL=f"http://127.0.0.1:{port}",
         AIRFLOW_FERNET_KEY=Fernet.generate_key().decode(), AIRFLOW_JWT_SECRET=uuid.uuid4().hex,
+        AIRFLOW_API_SECRET_KEY=uuid.uuid4().hex,
         AIRFLOW_ADMIN_PASSWORD=password, POSTGRES_USER="postgres", POSTGRES_PASSWORD="",
         AIRFLOW_DB=databases[0], PRACTICE_DB=databases[1], REDIS_DB=str(redis_db),
         SMTP_PORT=str(free_port()), XPM_CONNECTION=connection_json(srv),

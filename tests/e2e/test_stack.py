@@ -80,6 +80,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) ->
         AIRFLOW_BASE_URL=f"http://127.0.0.1:{port}",
         AIRFLOW_FERNET_KEY=os.environ["AIRFLOW__CORE__FERNET_KEY"],
         AIRFLOW_JWT_SECRET="stack-e2e-jwt-secret-not-for-production",
+        AIRFLOW_API_SECRET_KEY="stack-e2e-api-secret-not-for-production",
         AIRFLOW_ADMIN_PASSWORD=PASSWORD,
         POSTGRES_USER="postgres",
         POSTGRES_PASSWORD="",

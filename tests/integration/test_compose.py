@@ -14,12 +14,14 @@ import yaml
 from dotenv import dotenv_values
 
 from tests.conftest import REPO
-from xpm_devtools.stack import airflow_environment
+from xpm_devtools.stack import Stack, airflow_environment
 
 REQUIRED = {
     "AIRFLOW_FERNET_KEY": "fernet-key-for-the-test",
     "AIRFLOW_JWT_SECRET": "jwt-secret-for-the-test",
+    "AIRFLOW_API_SECRET_KEY": "api-secret-key-for-the-test",
     "AIRFLOW_ADMIN_PASSWORD": "admin-password-for-the-test",
+    "SMTP_HOST": "mail.practice.example",
     "XPM_CONNECTION": "xpm://client-id:client-secret@?redirect_uri=https%3A%2F%2Fairflow.example%2Fxpm%2Foauth%2Fcallback",
 }
 AIRFLOW_SERVICES = {
@@ -89,6 +91,50 @@ def test_the_services_of_airflows_compose_file_with_healthchecks_and_conditions(
     assert env["AIRFLOW_CONN_XPM_DEFAULT"] == REQUIRED["XPM_CONNECTION"]
 
 
+def _listens_on(service: dict[str, Any]) -> int:
+    """The port the api-server listens on inside its container: `--port` in its command, else 8080."""
+    command = service["command"] if isinstance(service["command"], list) else str(service["command"]).split()
+    return int(command[command.index("--port") + 1]) if "--port" in command else 8080
+
+
+@pytest.mark.parametrize("published", ["8080", "8090"])
+def test_the_workers_reach_the_api_server_where_it_listens_whatever_port_is_published(tmp_path: Path, published):
+    compose = _compose()
+    done = _config(compose, _project(tmp_path, **REQUIRED, AIRFLOW_API_PORT=published))
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    api = services["airflow-apiserver"]
+    listening = _listens_on(api)
+    (port,) = api["ports"]
+    assert (str(port["published"]), int(port["target"])) == (published, listening)
+    assert f"http://localhost:{listening}/" in " ".join(api["healthcheck"]["test"])
+    for name in AIRFLOW_SERVICES:
+        url = services[name]["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+        assert url == f"http://airflow-apiserver:{listening}/execution/", (name, url)
+
+
+def test_every_container_shares_the_secrets_and_the_scheduler_serves_its_health(resolved):
+    spec, _folder = resolved
+    for name in AIRFLOW_SERVICES:
+        env = spec["services"][name]["environment"]
+        assert env["AIRFLOW__API__SECRET_KEY"] == REQUIRED["AIRFLOW_API_SECRET_KEY"], name
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == REQUIRED["AIRFLOW_JWT_SECRET"], name
+        assert env["AIRFLOW__SMTP__SMTP_HOST"] == REQUIRED["SMTP_HOST"], name
+    scheduler = spec["services"]["airflow-scheduler"]
+    assert scheduler["environment"]["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "True"
+    assert "http://localhost:8974/health" in scheduler["healthcheck"]["test"]
+    # A lost worker's task is noticed within a minute and tried again 30 s later.
+    assert scheduler["environment"]["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] == "60"
+    assert scheduler["environment"]["AIRFLOW__XPM_SYNC__TASK_RETRY_DELAY_SECONDS"] == "30"
+
+
+@pytest.mark.parametrize("unset", ["SMTP_HOST", "AIRFLOW_API_SECRET_KEY"])
+def test_a_setting_without_which_alerts_or_logs_fail_is_asked_for(tmp_path: Path, unset: str):
+    done = _config(_compose(), _project(tmp_path, **{**REQUIRED, unset: ""}))
+    assert done.returncode != 0
+    assert f"set {unset} in .env" in done.stderr
+
+
 def test_the_process_stack_reads_the_same_settings_as_compose(resolved):
     spec, folder = resolved
     variables = {k: v or "" for k, v in dotenv_values(folder / ".env").items()}
@@ -96,6 +142,10 @@ def test_the_process_stack_reads_the_same_settings_as_compose(resolved):
     for name in AIRFLOW_SERVICES - {"airflow-init"}:
         theirs = {k: str(v) for k, v in spec["services"][name]["environment"].items()}
         assert {k: theirs[k] for k in ours} == ours, name
+    # Where the local processes listen is the stack's own (one machine, no compose network).
+    local = Stack(folder, folder / "home", {**variables, "AIRFLOW_API_PORT": "8123"})._base_env()
+    assert local["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:8123/execution/"
+    assert local["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"] != "8974"
 
 
 def test_a_missing_secret_is_named_by_compose_and_by_the_stack(tmp_path: Path):
