@@ -32,10 +32,10 @@ TEST_WORKERS ?= 2
 test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-# The fast tier: lint, types, the unit tests, the DAG files and the XPM page's routes (FastAPI's
+# The fast tier: lint, types, the unit tests (the harness's too), the DAG files and the XPM page's routes (FastAPI's
 # TestClient with Airflow's auth manager). `make test` runs everything.
 check: lint
-	$(BIN)/python -m pytest tests/unit tests/dags tests/integration/web
+	$(BIN)/python -m pytest tests/unit tests/devtools tests/dags tests/integration/web
 
 demo: $(STAMP)
 	@$(BIN)/xpm-dev demo
