@@ -12,6 +12,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+import requests
+
 from xpm_sandbox.browser import SignInRefused, sign_in
 from xpm_sync.cli import PASTE_PROMPT
 
@@ -36,8 +38,8 @@ def run(user: str, connect_args: Sequence[str]) -> int:
                 continue
             try:
                 redirect = sign_in(address, user)
-            except SignInRefused as exc:
-                proc.kill()
+            except (SignInRefused, requests.RequestException) as exc:
+                proc.kill()  # it waits for an address that will not come
                 print(f"xpm-dev connect: {exc}", file=sys.stderr)
                 return 2
             print(f"Signed in at the sandbox as {user}; the address it sent the browser to was pasted.")

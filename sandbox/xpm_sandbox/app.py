@@ -406,11 +406,10 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         params = dict(parse_qsl(urlsplit(data["authorize_url"]).query))
         try:
             pending = ident.check_authorize(params)
-        except OAuthError as exc:
+            redirect = _consent_redirect(pending, data["user"], data.get("tenant_ids"), deny=bool(data.get("deny")))
+        except OAuthError as exc:  # what Xero's sign-in page would show instead of sending the browser back
             return JSONResponse({"error": exc.error, "error_description": exc.description}, 400)
-        return JSONResponse(
-            {"redirect": _consent_redirect(pending, data["user"], data.get("tenant_ids"), deny=bool(data.get("deny")))}
-        )
+        return JSONResponse({"redirect": redirect})
 
     @app.post("/_sandbox/apps")
     async def register_app(request: Request) -> dict[str, str]:

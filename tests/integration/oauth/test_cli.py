@@ -113,3 +113,12 @@ def test_sync_from_the_command_line(xpm: Xpm):
     assert lines[-1].startswith("total")
     again = _cli(xpm, "sync", "--entities", "clients")
     assert "wrote 0," in again.stdout.splitlines()[0]
+
+
+def test_a_sign_in_the_sandbox_refuses_ends_the_connect_with_its_reason(xpm: Xpm):
+    refused = _connect(xpm, "nobody@elsewhere.example")
+    assert refused.returncode == 2
+    assert "xpm-dev connect: The sandbox refused the sign-in" in refused.stderr
+    assert "no sandbox user nobody@elsewhere.example" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert json.loads(_cli(xpm, "status", "--json").stdout)["status"] == "not connected"
