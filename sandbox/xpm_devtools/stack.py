@@ -44,7 +44,7 @@ LOCAL_HOSTS = {
     "REDIS_HOST": "127.0.0.1",
     "SMTP_HOST": "127.0.0.1",
 }
-# A service that dies this many times within RESTART_WINDOW seconds is not started again.
+# A service is started again at most this many times within RESTART_WINDOW seconds; one more stop ends the stack.
 MAX_RESTARTS, RESTART_WINDOW = 5, 300.0
 
 
