@@ -108,12 +108,14 @@ class Stack:
         return f"http://127.0.0.1:{self.variables['AIRFLOW_API_PORT']}"
 
     def _base_env(self) -> dict[str, str]:
+        from xpm_sandbox.server import free_port
+
         airflow = airflow_environment(self.root / COMPOSE_FILE, self.variables)
         airflow["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(self.home / "passwords.json")
         # In compose the workers reach the api-server at airflow-apiserver:8080; here it listens on
         # AIRFLOW_API_PORT of this machine, and the scheduler's /health needs a port nobody else has.
         airflow["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"{self.url}/execution/"
-        airflow["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"] = str(_free_port())
+        airflow["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"] = str(free_port())
         return {
             **os.environ,
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
@@ -244,12 +246,6 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=15)
             del name
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def local_variables(root: Path, env_file: Path | None, **overrides: str) -> dict[str, str]:
