@@ -11,7 +11,14 @@ from xpm_sync.errors import XpmInputError
 
 
 class ChangeRefused(XpmInputError):
-    """The change is not allowed, or not valid; the message says why and what to do instead."""
+    """The change is not allowed, or not valid; the message says why and what to do instead.
+
+    `field` names the value at fault (as the JSON API's request names it), when one is.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def text_of(value: Any) -> str | None:

@@ -6,13 +6,15 @@ is off), the local row is changed and marked pending (no pull overwrites it), an
 records who, when, and each field's value before and after. `xpm_push` then sends it to XPM.
 
 Only changes made through this module are pushed: what another system writes straight into the
-practice database's tables is not seen. The values themselves are read and written out by
+practice database's tables is not seen, which is why other systems use the JSON API (`web/api.py`,
+/xpm/api/v1), which calls this module. The values themselves are read and written out by
 `change_values`; Airflow is told of a change by `airflow_runs.notify_push`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from xpm_sync import activity, ids, settings
 from xpm_sync.change_values import VALUE_COLUMN, ChangeRefused, field_value, job_value, text_of
+from xpm_sync.errors import XpmInputError
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import writing
 from xpm_sync.store.models import ActivityStatus, OutboxStatus
@@ -59,6 +62,19 @@ class Recorded:
     message: str
 
 
+# Called with the change's session and outcome just before it commits: what the caller records in
+# the same transaction (the JSON API's Idempotency-Key), so both are kept or neither is.
+Claim = Callable[[Session, Recorded], None]
+
+
+def _one_transaction(engine: Engine, claim: Claim | None, work: Callable[[Session], Recorded]) -> Recorded:
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
+        result = work(session)
+        if claim is not None:
+            claim(session, result)
+    return result
+
+
 def _tenant(session: Session) -> str:
     tenant = session.scalar(select(m.XpmConnection.tenant_id).where(m.XpmConnection.active.is_(True)))
     if tenant is None:
@@ -87,9 +103,13 @@ def _job(session: Session, tenant: str, number: str) -> m.Job:
     practice = settings.load(session)
     if not practice.maintain_jobs_locally:
         raise ChangeRefused(JOBS_IN_XPM)
-    job = session.get(m.Job, (tenant, ids.job_number(number)))
+    try:
+        number = ids.job_number(number)
+    except XpmInputError as exc:
+        raise ChangeRefused(str(exc), field="job_number") from None
+    job = session.get(m.Job, (tenant, number))
     if job is None or job.removed_upstream_at is not None:
-        raise ChangeRefused(f"There is no job {number} in the practice database.")
+        raise ChangeRefused(f"There is no job {number} in the practice database.", field="job_number")
     return job
 
 
@@ -109,14 +129,18 @@ def _state_name(session: Session, tenant: str, wanted: str) -> str:
     found = next((n for n in names if n and n.lower() == wanted.strip().lower()), None)
     if found is None:
         raise ChangeRefused(
-            f"{wanted!r} is not one of the practice's job states: {', '.join(sorted(map(str, names)))}."
+            f"{wanted!r} is not one of the practice's job states: {', '.join(sorted(map(str, names)))}.",
+            field="state",
         )
     return found
 
 
-def set_job_state(engine: Engine, number: str, state: str, *, actor: str | None) -> Recorded:
+def set_job_state(
+    engine: Engine, number: str, state: str, *, actor: str | None, claim: Claim | None = None
+) -> Recorded:
     """Move a job to another state here; the push sends it to XPM by the state's code."""
-    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
+
+    def work(session: Session) -> Recorded:
         tenant = _tenant(session)
         job = _job(session, tenant, number)
         name = _state_name(session, tenant, state)
@@ -128,22 +152,31 @@ def set_job_state(engine: Engine, number: str, state: str, *, actor: str | None)
         job.state, job.pending_push = name, True
         job.row_hash = None  # the row no longer holds XPM's last answer
         entry = _record(session, tenant, "job", job.job_number, "state", fields, actor)
-    return Recorded(entry, f"Job {job.job_number} is now {name} here; it goes to XPM with the next push.")
+        return Recorded(entry, f"Job {job.job_number} is now {name} here; it goes to XPM with the next push.")
+
+    return _one_transaction(engine, claim, work)
 
 
-def update_job(engine: Engine, number: str, *, actor: str | None, **changes: Any) -> Recorded:
+def update_job(
+    engine: Engine, number: str, *, actor: str | None, claim: Claim | None = None, **changes: Any
+) -> Recorded:
     """Change a job's name, description, dates or budget here; the push sends them to XPM."""
     unknown = sorted(set(changes) - set(JOB_FIELDS))
     if unknown or not changes:
         raise ChangeRefused(
-            f"A job's {', '.join(JOB_FIELDS)} can be changed here, not {', '.join(unknown) or 'nothing'}."
+            f"A job's {', '.join(JOB_FIELDS)} can be changed here, not {', '.join(unknown) or 'nothing'}.",
+            field=unknown[0] if unknown else None,
         )
-    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
+
+    def work(session: Session) -> Recorded:
         tenant = _tenant(session)
         job = _job(session, tenant, number)
         fields = {}
         for field, raw in changes.items():
-            value = job_value(field, raw)
+            try:
+                value = job_value(field, raw)
+            except ChangeRefused as exc:
+                raise ChangeRefused(str(exc), field=field) from None
             if text_of(getattr(job, field)) != text_of(value):
                 fields[field] = {"before": text_of(getattr(job, field)), "after": text_of(value)}
                 setattr(job, field, value)
@@ -152,47 +185,69 @@ def update_job(engine: Engine, number: str, *, actor: str | None, **changes: Any
         job.pending_push = True
         job.row_hash = None  # the row no longer holds XPM's last answer
         entry = _record(session, tenant, "job", job.job_number, "update", fields, actor)
-    return Recorded(
-        entry, f"Job {job.job_number} changed here ({', '.join(fields)}); it goes to XPM with the next push."
-    )
+        return Recorded(
+            entry, f"Job {job.job_number} changed here ({', '.join(fields)}); it goes to XPM with the next push."
+        )
+
+    return _one_transaction(engine, claim, work)
 
 
 def set_custom_field(
-    engine: Engine, kind: str, key: str, field: str, value: str | None, *, actor: str | None
+    engine: Engine,
+    kind: str,
+    key: str,
+    field: str,
+    value: str | None,
+    *,
+    actor: str | None,
+    claim: Claim | None = None,
 ) -> Recorded:
     """Set a client's or a job's custom field here (by its name or UUID); the push sends it to XPM."""
     if kind not in ("client", "job"):
-        raise ChangeRefused(f"Custom fields belong to a client or a job, not {kind!r}.")
-    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
-        tenant = _tenant(session)
-        if settings.load(session).sync_custom_fields_from_xpm:
-            raise ChangeRefused(FIELDS_IN_XPM)
-        parent_model: Any = m.Client if kind == "client" else m.Job
-        value_model: Any = m.ClientCustomFieldValue if kind == "client" else m.JobCustomFieldValue
-        parent_column = "client_uuid" if kind == "client" else "job_number"
+        raise ChangeRefused(f"Custom fields belong to a client or a job, not {kind!r}.", field="record")
+
+    def work(session: Session) -> Recorded:
+        return _set_custom_field(session, kind, key, field, value, actor)
+
+    return _one_transaction(engine, claim, work)
+
+
+def _set_custom_field(
+    session: Session, kind: str, key: str, field: str, value: str | None, actor: str | None
+) -> Recorded:
+    tenant = _tenant(session)
+    if settings.load(session).sync_custom_fields_from_xpm:
+        raise ChangeRefused(FIELDS_IN_XPM)
+    parent_model: Any = m.Client if kind == "client" else m.Job
+    value_model: Any = m.ClientCustomFieldValue if kind == "client" else m.JobCustomFieldValue
+    parent_column = "client_uuid" if kind == "client" else "job_number"
+    try:
         key = ids.client_uuid(key) if kind == "client" else ids.job_number(key)
-        parent = session.get(parent_model, (tenant, key))
-        if parent is None or parent.removed_upstream_at is not None:
-            raise ChangeRefused(f"There is no {kind} {key} in the practice database.")
-        definition = _definition(session, tenant, kind, field)
-        element = definition.value_element or "Text"
+    except XpmInputError as exc:
+        raise ChangeRefused(str(exc), field="key") from None
+    parent = session.get(parent_model, (tenant, key))
+    if parent is None or parent.removed_upstream_at is not None:
+        raise ChangeRefused(f"There is no {kind} {key} in the practice database.", field="key")
+    definition = _definition(session, tenant, kind, field)
+    element = definition.value_element or "Text"
+    try:
         typed = field_value(element, value, str(definition.name))
-        row = session.get(value_model, (tenant, key, definition.uuid))
-        column = VALUE_COLUMN[element]
-        before = text_of(getattr(row, column)) if row is not None and row.removed_upstream_at is None else None
-        if before == text_of(typed):
-            return Recorded(None, f"{definition.name} of {kind} {key} already holds that value.")
-        if row is None:
-            row = value_model(tenant_id=tenant, field_uuid=definition.uuid, **{parent_column: key})
-            session.add(row)
-        for other in VALUE_COLUMN.values():
-            setattr(row, other, None)
-        setattr(row, column, typed)
-        row.name, row.pending_push, row.removed_upstream_at = definition.name, True, None
-        fields = {
-            definition.uuid: {"name": definition.name, "element": element, "before": before, "after": text_of(typed)}
-        }
-        entry = _record(session, tenant, f"{kind}_custom_field", key, "set", fields, actor)
+    except ChangeRefused as exc:
+        raise ChangeRefused(str(exc), field="value") from None
+    row = session.get(value_model, (tenant, key, definition.uuid))
+    column = VALUE_COLUMN[element]
+    before = text_of(getattr(row, column)) if row is not None and row.removed_upstream_at is None else None
+    if before == text_of(typed):
+        return Recorded(None, f"{definition.name} of {kind} {key} already holds that value.")
+    if row is None:
+        row = value_model(tenant_id=tenant, field_uuid=definition.uuid, **{parent_column: key})
+        session.add(row)
+    for other in VALUE_COLUMN.values():
+        setattr(row, other, None)
+    setattr(row, column, typed)
+    row.name, row.pending_push, row.removed_upstream_at = definition.name, True, None
+    fields = {definition.uuid: {"name": definition.name, "element": element, "before": before, "after": text_of(typed)}}
+    entry = _record(session, tenant, f"{kind}_custom_field", key, "set", fields, actor)
     shown = text_of(typed) or "(empty)"
     return Recorded(entry, f"{definition.name} of {kind} {key} set here to {shown}; it goes to XPM with the next push.")
 
@@ -209,7 +264,9 @@ def _definition(session: Session, tenant: str, kind: str, field: str) -> m.Custo
         )
     ).first()
     if found is None:
-        raise ChangeRefused(f"There is no {kind} custom field {field!r} in XPM's definitions (sync them first).")
+        raise ChangeRefused(
+            f"There is no {kind} custom field {field!r} in XPM's definitions (sync them first).", field="field"
+        )
     return found
 
 
@@ -266,14 +323,18 @@ def open_changes(engine: Engine, *, entity: str | None = None) -> list[m.OutboxE
         return list(session.scalars(query))
 
 
-def retry(engine: Engine, entry_id: int, *, actor: str | None) -> None:
+def retry(engine: Engine, entry_id: int, *, actor: str | None, claim: Claim | None = None) -> Recorded:
     """Put a refused change back in line for the next push."""
-    with Session(writing(engine)) as session, session.begin():
+
+    def work(session: Session) -> Recorded:
         entry = session.get(m.OutboxEntry, entry_id, with_for_update=True)
         if entry is None or entry.status not in (OutboxStatus.FAILED.value, OutboxStatus.CONFLICT.value):
             raise ChangeRefused(f"Change {entry_id} is not one XPM refused; nothing to retry.")
         entry.status, entry.last_error = OutboxStatus.PENDING.value, None
         log.info("Change %s put back in line by %s", entry_id, actor)
+        return Recorded(entry_id, f"Change {entry_id} is back in line for the next push.")
+
+    return _one_transaction(engine, claim, work)
 
 
 __all__ = ["VALUE_COLUMN", "ChangeRefused", "field_value", "text_of"]  # the values' API, through here too

@@ -493,6 +493,20 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class ApiRequest(Base):
+    """A write to the JSON API sent with an `Idempotency-Key`: the answer it got, so that the same
+    request sent again is answered the same and records nothing twice. Kept for a day."""
+
+    __tablename__ = "api_requests"
+
+    actor: Mapped[str] = mapped_column(String(255), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of the method, path and body
+    status_code: Mapped[int | None]  # None while the request is being carried out
+    response: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class JobStateCode(Base):
     """A job state's interface code: `job.api/state` takes it, and no XPM answer gives it."""
 

@@ -26,7 +26,7 @@ from xpm_sync.status import read as read_status
 from xpm_sync.store.engine import get_engine, session_scope
 from xpm_sync.store.models import ActivityStatus
 from xpm_sync.sync import after_connect, policy
-from xpm_sync.web import views
+from xpm_sync.web import api, views
 from xpm_sync.web.access import NotSignedIn, Visitor, check_post, csrf_token, login_url, visitor
 
 TEMPLATES = Environment(loader=PackageLoader("xpm_sync.web", "templates"), autoescape=select_autoescape())
@@ -106,6 +106,7 @@ def _xpm_settings() -> Any:
 def create_app() -> FastAPI:
     app = FastAPI(title="XPM integration", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(packages=[("xpm_sync.web", "static")]), name="static")
+    app.mount(api.PREFIX, api.create_api(), name="api")
 
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, _exc: NotSignedIn) -> Response:
