@@ -81,7 +81,8 @@ def _database(admin: Any, prefix: str) -> str:
 
 
 # The users of the throwaway Airflow: (role, password). Airflow's simple auth manager.
-USERS = {"admin": ("admin", PASSWORD), "viewer": ("viewer", "e2e-viewer"), "operator": ("op", "e2e-operator")}
+USERS = {"admin": ("admin", PASSWORD), "viewer": ("viewer", "e2e-viewer"), "operator": ("op", "e2e-operator"),
+         "user": ("user", "e2e-user")}  # fmt: skip
 
 
 @contextmanager

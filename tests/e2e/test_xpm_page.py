@@ -219,7 +219,7 @@ def test_anonymous_visitors_are_sent_to_sign_in_and_refused_changes(stack: Airfl
     page = requests.get(f"{stack.url}/xpm/", headers={"Accept": "text/html"}, allow_redirects=False, timeout=10)
     assert page.status_code == 303
     assert "/auth/login" in page.headers["location"]
-    for method, path in (("GET", "/xpm/runs/xpm_manual_sync/x"), ("POST", "/xpm/sync"), ("POST", "/xpm/settings")):
+    for method, path in (("GET", "/xpm/api/v1/syncs/x"), ("POST", "/xpm/api/v1/syncs"), ("POST", "/xpm/settings")):
         reply = requests.request(method, f"{stack.url}{path}", data={"group": "jobs"}, timeout=10)
         assert reply.status_code == 401, path
 
@@ -229,8 +229,9 @@ def test_a_viewer_may_read_the_page_but_not_sync_connect_or_change_settings(stac
 
     viewer = _token(stack, "viewer")
     csrf = _page_token(stack, viewer)
+    synced = requests.post(f"{stack.url}/xpm/api/v1/syncs", json={"entities": ["clients"]}, headers=viewer, timeout=10)
+    assert synced.status_code == 403
     for path, form in (
-        ("/xpm/sync", {"group": "clients", "mode": "incremental"}),
         ("/xpm/settings", {"name": "maintain_jobs_locally", "value": "on"}),
         ("/xpm/connect", {}),
         ("/xpm/disconnect", {"confirm": "disconnect"}),
@@ -363,6 +364,116 @@ def test_changes_made_here_are_listed_refused_retried_and_pushed_from_the_page(s
     expect(xpm.locator("#changes")).to_contain_text("None: XPM has every change made here.")
     shot(page, "14-change-pushed")
     assert job.state == "Review"
+
+
+def _jobs_kept_here(af: Airflow) -> None:
+    """Jobs maintained here, with the Review state's interface code, as an administrator sets them."""
+    from xpm_sync import changes, settings
+    from xpm_sync.store.engine import get_engine, session_scope
+
+    engine = get_engine(af.store_url)
+    with session_scope(engine) as session:
+        if not settings.load(session).maintain_jobs_locally:
+            settings.change(session, "maintain_jobs_locally", True, actor="admin")
+    changes.set_state_code(engine, "Review", "REVIEW", actor="admin")
+
+
+def _open_job(af: Airflow) -> Any:
+    return next(j for j in af.srv.sandbox.main.jobs.values() if j.state not in ("Review", "Completed", "Cancelled"))
+
+
+def _state_writes(af: Airflow) -> int:
+    return sum(1 for write in af.srv.sandbox.gateway.writes if write == ("PUT", "job.api/state"))
+
+
+def test_the_json_api_on_a_real_api_server(stack: Airflow, browser: Any):
+    """Another system's requests: Airflow's token, the page's roles, once per Idempotency-Key, problems."""
+    from openapi_spec_validator import validate
+
+    api = f"{stack.url}/xpm/api/v1"
+    _connected(browser, stack, "16-connect")
+    _jobs_kept_here(stack)
+    stack.srv.sandbox.gateway.faults.clear()
+    job, viewer, user = _open_job(stack), _token(stack, "viewer"), _token(stack, "user")
+    body = {"job_number": job.number, "state": "Review"}
+
+    anonymous = requests.post(f"{api}/changes/job-state", json=body, timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    assert requests.get(f"{api}/jobs/{job.number}", headers=viewer, timeout=10).json()["state"] == job.state
+    refused = requests.post(f"{api}/changes/job-state", json=body, headers=viewer, timeout=10)
+    assert refused.status_code == 403
+
+    for bad, field in (({"job_number": "J 1"}, "job_number"), ({"state": "Asleep"}, "state")):
+        reply = requests.post(f"{api}/changes/job-state", json={**body, **bad}, headers=user, timeout=10)
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["errors"][0]["field"] == field
+    assert requests.get(f"{api}/changes", headers=viewer, timeout=10).json() == []
+
+    keyed = {**user, "Idempotency-Key": f"state-{job.number}"}
+    first = requests.post(f"{api}/changes/job-state", json=body, headers=keyed, timeout=30)
+    assert first.status_code == 201, first.text
+    again = requests.post(f"{api}/changes/job-state", json=body, headers=keyed, timeout=30)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["change"]["id"] == first.json()["change"]["id"]
+    assert [c["id"] for c in requests.get(f"{api}/changes", headers=viewer, timeout=10).json()] == [
+        first.json()["change"]["id"]
+    ]
+
+    before = _state_writes(stack)
+    push = requests.post(f"{api}/pushes", headers={**user, "Idempotency-Key": f"push-{job.number}"}, timeout=30)
+    assert push.status_code == 202, push.text
+    run = push.json()
+    assert stack.wait("xpm_push", run["run_id"]) == "success"
+    assert requests.get(f"{api}/pushes/{run['run_id']}", headers=viewer, timeout=10).json()["state"] == "success"
+    assert job.state == "Review"  # in the sandbox
+    assert _state_writes(stack) - before == 1
+    late = requests.post(f"{api}/changes/job-state", json=body, headers=keyed, timeout=30)  # retried after the push
+    assert late.headers["Idempotent-Replayed"] == "true"
+    assert requests.get(f"{api}/changes", headers=viewer, timeout=10).json() == []
+
+    spec = requests.get(f"{api}/openapi.json", timeout=10).json()
+    validate(spec)
+    assert spec["servers"] == [{"url": "/xpm/api/v1"}]
+    docs = requests.get(f"{api}/docs", timeout=10)
+    assert "POST /changes/job-state" in docs.text
+
+
+def test_a_job_state_changed_in_the_jobs_panel_is_pushed_to_xpm(stack: Airflow, browser: Any):
+    from playwright.sync_api import expect
+
+    page, xpm = _connected(browser, stack, "17-connect")
+    _jobs_kept_here(stack)
+    stack.srv.sandbox.gateway.faults.clear()
+    job = _open_job(stack)
+    xpm = open_xpm(page, stack)
+    panel = xpm.locator("#jobs")
+    panel.locator("input[name=q]").fill(job.number)
+    panel.get_by_role("button", name="Search").click()
+    row = panel.locator(f"tr[data-job='{job.number}']")
+    expect(row).to_contain_text(job.state)
+    shot(page, "17a-jobs-panel-search")
+    row.get_by_role("button", name=job.number).click()
+    detail = panel.locator(".job-detail")
+    expect(detail).to_contain_text(job.number)
+    detail.get_by_label("New state").select_option("Review")
+    detail.get_by_role("button", name="Change state").click()
+
+    expect(xpm.locator("#notice")).to_contain_text("The change was recorded here")
+    expect(panel.locator(f"tr[data-job='{job.number}']")).to_contain_text("waiting for XPM")
+    expect(panel.locator(".job-detail")).to_contain_text("state → Review: pending")
+    expect(xpm.locator("#changes")).to_contain_text(f"Job {job.number}")
+    shot(page, "17b-job-change-waiting")
+    assert job.state != "Review"  # not in XPM until the push
+
+    before = _state_writes(stack)
+    xpm.locator("#changes").get_by_role("button", name="Push now").click()
+    expect(xpm.locator("#notice")).to_contain_text("The push to XPM has started.")
+    expect(xpm.locator("#notice .state")).to_have_text("success", timeout=RUN_TIMEOUT)
+    expect(xpm.locator("#changes")).to_contain_text("None: XPM has every change made here.")
+    shot(page, "17c-job-change-pushed")
+    assert job.state == "Review"
+    assert _state_writes(stack) - before == 1
 
 
 def test_an_administrator_switches_practice_from_the_page(stack: Airflow, browser: Any):

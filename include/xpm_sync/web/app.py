@@ -2,8 +2,9 @@
 
 Server-rendered HTML with a little JavaScript. The page shows the connection, what has synced and
 Practice Activity; it connects and reconnects XPM through Xero's sign-in with its callback on this
-server, changes the practice's settings, and starts manual syncs, each in Airflow's own database
-under the signed-in Airflow user.
+server and changes the practice's settings. Manual syncs, pushes, retries and job changes go through
+the JSON API mounted beside it at /xpm/api/v1 (`xpm_sync.web.api`), the one path other systems use,
+always under the signed-in Airflow user.
 """
 
 from __future__ import annotations
@@ -12,20 +13,20 @@ import re
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from xpm_sync import airflow_runs, changes, config, settings
+from xpm_sync import changes, config, settings
 from xpm_sync.catalog import MANUAL_DAG
 from xpm_sync.errors import XpmError
 from xpm_sync.oauth import flow
 from xpm_sync.status import read as read_status
 from xpm_sync.store.engine import get_engine, session_scope
 from xpm_sync.store.models import ActivityStatus
-from xpm_sync.sync import after_connect, policy
+from xpm_sync.sync import after_connect
 from xpm_sync.web import api, views
 from xpm_sync.web.access import NotSignedIn, Visitor, check_post, csrf_token, login_url, visitor
 
@@ -38,6 +39,7 @@ NOTICES = {
     "sync-started": "The sync has started.",
     "push-started": "The push to XPM has started.",
     "retried": "The change is back in line for the next push.",
+    "change-recorded": "The change was recorded here; it goes to XPM with the next push (Changes waiting for XPM).",
     "state-code": "The job state's code was saved.",
     "test-email": "The test email was tried: \u201cAlert email\u201d below says what happened.",
 }
@@ -83,6 +85,7 @@ def _render(name: str, request: Request, who: Visitor, status: int = 200, **cont
         who=who,
         csrf=csrf_token(who),
         url=lambda route, **params: str(request.url_for(route, **params)),
+        api=str(request.url_for("home")).rstrip("/") + api.PREFIX,
         airflow=_airflow_root(),
         **context,
     )
@@ -257,46 +260,6 @@ def create_app() -> FastAPI:
             return await home_page(request, who, error=str(exc), status=400)
         return back(request, "settings")
 
-    @app.post("/sync", name="sync")
-    async def sync(request: Request) -> Response:
-        who, form = await posted(request, "sync")
-        group = views.GROUPS.get(form.get("group", ""))
-        if group is None:
-            return await home_page(request, who, error="Choose what to sync.", status=400)
-        full = form.get("mode") == "full"
-        refused = await run_in_threadpool(_refusal, group)
-        if refused:
-            return await home_page(request, who, error=refused, status=409)
-        run_id = await run_in_threadpool(_start_sync, who, group, full)
-        return back(request, "sync-started", run_id=run_id)
-
-    @app.post("/push", name="push")
-    async def push_now(request: Request) -> Response:
-        who, _form = await posted(request, "sync")
-        problem = await run_in_threadpool(policy.connection_problem, get_engine(), config.get("conn_id"))
-        if problem:
-            return await home_page(request, who, error=problem, status=409)
-        try:
-            run_id = await run_in_threadpool(
-                lambda: airflow_runs.start(
-                    "xpm_push", {}, note=f"Push from the XPM page by {who.name}", user=who.name, source="ui",
-                    unpause=False,
-                )
-            )  # fmt: skip
-        except XpmError as exc:  # paused on purpose: say so rather than unpause it
-            return await home_page(request, who, error=str(exc), status=409)
-        return back(request, "push-started", run_id=run_id, dag="xpm_push")
-
-    @app.post("/changes/retry", name="retry_change")
-    async def retry_change(request: Request) -> Response:
-        who, form = await posted(request, "sync")
-        try:
-            await run_in_threadpool(changes.retry, get_engine(), int(form.get("id", "0") or 0), actor=who.name)
-        except (XpmError, ValueError) as exc:
-            return await home_page(request, who, error=str(exc), status=400)
-        await run_in_threadpool(airflow_runs.notify_push, "the XPM page")
-        return back(request, "retried")
-
     @app.post("/alerts/test", name="test_email")
     async def test_email(request: Request) -> Response:
         who, _form = await posted(request, "admin")
@@ -316,19 +279,6 @@ def create_app() -> FastAPI:
             return await home_page(request, who, error=str(exc), status=400)
         return back(request, "state-code")
 
-    @app.get("/runs/{dag_id}/{run_id}", name="run")
-    async def run(request: Request, dag_id: str, run_id: str) -> Response:
-        who = await visitor(request)
-        who.require("read")
-        if dag_id not in XPM_DAGS:
-            raise HTTPException(404, "Not one of the XPM DAGs.")
-        if run_id_of(run_id) is None:
-            raise HTTPException(404, f"No such run of {dag_id}.")
-        state = await run_in_threadpool(views.run_state, dag_id, run_id)
-        if state is None:
-            raise HTTPException(404, f"No such run of {dag_id}.")
-        return JSONResponse({"state": state, "url": f"{_airflow_root()}/dags/{dag_id}/runs/{run_id}"})
-
     return app
 
 
@@ -346,27 +296,3 @@ def _disconnect(who: Visitor) -> None:
 def _change_setting(name: str, value: str, actor: str) -> None:
     with session_scope() as session:
         settings.change(session, name, value, actor=actor)
-
-
-def _refusal(group: views.SyncGroup) -> str | None:
-    """Why this sync must not start, in the words the Trigger form's run would use."""
-    engine = get_engine()
-    problem = policy.connection_problem(engine, config.get("conn_id"))
-    if problem:
-        return problem
-    with session_scope(engine) as session:
-        practice = settings.load(session)
-    return policy.refusal("jobs", policy.Request(manual=True), practice) if group.key == "jobs" else None
-
-
-def _start_sync(who: Visitor, group: views.SyncGroup, full: bool) -> str:
-    entities = list(group.entities)
-    if "jobs" in entities and group.key != "jobs":
-        with session_scope() as session:
-            if policy.refusal("jobs", policy.Request(manual=True), settings.load(session)):
-                entities.remove("jobs")  # "All" leaves jobs out while their local changes wait
-    conf = {"entities": entities, "full": full}
-    mode = "full" if full else "incremental"
-    return airflow_runs.start(
-        MANUAL_DAG, conf, note=f"{group.label}: {mode} sync from the XPM page by {who.name}", user=who.name, source="ui"
-    )

@@ -30,9 +30,13 @@ def test_a_run_id_airflow_could_have_made_is_linked(page: Page):
     assert "/dags/xpm_manual_sync/runs/manual__2026-12-02T01:00:00+00:00" in reply.text
 
 
-def test_the_run_state_of_a_run_id_that_is_not_one_is_not_found(page: Page):
-    assert page.get("/xpm/runs/xpm_manual_sync/a%20b").status_code == 404
-    assert page.get("/xpm/runs/xpm_manual_sync/" + "r" * 300).status_code == 404
+def test_the_run_state_of_a_run_id_that_is_not_one_is_refused_and_of_an_unknown_one_not_found(page: Page):
+    for path in ("syncs", "pushes"):
+        assert page.get(f"/xpm/api/v1/{path}/a%20b").status_code == 422
+        assert page.get(f"/xpm/api/v1/{path}/" + "r" * 300).status_code == 422
+        unknown = page.get(f"/xpm/api/v1/{path}/manual__2026-12-02T01:00:00+00:00")
+        assert unknown.status_code == 404
+        assert unknown.json()["detail"].startswith("There is no run manual__2026-12-02T01:00:00+00:00 of xpm_")
 
 
 def test_anonymous_is_sent_to_sign_in_and_a_viewer_reads(page: Page):
