@@ -389,9 +389,10 @@ def _state_writes(af: Airflow) -> int:
 def test_the_json_api_on_a_real_api_server(stack: Airflow, browser: Any):
     """Another system's requests: Airflow's token, the page's roles, once per Idempotency-Key, problems."""
     from openapi_spec_validator import validate
+    from playwright.sync_api import expect
 
     api = f"{stack.url}/xpm/api/v1"
-    _connected(browser, stack, "16-connect")
+    page, xpm = _connected(browser, stack, "16-connect")
     _jobs_kept_here(stack)
     stack.srv.sandbox.gateway.faults.clear()
     job, viewer, user = _open_job(stack), _token(stack, "viewer"), _token(stack, "user")
@@ -435,8 +436,10 @@ def test_the_json_api_on_a_real_api_server(stack: Airflow, browser: Any):
     spec = requests.get(f"{api}/openapi.json", timeout=10).json()
     validate(spec)
     assert spec["servers"] == [{"url": "/xpm/api/v1"}]
-    docs = requests.get(f"{api}/docs", timeout=10)
-    assert "POST /changes/job-state" in docs.text
+    xpm.get_by_role("link", name="JSON API").click()  # from the page's foot, to the docs in the whole window
+    expect(page.get_by_role("heading", name="xpm-sync API, version 1")).to_be_visible()
+    expect(page.get_by_text("POST /changes/job-state")).to_be_visible()
+    shot(page, "16a-api-docs")
 
 
 def test_a_job_state_changed_in_the_jobs_panel_is_pushed_to_xpm(stack: Airflow, browser: Any):

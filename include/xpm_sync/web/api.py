@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -37,6 +38,8 @@ from xpm_sync.store.engine import get_engine, session_scope, writing
 from xpm_sync.store.models import ActivityStatus
 from xpm_sync.sync import policy
 from xpm_sync.web.access import FORBIDDEN, NotSignedIn, Visitor, check_post, visitor
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 PROBLEM = "application/problem+json"
@@ -208,15 +211,15 @@ class JobStateChange(In):
 
 class JobUpdate(In):
     job_number: JobNumber
-    name: str | None = Field(None, max_length=255)
-    description: str | None = Field(None, max_length=32_000)
-    start_date: date | None = None
-    due_date: date | None = None
-    budget: Decimal | None = Field(None, max_digits=18, decimal_places=4)
+    name: str | None = Field(None, max_length=255, description="The job's new name")
+    description: str | None = Field(None, max_length=32_000, description="The job's new description")
+    start_date: date | None = Field(None, description="YYYY-MM-DD")
+    due_date: date | None = Field(None, description="YYYY-MM-DD")
+    budget: Decimal | None = Field(None, max_digits=18, decimal_places=4, description="In the practice's currency")
 
 
 class CustomFieldChange(In):
-    record: Literal["client", "job"]
+    record: Literal["client", "job"] = Field(description="Whose custom field: a client's or a job's")
     key: str = Field(min_length=1, max_length=50, description="The client's UUID or the job's number")
     field: str = Field(min_length=1, max_length=255, description="The custom field's name or UUID")
     value: str | None = Field(None, max_length=32_000, description="null or empty clears it")
@@ -304,6 +307,12 @@ def create_api() -> FastAPI:
         detail = str(exc.detail) if exc.status_code != 404 else f"There is no {request.url.path} in this API."
         return Problem(exc.status_code, titles.get(exc.status_code, "Error"), detail).response(request.url.path)
 
+    @api.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> Response:
+        log.error("The JSON API failed on %s %s", request.method, request.url.path, exc_info=exc)
+        detail = "Something went wrong here, not in your request; the api-server's log says what. Try again later."
+        return Problem(500, "Internal error", detail).response(request.url.path)
+
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = [
@@ -315,7 +324,7 @@ def create_api() -> FastAPI:
 
     # --- reading ---
 
-    @api.get("/status", response_model=ConnectionStatus, summary="The XPM connection's status")
+    @api.get("/status", response_model=ConnectionStatus, responses=_READS, summary="The XPM connection's status")
     async def status(who: Reader) -> ConnectionStatus:
         found = await run_in_threadpool(read_status, _engine())
         return ConnectionStatus(
@@ -331,13 +340,13 @@ def create_api() -> FastAPI:
             custom_fields=found.custom_fields,
         )
 
-    @api.get("/activity", response_model=ActivityPage, summary="Practice Activity, newest first")
+    @api.get("/activity", response_model=ActivityPage, responses=_READS, summary="Practice Activity, newest first")
     async def practice_activity(
         who: Reader,
         status: Annotated[ActivityStatus | None, Query(description="Only entries of this status")] = None,
         category: Annotated[str | None, Query(max_length=64, description="Only entries of this category")] = None,
-        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-        per_page: Annotated[int, Query(ge=1, le=200)] = 25,
+        page: Annotated[int, Query(ge=1, le=10_000, description="1 is the newest")] = 1,
+        per_page: Annotated[int, Query(ge=1, le=200, description="Entries a page, up to 200")] = 25,
     ) -> ActivityPage:
         def read() -> ActivityPage:
             with Session(_engine()) as session:
@@ -364,12 +373,16 @@ def create_api() -> FastAPI:
 
         return await run_in_threadpool(read)
 
-    @api.get("/changes", response_model=list[Change], summary="Local changes not yet in XPM, oldest first")
+    @api.get(
+        "/changes", response_model=list[Change], responses=_READS, summary="Local changes not yet in XPM, oldest first"
+    )
     async def waiting(who: Reader) -> list[Change]:
         return [_change(e) for e in await run_in_threadpool(changes.open_changes, _engine())]
 
-    @api.get("/changes/{change_id}", response_model=Change, summary="One local change, whatever its status")
-    async def one_change(who: Reader, change_id: int) -> Change:
+    @api.get(
+        "/changes/{change_id}", response_model=Change, responses=_READS, summary="One local change, whatever its status"
+    )
+    async def one_change(who: Reader, change_id: Annotated[int, ChangeId]) -> Change:
         def read() -> m.OutboxEntry | None:
             with Session(_engine(), expire_on_commit=False) as session:
                 return session.get(m.OutboxEntry, change_id)
@@ -379,27 +392,39 @@ def create_api() -> FastAPI:
             raise Problem(404, "No such change", f"There is no change {change_id}.")
         return _change(entry)
 
-    @api.get("/jobs", response_model=JobList, summary="Find jobs by number, name, client or state")
+    @api.get("/jobs", response_model=JobList, responses=_READS, summary="Find jobs by number, name, client or state")
     async def find_jobs(
         who: Reader,
         q: Annotated[
             str | None, Query(max_length=100, description="Part of the job's number or name, or its client's name")
         ] = None,  # noqa: E501
-        state: Annotated[str | None, Query(max_length=100)] = None,
-        client_uuid: Annotated[str | None, Query(pattern=ids.UUID_PATTERN)] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        state: Annotated[str | None, Query(max_length=100, description="Only jobs in this state")] = None,
+        client_uuid: Annotated[str | None, Query(pattern=ids.UUID_PATTERN, description="Only this client's")] = None,
+        limit: Annotated[int, Query(ge=1, le=200, description="Jobs to give, up to 200")] = 50,
     ) -> JobList:
         return await run_in_threadpool(_find_jobs, _engine(), q, state, client_uuid, limit)
 
-    @api.get("/jobs/{job_number}", response_model=Job, summary="One job, with its custom fields and waiting changes")
+    @api.get(
+        "/jobs/{job_number}",
+        response_model=Job,
+        responses=_READS,
+        summary="One job, with its custom fields and waiting changes",
+    )
     async def one_job(who: Reader, job_number: Annotated[str, JobNumberPath]) -> Job:
         return await run_in_threadpool(_job, _engine(), job_number)
 
-    @api.get("/clients/{client_uuid}", response_model=Client, summary="One client, with its custom fields")
+    @api.get(
+        "/clients/{client_uuid}", response_model=Client, responses=_READS, summary="One client, with its custom fields"
+    )
     async def one_client(who: Reader, client_uuid: Annotated[str, ClientPath]) -> Client:
         return await run_in_threadpool(_client, _engine(), client_uuid)
 
-    @api.get("/job-states", response_model=list[JobState], summary="The practice's job states and their codes")
+    @api.get(
+        "/job-states",
+        response_model=list[JobState],
+        responses=_READS,
+        summary="The practice's job states and their codes",
+    )
     async def job_states(who: Reader) -> list[JobState]:
         try:
             found = await run_in_threadpool(changes.state_codes, _engine())
@@ -407,11 +432,11 @@ def create_api() -> FastAPI:
             raise refused(exc) from None
         return [JobState(name=name, code=code) for name, code in found]
 
-    @api.get("/syncs/{run_id}", response_model=Run, summary="A manual sync's state")
+    @api.get("/syncs/{run_id}", response_model=Run, responses=_READS, summary="A manual sync's state")
     async def sync_state(who: Reader, run_id: Annotated[str, RunPath]) -> Run:
         return await _run(MANUAL_DAG, run_id)
 
-    @api.get("/pushes/{run_id}", response_model=Run, summary="A push's state")
+    @api.get("/pushes/{run_id}", response_model=Run, responses=_READS, summary="A push's state")
     async def push_state(who: Reader, run_id: Annotated[str, RunPath]) -> Run:
         return await _run(PUSH_DAG, run_id)
 
@@ -452,7 +477,9 @@ def create_api() -> FastAPI:
 
     @api.post("/changes/{change_id}/retry", status_code=201, response_model=Submitted, responses=_WRITES,
               summary="Put a change XPM refused back in line for the next push")  # fmt: skip
-    async def retry_change(request: Request, who: Writer, change_id: int, key: IdempotencyKey = None) -> Response:
+    async def retry_change(
+        request: Request, who: Writer, change_id: Annotated[int, ChangeId], key: IdempotencyKey = None
+    ) -> Response:
         record = lambda claim: changes.retry(_engine(), change_id, actor=who.name, claim=claim)  # noqa: E731
         return await _once(request, who, key, {"retry": change_id}, record)
 
@@ -483,8 +510,13 @@ def create_api() -> FastAPI:
 
 JobNumberPath = Path(pattern=ids.JOB_NUMBER_PATTERN, description=ids.JOB_HELP)
 ClientPath = Path(pattern=ids.UUID_PATTERN, description=ids.CLIENT_HELP)
+ChangeId = Path(ge=1, le=2**31 - 1, description="The change's number, as GET /changes gives it")
 RunPath = Path(pattern=r"^[A-Za-z0-9_.~:+-]{1,250}$", description="The run id Airflow gave it")
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM: {}}}
+_READS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not signed in to Airflow", **_PROBLEM},
+    403: {"description": "The Airflow role may not read the XPM DAGs", **_PROBLEM},
+}
 _WRITES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not signed in to Airflow", **_PROBLEM},
     403: {"description": "The Airflow role may not do this", **_PROBLEM},
@@ -537,12 +569,12 @@ def _find_jobs(engine: Engine, q: str | None, state: str | None, client_uuid: st
             .limit(limit + 1)
         )
         if q:
-            like = f"%{q.lower().replace('%', '').replace('_', '')}%"
+            text = q.lower()
             query = query.where(
                 or_(
-                    func.lower(m.Job.job_number).like(like),
-                    func.lower(m.Job.name).like(like),
-                    func.lower(m.Client.name).like(like),
+                    func.lower(m.Job.job_number).contains(text, autoescape=True),
+                    func.lower(m.Job.name).contains(text, autoescape=True),
+                    func.lower(m.Client.name).contains(text, autoescape=True),
                 )
             )
         if state:

@@ -209,6 +209,29 @@ def test_a_refused_change_is_retried_once(practice: Page):
     assert job.state == "Review"
 
 
+def test_a_change_number_that_is_not_one_is_refused_and_an_unknown_one_not_found(practice: Page):
+    huge = call(practice, "GET", "/changes/99999999999999999999")
+    assert huge.status_code == 422
+    assert huge.json()["errors"][0]["field"] == "path.change_id"
+    assert call(practice, "POST", "/changes/99999999999999999999/retry").status_code == 422
+    unknown = call(practice, "GET", "/changes/4242")
+    assert (unknown.status_code, unknown.json()["detail"]) == (404, "There is no change 4242.")
+    nowhere = call(practice, "GET", "/nowhere")
+    assert (nowhere.status_code, nowhere.headers["content-type"]) == (404, "application/problem+json")
+
+
+def test_a_job_search_takes_its_words_literally(practice: Page):
+    job = _planned(practice)
+    assert [j["job_number"] for j in call(practice, "GET", f"/jobs?q={job.number.lower()}").json()["jobs"]] == [
+        job.number
+    ]
+    assert call(practice, "GET", "/jobs?q=%25").json()["jobs"] == []  # a '%' is a '%', not "anything"
+    assert call(practice, "GET", "/jobs?q=_").json()["jobs"] == []
+    by_state = call(practice, "GET", "/jobs?state=planned&limit=200").json()["jobs"]
+    assert by_state
+    assert {j["state"] for j in by_state} == {"Planned"}
+
+
 def test_activity_is_paged_and_filtered(practice: Page):
     one = call(practice, "GET", "/activity?per_page=2").json()
     assert len(one["entries"]) == 2
