@@ -36,6 +36,7 @@ def _prepare(url: str, backend: str) -> tuple[Any, str]:
     with Session(engine) as s, s.begin():
         settings.change(s, "maintain_jobs_locally", True, actor="bench")
         settings.change(s, "sync_custom_fields_from_xpm", False, actor="bench")
+    connect(url, store_url)  # the reconnect that grants the write scopes these settings need
     for name, code in STATE_CODES.items():
         changes.set_state_code(engine, name, code, actor="bench")
     return engine, store_url

@@ -203,3 +203,55 @@ def on_failure(context: dict[str, Any]) -> None:
                 )
     except Exception:  # a callback must never hide the task's own failure
         log.exception("The xpm-sync failure callback could not record the failure")
+
+
+NEEDS_MORE_ACCESS = "XPM needs more access"
+
+
+def raise_scope_alert(
+    scope: str,
+    why: str,
+    *,
+    engine: Engine | None = None,
+    conn_id: str | None = None,
+    actor: str | None = None,
+    run_id: str | None = None,
+) -> bool:
+    """The connection lacks `scope`: one Alert entry and one email per scope until a reconnect grants
+    it. The connection goes on working for what it may do. True when this call raised the alert."""
+    engine = engine or get_engine()
+    conn_id = conn_id or config.get("conn_id")
+    with locked_connection(engine, conn_id) as (session, row):
+        if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
+            return False
+        known = dict(row.missing_scopes or {})
+        if scope in known:
+            return False
+        known[scope] = why
+        row.missing_scopes = known
+        message = (
+            f"{NEEDS_MORE_ACCESS}: the connection was not granted {scope}, needed {why}. An XPM administrator "
+            "reconnects XPM (the XPM page's Reconnect, or `xpm-sync connect`) to grant it; until then what needs "
+            "it waits."
+        )
+        activity.record(
+            session,
+            ActivityStatus.ALERT,
+            "Connection",
+            message,
+            details={"scope": scope, "why": why, "run_id": run_id, "practice": row.tenant_name},
+            actor=actor or "xpm-sync",
+            tenant_id=row.tenant_id,
+        )
+        practice = row.tenant_name
+    body = (
+        f"<p><b>{NEEDS_MORE_ACCESS}</b> for the practice <b>{html.escape(str(practice))}</b>: the XPM connection "
+        f"was not granted the scope <code>{html.escape(scope)}</code>, needed {html.escape(why)}.</p>"
+        "<p>Everything else goes on. An XPM Administrator reconnects XPM on the XPM page in Airflow (or runs "
+        "<code>xpm-sync connect</code>) and allows the access Xero asks for.</p>"
+    )
+    try:
+        send_email(f"{NEEDS_MORE_ACCESS}: {practice}", body)
+    except Exception as exc:  # recorded above; the email is a courtesy
+        log.warning("The 'needs more access' email could not be sent (%s)", type(exc).__name__)
+    return True

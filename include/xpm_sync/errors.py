@@ -40,6 +40,7 @@ __all__ = [
     "XpmAuthError",
     "XpmReconnectRequired",
     "XpmDailyLimitReached",
+    "XpmScopeError",
     "XpmSyncIncomplete",
 ]
 
@@ -50,6 +51,16 @@ class XpmAuthError(XpmError, AirflowFailException):
 
 class XpmReconnectRequired(XpmAuthError):
     """The grant is gone (expired, revoked, rotated away, privilege lost); the connection is marked."""
+
+
+class XpmScopeError(XpmError, AirflowFailException):
+    """The token's scopes do not reach what was asked (401 insufficient_scope, or known beforehand).
+    Not an expiry: a refresh gives the same scopes; reconnecting with the scope fixes it."""
+
+    def __init__(self, message: str, *, scope: str, why: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.why = why  # what needs it: "to call GET staff.api/list", "to read staff"
 
 
 class XpmDailyLimitReached(XpmRateLimitError, AirflowFailException):

@@ -15,7 +15,6 @@ XERO_IDENTITY_URL = "https://identity.xero.com"
 XERO_LOGIN_URL = "https://login.xero.com/identity/connect/authorize"
 XERO_CONNECTIONS_URL = "https://api.xero.com/connections"
 XPM_API_URL = "https://api.xero.com/practicemanager/3.1/"
-DEFAULT_SCOPES = "offline_access openid profile email practicemanager"
 
 
 def _option(description: str, default: str, example: str | None = None, kind: str = "string") -> dict[str, Any]:
@@ -174,11 +173,18 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "conn-fields": {
+                    "scope_style": {
+                        "label": "Scope style",
+                        "description": "least: read access, and write access only where the practice's settings "
+                        "push (the default); granular: granular scopes only (job categories and custom fields "
+                        "are then not synced); broad: practicemanager, for apps registered before granular scopes.",
+                        "schema": {"type": ["string", "null"], "enum": ["least", "granular", "broad", None]},
+                    },
                     "scopes": {
-                        "label": "Scopes",
-                        "description": "OAuth scopes, space separated. offline_access keeps the "
-                        "connection alive; practicemanager (or practicemanager.read) grants XPM.",
-                        "schema": {"type": ["string", "null"], "default": DEFAULT_SCOPES},
+                        "label": "Scopes (exact)",
+                        "description": "Space separated; overrides the scope style. Empty: chosen from the style "
+                        "and the practice's settings.",
+                        "schema": {"type": ["string", "null"]},
                     },
                     "redirect_uri": {
                         "label": "Redirect URI",

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive, Scope, Send
 
-from xpm_sandbox import api, render
+from xpm_sandbox import api, render, scopes
 from xpm_sandbox.gateway import FAULT_KINDS, Fault
 from xpm_sandbox.generate import next_day
 from xpm_sandbox.identity import OAuthError, PendingAuthorize
@@ -141,10 +141,32 @@ def _basic_auth(request: Request) -> tuple[str, str]:
     return client_id, secret
 
 
+class _CountEgress:
+    """Counts the bytes of every body the XPM API sends, per practice (the request's xero-tenant-id)."""
+
+    def __init__(self, app: Any, gateway: Any) -> None:
+        self.app, self.gateway = app, gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        tenant = headers.get(b"xero-tenant-id", b"").decode("latin-1")
+
+        async def counting(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                self.gateway.served(tenant, len(message.get("body", b"")))
+            await send(message)
+
+        await self.app(scope, receive, counting)
+
+
 def create_app(sandbox: Sandbox) -> FastAPI:
     """Build the app around one sandbox's state."""
     app = FastAPI(title="XPM sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     ident, gate = sandbox.identity, sandbox.gateway
+    app.add_middleware(_CountEgress, gateway=gate)
 
     # --- identity -------------------------------------------------------------------------------
 
@@ -296,13 +318,12 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             gate.log(method, path, request.url.query, tenant_id, 404)
             return Response(status_code=404)
         route, args = found
-        if (
-            route.writes
-            and "practicemanager.read" in at.grant.scopes.split()
-            and "practicemanager" not in at.grant.scopes.split()
-        ):
-            gate.log(method, path, request.url.query, tenant_id, 403)
-            return _problem(403, "Forbidden", "AuthenticationUnsuccessful")
+        if not scopes.covers(at.grant.scopes, route.spec_path, writes=route.writes):
+            # Outside what the token was granted: not an expiry, so a refresh changes nothing.
+            gate.log(method, path, request.url.query, tenant_id, 401)
+            need = scopes.wanted(route.spec_path, writes=route.writes)
+            challenge = f'Bearer error="insufficient_scope", scope="{need}"'
+            return _problem(401, "Unauthorized", "AuthorizationUnsuccessful", {"WWW-Authenticate": challenge})
         verdict = gate.admit(tenant_id)
         if verdict.status:
             gate.log(method, path, request.url.query, tenant_id, 429)
@@ -416,7 +437,10 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         from xpm_sandbox.identity import App
 
         data = await request.json()
-        ident.apps[data["client_id"]] = App(data["client_id"], data["client_secret"], list(data["redirect_uris"]))
+        app_ = App(data["client_id"], data["client_secret"], list(data["redirect_uris"]))
+        if data.get("allowed_scopes") is not None:
+            app_.allowed_scopes = frozenset(data["allowed_scopes"])
+        ident.apps[data["client_id"]] = app_
         return {"client_id": data["client_id"]}
 
     @app.post("/_sandbox/clock")
@@ -516,6 +540,7 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             "writes_applied": [f"{method} {path}" for method, path in gate.writes],
             "by_status": dict(Counter(str(c.status) for c in gate.calls)),
             "peak_in_flight": max(gate.peak_in_flight.values(), default=0),
+            "egress_bytes": dict(gate.egress),
             "by_endpoint": gate.endpoint_counts(),
             "token_requests": ident.token_requests,
             "refreshes": ident.refreshes,

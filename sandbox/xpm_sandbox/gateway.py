@@ -87,6 +87,8 @@ class Gateway:
         # The most calls a practice had at the gateway at once, counting each arriving call
         # (admitted or refused): how many the client let loose together.
         self.peak_in_flight: Counter[str] = Counter()
+        # The bytes of every XPM answer's body sent to each practice's callers (Xero's data egress).
+        self.egress: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def admit(self, tenant_id: str) -> Verdict:
@@ -170,8 +172,13 @@ class Gateway:
                 folded[f"{call.method} {key}"] += 1
             return dict(folded)
 
+    def served(self, tenant_id: str, size: int) -> None:
+        with self._lock:
+            self.egress[tenant_id] += size
+
     def reset_counts(self) -> None:
         with self._lock:
+            self.egress.clear()
             self.calls.clear()
             self.writes.clear()
             self.counters.clear()

@@ -21,6 +21,8 @@ from typing import Any
 
 import jwt
 
+from xpm_sandbox import scopes
+
 AUTH_CODE_LIFETIME = timedelta(minutes=5)
 REFRESH_GRACE = timedelta(minutes=30)
 
@@ -40,6 +42,8 @@ class App:
     client_secret: str
     redirect_uris: list[str]
     name: str = "xpm-sync"
+    # The XPM scopes Xero's review let this app ask for (all of them unless a test narrows it).
+    allowed_scopes: frozenset[str] = scopes.XPM_SCOPES
 
 
 @dataclass
@@ -157,6 +161,9 @@ class Identity:
             raise OAuthError("invalid_request", "Invalid redirect_uri")
         if not params.get("scope"):
             raise OAuthError("invalid_scope", "scope is required")
+        refused = scopes.unknown(params["scope"], app.allowed_scopes)
+        if refused:
+            raise OAuthError("invalid_scope", f"Invalid scope for client: {' '.join(refused)}")
         method = params.get("code_challenge_method")
         challenge = params.get("code_challenge")
         if challenge and method != "S256":

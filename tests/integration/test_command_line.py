@@ -167,6 +167,7 @@ def test_a_refused_job_sync_exits_1_and_closes_as_refused(connected: Xpm):
     assert _cli("sync", "--entities", "job_states", "clients", "jobs").returncode == 0
     with Session(connected.engine) as s, s.begin():
         settings.change(s, "maintain_jobs_locally", True, actor="admin")
+    connected.connect()  # granting practicemanager.job, which pushing jobs needs
     assert _cli("job-states", "set", "Review", "REVIEW").returncode == 0
     job = next(j for j in connected.srv.sandbox.main.jobs.values() if j.state == "Planned")
     changed = _cli("job", "set-state", job.number, "Review", "--by", "ada")

@@ -70,6 +70,7 @@ def test_no_request_is_sent_inside_a_transaction(xpm: Xpm, watched: list[str]):
     sync(xpm, ["staff"])  # a refresh under the lock, then the call
     with Session(xpm.engine) as s, s.begin():
         settings.change(s, "maintain_jobs_locally", True, actor="admin")
+    xpm.connect()  # granting practicemanager.job, which pushing jobs needs
     job = next(j for j in xpm.srv.sandbox.main.jobs.values() if xpm.srv.sandbox.main.is_current(j))
     changes.update_job(xpm.engine, job.number, due_date="2027-02-01", actor="ada")
     push.push(xpm.hook(), xpm.engine, actor="ada", run_id="t")

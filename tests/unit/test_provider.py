@@ -25,6 +25,7 @@ def test_the_connection_form_relabels_login_and_password_and_offers_the_xpm_fiel
     assert widgets == {
         f"extra__xpm__{f}"
         for f in (
+            "scope_style",
             "scopes",
             "redirect_uri",
             "tenant_id",

@@ -43,12 +43,14 @@ class Connected:
         return requests.put(self.api + path, data=body.encode(), headers=headers, timeout=30)
 
 
-def authorize_url(srv: SandboxServer, *, verifier: str, redirect: str = REDIRECT, state: str = "s1") -> str:
+def authorize_url(
+    srv: SandboxServer, *, verifier: str, redirect: str = REDIRECT, state: str = "s1", scope: str = SCOPES
+) -> str:
     query = {
         "response_type": "code",
         "client_id": srv.client_id,
         "redirect_uri": redirect,
-        "scope": SCOPES,
+        "scope": scope,
         "state": state,
         "code_challenge": pkce_challenge(verifier),
         "code_challenge_method": "S256",
@@ -72,9 +74,9 @@ def token(srv: SandboxServer, secret: str | None = None, **form: str) -> request
     )
 
 
-def connect(srv: SandboxServer, user: str = USERS.admin) -> Connected:
+def connect(srv: SandboxServer, user: str = USERS.admin, scope: str = SCOPES) -> Connected:
     verifier = secrets.token_urlsafe(48)
-    params = consent(srv, authorize_url(srv, verifier=verifier), user)
+    params = consent(srv, authorize_url(srv, verifier=verifier, scope=scope), user)
     reply = token(
         srv, grant_type="authorization_code", code=params["code"], redirect_uri=REDIRECT, code_verifier=verifier
     )

@@ -1,9 +1,11 @@
 """One request loop for every call to XPM: status to exception, retries, Retry-After, accounting.
 
 Retried: transient failures (5xx, timeouts, dropped connections, an answer that broke off) with
-exponential backoff, and 429 `minute` after waiting the `Retry-After` XPM gives. A 401 is answered
-by one token refresh and one more try. Not retried: authentication (a 401 after a fresh token,
-403), 429 `day` (stop and resume next run), business errors, bad payloads.
+exponential backoff, and 429 `minute` after waiting the `Retry-After` XPM gives. A 401
+`insufficient_scope` is the token's scopes, not its age: no refresh, the connection is marked "needs
+more access" and the call fails. Any other 401 is answered by one token refresh and one more try.
+Not retried: authentication (a 401 after a fresh token, 403), 429 `day` (stop and resume next run),
+business errors, bad payloads.
 
 Every answer is read in full into a temporary file (memory first, disk past a few MB) before
 anyone parses it: no database transaction ever waits on the network, and an answer over
@@ -12,7 +14,9 @@ anyone parses it: no database transaction ever waits on the network, and an answ
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -38,6 +42,7 @@ from xpm_sync.errors import (
     XpmError,
     XpmPayloadError,
     XpmRateLimitError,
+    XpmScopeError,
     XpmTransientError,
     XpmUnanswered,
 )
@@ -45,6 +50,7 @@ from xpm_sync.errors import (
 log = logging.getLogger(__name__)
 
 BODY_IN_MESSAGES = 200
+ERROR_BODY_LIMIT = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
 CHUNK = 1 << 16
 T = TypeVar("T")
@@ -70,6 +76,15 @@ def _detail(reply: requests.Response) -> str:
         return reply.text[:BODY_IN_MESSAGES]
 
 
+def needs_scope(scope: str, what: str) -> str:
+    """What a person reads when the connection's scopes do not reach `what`."""
+    return (
+        f"XPM needs more access: {what} needs the scope {scope}, which this connection was not granted. "
+        "An XPM administrator reconnects XPM (the XPM page's Reconnect, or `xpm-sync connect`) to grant it; "
+        "a token refresh cannot."
+    )
+
+
 def raise_for_status(reply: requests.Response, what: str) -> None:
     """Map an XPM gateway answer to the error hierarchy; return quietly for 200."""
     status = reply.status_code
@@ -77,6 +92,11 @@ def raise_for_status(reply: requests.Response, what: str) -> None:
         return
     if status == 401:
         detail = _detail(reply)
+        challenge = reply.headers.get("WWW-Authenticate", "")
+        if "insufficient_scope" in challenge:
+            found = re.search(r'scope="([^"]+)"', challenge)
+            scope = found.group(1) if found else "a wider scope"
+            raise XpmScopeError(needs_scope(scope, what), scope=scope, why=f"to call {what}")
         if detail.startswith("TokenExpired"):
             raise TokenExpired(detail)
         raise Unauthorized(f"XPM refused the access token for {what} (401 {detail}). " + RECONNECT_HINT)
@@ -146,6 +166,7 @@ class XpmApi:
         *,
         refresh: Callable[[], object],
         on_auth_failure: Callable[[str], object],
+        on_scope_missing: Callable[[str, str], object] = lambda scope, why: None,
         timeout: tuple[float, float] = (10.0, 300.0),
         max_attempts: int = 5,
         max_bytes: int = 512 << 20,
@@ -157,6 +178,7 @@ class XpmApi:
         self.usage = usage
         self.refresh = refresh
         self.on_auth_failure = on_auth_failure
+        self.on_scope_missing = on_scope_missing
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.max_bytes = max_bytes
@@ -187,6 +209,8 @@ class XpmApi:
         try:
             raise_for_status(reply, what)
         except BaseException:
+            with contextlib.suppress(Exception):  # a refusal's body is egress too (read by now, and small)
+                self.usage.add_bytes(len(reply.content[:ERROR_BODY_LIMIT]))
             reply.close()
             raise
         return reply
@@ -222,6 +246,9 @@ class XpmApi:
                 continue
             except _Retryable as exc:
                 raise XpmRateLimitError(str(exc), problem=exc.problem, retry_after=exc.retry_after) from None
+            except XpmScopeError as exc:  # no refresh: the same scopes would come back
+                self.on_scope_missing(exc.scope, exc.why)
+                raise
             except XpmAuthError as exc:  # the day's limit (XpmDailyLimitReached) is not one: it passes by
                 self.on_auth_failure(str(exc))
                 raise
@@ -229,7 +256,14 @@ class XpmApi:
 
     def _stage(self, reply: requests.Response, what: str) -> StagedAnswer:
         """The whole answer, in a temporary file rewound to its start. An answer to a write that
-        breaks off, or is too big to read, leaves unknown whether XPM applied the write."""
+        breaks off, or is too big to read, leaves unknown whether XPM applied the write. Its bytes
+        as they came over the wire (before any gzip is undone) are counted, however it ends."""
+        try:
+            return self._read_all(reply, what)
+        finally:
+            self.usage.add_bytes(int(reply.raw.tell()))
+
+    def _read_all(self, reply: requests.Response, what: str) -> StagedAnswer:
         reply.raw.decode_content = True
         write = not what.startswith("GET ")
         try:

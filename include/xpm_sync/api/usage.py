@@ -1,4 +1,5 @@
-"""Counting every call to XPM per practice and day, and pacing by what XPM says is left."""
+"""Counting every call to XPM and the bytes of its answers per practice and day, and pacing by what
+XPM says is left."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -46,6 +47,7 @@ class _Tally:
     """Calls counted here and not yet written to `api_usage`, for one day."""
 
     calls: int = 0
+    bytes: int = 0
     errors: int = 0
     rate_limited: int = 0
     min_remaining: int | None = None
@@ -79,6 +81,7 @@ class Usage:
         self.clock = clock
         self._window: deque[float] = deque()
         self.calls = 0
+        self.bytes = 0
         self.min_remaining: int | None = None
         self.day_remaining: int | None = None
         self._pending: dict[date, _Tally] = {}
@@ -118,6 +121,15 @@ class Usage:
             with contextlib.suppress(Exception):
                 self.flush()
 
+    def add_bytes(self, size: int) -> None:
+        """Count the bytes of an answer's body as they came over the wire (Xero's data egress)."""
+        self.bytes += size
+        if self.engine is None or size <= 0:
+            return
+        with self._lock:
+            tally = self._pending.setdefault(utcnow().date(), _Tally())
+            tally.bytes += size
+
     def flush(self) -> None:
         """Write the counts not yet written, in one transaction; on failure they are kept for the next."""
         if self.engine is None:
@@ -137,6 +149,7 @@ class Usage:
                         index_elements=["tenant_id", "day"],
                         set_={
                             "calls": table.c.calls + stmt.excluded.calls,
+                            "bytes": table.c.bytes + stmt.excluded.bytes,
                             "errors": table.c.errors + stmt.excluded.errors,
                             "rate_limited": table.c.rate_limited + stmt.excluded.rate_limited,
                             "min_remaining": func.coalesce(stmt.excluded.min_remaining, table.c.min_remaining),
@@ -155,7 +168,7 @@ class Usage:
             with self._lock:
                 for day, tally in pending.items():
                     kept = self._pending.setdefault(day, _Tally())
-                    for name in ("calls", "errors", "rate_limited"):
+                    for name in ("calls", "bytes", "errors", "rate_limited"):
                         setattr(kept, name, getattr(kept, name) + getattr(tally, name))
                     for name in ("min_remaining", "day_remaining", "app_min_remaining", "updated_at"):
                         if getattr(kept, name) is None:
@@ -197,6 +210,19 @@ def calls_today(engine: Engine, tenant_id: str, day: date | None = None) -> tupl
     with Session(engine) as session:
         row = session.get(ApiUsage, (tenant_id, day or utcnow().date()))
         return (row.calls, row.day_remaining) if row else (0, None)
+
+
+def egress(engine: Engine, tenant_id: str, day: date | None = None) -> tuple[int, int]:
+    """(bytes today, bytes this calendar month) of XPM's answers to the practice, this process's included."""
+    flush_all(tenant_id)
+    today = day or utcnow().date()
+    with Session(engine) as session:
+        rows = session.execute(
+            select(ApiUsage.day, ApiUsage.bytes).where(
+                ApiUsage.tenant_id == tenant_id, ApiUsage.day >= today.replace(day=1), ApiUsage.day <= today
+            )
+        ).all()
+    return sum(b for d, b in rows if d == today), sum(b for _d, b in rows)
 
 
 def calls_left(made: int, reported: int | None, limit: int) -> int:

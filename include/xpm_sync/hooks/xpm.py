@@ -129,12 +129,22 @@ class XpmHook(HttpHook):
             usage,
             refresh=lambda: self.tokens.access_token(force_refresh=True),
             on_auth_failure=self.tokens.mark_needs_reconnect,
+            on_scope_missing=self.mark_needs_scope,
             timeout=self._timeout,
             max_attempts=self._max_attempts,
             max_bytes=config.get_int("max_answer_mb") << 20,
             backoff=self._backoff,
             sleep=self._sleep,
         )
+
+    def mark_needs_scope(self, scope: str, why: str) -> bool:
+        """XPM refused a call for want of `scope` (or the settings need it): one alert per scope."""
+        from xpm_sync import alerts
+
+        return alerts.raise_scope_alert(
+            scope, why, engine=self.engine, conn_id=self.settings.conn_id, actor=self.tokens.actor,
+            run_id=self.tokens.run_id,
+        )  # fmt: skip
 
     # HttpHook's own request methods would reach XPM around the one client (`api`): no pacing, no
     # call counting, no token refresh, no rule for a write XPM did not answer. They refuse instead.

@@ -33,13 +33,14 @@ class XpmSettings:
     conn_id: str
     client_id: str
     client_secret: str = field(repr=False)
-    scopes: str
+    scopes: str | None  # the exact scopes, when the connection names them; else from `scope_style`
     redirect_uri: str
     pinned_tenant_id: str | None
     identity_url: str
     authorize_url: str
     connections_url: str
     api_url: str
+    scope_style: str = "least"
 
     @property
     def token_url(self) -> str:
@@ -72,14 +73,27 @@ class XpmSettings:
             conn_id=conn.conn_id,
             client_id=conn.login,
             client_secret=conn.password,
-            scopes=_extra(extras, "scopes", provider.DEFAULT_SCOPES),
+            scopes=_extra(extras, "scopes", "") or None,
             redirect_uri=_extra(extras, "redirect_uri", "http://localhost:8765/callback"),
             pinned_tenant_id=_extra(extras, "tenant_id", "") or None,
             identity_url=_extra(extras, "identity_url", provider.XERO_IDENTITY_URL),
             authorize_url=_extra(extras, "authorize_url", provider.XERO_LOGIN_URL),
             connections_url=_extra(extras, "connections_url", provider.XERO_CONNECTIONS_URL),
             api_url=api_url if api_url.endswith("/") else api_url + "/",
+            scope_style=_style(conn.conn_id, _extra(extras, "scope_style", "least")),
         )
+
+
+def _style(conn_id: str, style: str) -> str:
+    from xpm_sync.oauth import scopes
+
+    if style.lower() not in scopes.STYLES:
+        raise XpmConfigError(
+            f"The XPM connection {conn_id!r} has scope_style {style!r}; it takes {', '.join(scopes.STYLES)}: "
+            "least (read access, and write access only where the settings push), granular (granular scopes "
+            "only; job categories and custom fields are then not synced), broad (practicemanager)."
+        )
+    return style.lower()
 
 
 def load(conn_id: str) -> XpmSettings:

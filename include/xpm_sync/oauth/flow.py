@@ -26,8 +26,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from xpm_sync import activity
+from xpm_sync import settings as practice_settings
 from xpm_sync.errors import XpmOAuthError
-from xpm_sync.oauth import xero
+from xpm_sync.oauth import scopes, xero
 from xpm_sync.oauth.connection_config import XpmSettings
 from xpm_sync.oauth.tokens import (
     TokenSet,
@@ -99,6 +100,9 @@ def start(
     connection's (the command line's loopback listener).
     """
     redirect_uri = redirect_uri or settings.redirect_uri
+    with Session(engine) as session:
+        practice = practice_settings.load(session)
+    scope = scopes.requested(settings.scopes, practice, settings.scope_style)
     state = secrets.token_urlsafe(32)
     verifier, challenge = xero.pkce_pair()
     now = clock()
@@ -115,7 +119,7 @@ def start(
                 expires_at=now + ATTEMPT_LIFETIME,
             )
         )
-    return xero.authorize_url(settings, redirect_uri, state, challenge)
+    return xero.authorize_url(settings, redirect_uri, state, challenge, scope)
 
 
 def _attempt(session: Session, settings: XpmSettings, state: str, acting_user: str | None) -> OAuthAttempt:
@@ -331,6 +335,7 @@ def _store(
         row.connected_by, row.connected_by_email = person, email
         row.last_error = row.last_error_at = None
         row.alert_sent_at = None
+        row.missing_scopes = None  # what this consent granted is known afresh
         row.version = (row.version or 0) + 1
         if switched:
             message = (

@@ -35,13 +35,13 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def authorize_url(settings: XpmSettings, redirect_uri: str, state: str, challenge: str) -> str:
+def authorize_url(settings: XpmSettings, redirect_uri: str, state: str, challenge: str, scope: str) -> str:
     """The URL the administrator opens to sign in at Xero and allow access."""
     query = {
         "response_type": "code",
         "client_id": settings.client_id,
         "redirect_uri": redirect_uri,
-        "scope": settings.scopes,
+        "scope": scope,
         "state": state,
         "code_challenge": challenge,
         "code_challenge_method": "S256",

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     Index,
     Integer,
@@ -111,6 +112,8 @@ class XpmConnection(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
     alert_sent_at: Mapped[datetime | None]
+    # Scopes XPM (or the settings) found missing since the last connect: {scope: what needs it}.
+    missing_scopes: Mapped[dict[str, Any] | None]
     # A token refresh in progress: who holds it and until when. Held without a transaction open,
     # so the call to Xero never keeps the database locked.
     refresh_lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -541,6 +544,7 @@ class ApiUsage(Base):
     tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     calls: Mapped[int] = mapped_column(default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # answers' bodies, as sent
     errors: Mapped[int] = mapped_column(default=0)
     rate_limited: Mapped[int] = mapped_column(default=0)
     min_remaining: Mapped[int | None]

@@ -45,8 +45,10 @@ from xpm_sync.errors import (
     XpmDailyLimitReached,
     XpmError,
     XpmPayloadError,
+    XpmScopeError,
     XpmTransientError,
 )
+from xpm_sync.oauth import scopes
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import writing
 from xpm_sync.store.models import ActivityStatus, OutboxStatus
@@ -373,8 +375,15 @@ def push(hook: Any, engine: Engine, *, actor: str | None = None, run_id: str | N
     allowed = config.get_int("daily_call_limit") - made
     before = hook.api.usage.calls
     stopped: XpmError | None = None
+    granted = _granted_scopes(engine, hook)
+    unreachable: dict[str, XpmScopeError] = {}
     for number, group in enumerate(groups):
         result = run.result(group.entity)
+        need = scopes.write_scope(group.entity)
+        if group.entity not in unreachable and not scopes.covers(granted, need):
+            unreachable[group.entity] = _scope_refusal(hook, group.entity, need)
+        if group.entity in unreachable:
+            continue  # nothing sent: the changes wait for a reconnect that grants the scope
         if hook.api.usage.calls - before >= allowed:
             result.complete = False
             _note(result, f"{sum(len(g.entries) for g in groups[number:])} changes left for tomorrow (daily limit)")
@@ -394,11 +403,19 @@ def push(hook: Any, engine: Engine, *, actor: str | None = None, run_id: str | N
             _note(result, f"stopped with {left} change(s) still waiting: {exc}")
             result.complete, stopped = False, exc
             break
+        except XpmScopeError as exc:  # XPM refused the write outright: it was not applied
+            _mark(engine, group.ids, OutboxStatus.PENDING)
+            unreachable[group.entity] = exc
         except XpmError as exc:
             # This record only: its entries stay as they are (an unanswered write stays "sending",
             # so XPM is read before anything more is sent) and the rest go on.
             log.warning("%s %s was not pushed: %s", group.entity, group.key, exc)
             result.add_failure(group.key, f"{exc} The change waits for the next push.")
+    for entity, refusal in unreachable.items():
+        left = sum(len(g.entries) for g in groups if g.entity == entity)
+        result = run.result(entity)
+        result.complete = False
+        _note(result, f"nothing sent, {left} change(s) waiting: {refusal}")
     _refresh_jobs(run)
     hook.api.usage.flush()
     calls = hook.api.usage.calls - before
@@ -407,7 +424,26 @@ def push(hook: Any, engine: Engine, *, actor: str | None = None, run_id: str | N
     _report(engine, tenant, run.results, actor=actor, run_id=run_id)
     if stopped is not None:
         raise stopped
+    if unreachable:
+        raise next(iter(unreachable.values()))
     return list(run.results.values())
+
+
+def _granted_scopes(engine: Engine, hook: Any) -> str | None:
+    from xpm_sync.store.locks import active_connection
+
+    with Session(engine) as session:
+        row = session.scalars(active_connection(hook.settings.conn_id)).first()
+    return row.scopes if row is not None else None
+
+
+def _scope_refusal(hook: Any, entity: str, scope: str) -> XpmScopeError:
+    """The connection may not write `entity`'s changes: say so once (an Alert and an email per scope)."""
+    from xpm_sync.api.client import needs_scope
+
+    why = f"to push {LABELS[entity].lower()} to XPM"
+    hook.mark_needs_scope(scope, why)
+    return XpmScopeError(needs_scope(scope, f"Pushing {LABELS[entity].lower()}"), scope=scope, why=why)
 
 
 WAITS = "XPM did not answer a write for it, and may still apply it; nothing newer is sent before then"

@@ -32,6 +32,43 @@ def hook_for(request: Request) -> Any:
     )
 
 
+def _granted(engine: Any, hook: Any) -> tuple[str | None, str]:
+    """The scopes the connection was granted (None when not connected), and its scope style."""
+    from xpm_sync.store.locks import active_connection
+
+    with Session(engine) as session:
+        row = session.scalars(active_connection(hook.settings.conn_id)).first()
+    return (row.scopes if row is not None else None), hook.settings.scope_style
+
+
+def _left_out_by_scopes(name: str, engine: Any, hook: Any) -> str | None:
+    """Why the connection's scope style never reads this entity (granular: categories, custom fields)."""
+    from xpm_sync.oauth import scopes
+
+    granted, style = _granted(engine, hook)
+    if granted is None or name not in scopes.left_out_by_style(style) or scopes.can_read(granted, name):
+        return None
+    return (
+        f"Skipped: the connection uses granular scopes only, and XPM lets only {scopes.BROAD_READ} (or "
+        f"{scopes.BROAD}) read job categories and custom field definitions."
+    )
+
+
+def _check_scopes(name: str, engine: Any, hook: Any) -> None:
+    """Refuse, before any call, an entity the granted scopes do not reach (and say what is needed)."""
+    from xpm_sync import catalog
+    from xpm_sync.api.client import needs_scope
+    from xpm_sync.errors import XpmScopeError
+    from xpm_sync.oauth import scopes
+
+    granted, style = _granted(engine, hook)
+    if granted is None or scopes.can_read(granted, name):
+        return
+    scope, why = scopes.read_scope(name, style), f"to read {catalog.LABELS[name].lower()}"
+    hook.mark_needs_scope(scope, why)
+    raise XpmScopeError(needs_scope(scope, f"Reading {catalog.LABELS[name].lower()}"), scope=scope, why=why)
+
+
 def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
     """Pull one entity and log the outcome; errors are logged, then raised."""
     spec = ENTITIES[name]
@@ -39,7 +76,8 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
     label = f"({spec.label})"
     with Session(engine) as session:
         practice = settings.load(session)
-    refused = refusal(name, request, practice)
+    hook = hook or hook_for(request)
+    refused = refusal(name, request, practice) or _left_out_by_scopes(name, engine, hook)
     if refused:
         mode = "manual" if request.manual else "overnight"
         asked = name == "jobs"  # a refused request, not a step the settings leave out
@@ -53,10 +91,10 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
                 details={"run_id": request.run_id, "mode": mode, "entity": name, "refused": asked},
             )
         return EntityResult(name, "refused" if asked else "skipped", skipped=refused)
-    hook = hook or hook_for(request)
     tenant_id: str | None = None
     try:
         tenant_id = hook.tenant_id  # refused at once if another task found XPM must be reconnected
+        _check_scopes(name, engine, hook)
         ctx = SyncContext(
             hook=hook,
             engine=engine,

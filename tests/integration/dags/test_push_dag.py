@@ -21,6 +21,7 @@ def ready(xpm: Xpm, airflow_db: Any) -> Xpm:
     sync(xpm, ["staff", "job_states", "clients", "jobs"], full=True)
     with Session(xpm.engine) as s, s.begin():
         settings.change(s, "maintain_jobs_locally", True, actor="admin")
+    xpm.connect()  # granting practicemanager.job, which pushing jobs needs
     for name, code in CODES.items():
         changes.set_state_code(xpm.engine, name, code, actor="admin")
     return xpm

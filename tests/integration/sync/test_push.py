@@ -36,6 +36,7 @@ def local(connected: Xpm) -> Xpm:  # noqa: F811
     with Session(connected.engine) as s, s.begin():
         settings.change(s, "maintain_jobs_locally", True, actor="admin")
         settings.change(s, "sync_custom_fields_from_xpm", False, actor="admin")
+    connected.connect()  # the reconnect that grants what these settings push (practicemanager.job, .client)
     for name, code in CODES.items():
         changes.set_state_code(connected.engine, name, code, actor="admin")
     connected.srv.sandbox.gateway.reset_counts()

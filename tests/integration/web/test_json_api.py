@@ -37,12 +37,13 @@ def outbox(xpm: Xpm) -> int:
 def practice(page: Page) -> Page:
     """A synced practice that keeps jobs and custom fields here, with its job state codes set."""
     xpm = page.xpm
-    xpm.connect()
     xpm.control("identity", {"access_lifetime_seconds": 30 * 86_400})
+    xpm.connect()
     sync(xpm, full=True)
     with Session(xpm.engine) as s, s.begin():
         settings.change(s, "maintain_jobs_locally", True, actor="admin")
         settings.change(s, "sync_custom_fields_from_xpm", False, actor="admin")
+    xpm.connect()  # the reconnect that grants what these settings push
     for name, code in CODES.items():
         changes.set_state_code(xpm.engine, name, code, actor="admin")
     xpm.srv.sandbox.gateway.reset_counts()

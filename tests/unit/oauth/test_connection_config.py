@@ -16,7 +16,8 @@ def test_defaults_point_at_xero():
     s = XpmSettings.from_connection(_conn())
     assert s.token_url == "https://identity.xero.com/connect/token"
     assert s.api_url == "https://api.xero.com/practicemanager/3.1/"
-    assert s.scopes == "offline_access openid profile email practicemanager"
+    assert s.scopes is None  # chosen from the scope style and the practice's settings
+    assert s.scope_style == "least"
     assert s.is_xero
 
 

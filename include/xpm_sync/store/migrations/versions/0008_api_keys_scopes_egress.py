@@ -1,4 +1,5 @@
-"""The JSON API's Idempotency-Key: each keyed write and the answer it got.
+"""The JSON API's Idempotency-Key (each keyed write and its answer); the scopes a connection was
+found to miss; the bytes of XPM's answers per practice and day.
 
 Revision ID: 0008
 Revises: 0007
@@ -31,7 +32,15 @@ def upgrade() -> None:
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("actor", "idempotency_key", name=op.f("pk_api_requests")),
     )
+    with op.batch_alter_table("xpm_connection", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("missing_scopes", sa.JSON(), nullable=True))
+    with op.batch_alter_table("api_usage", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("bytes", sa.BigInteger(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("api_usage", schema=None) as batch_op:
+        batch_op.drop_column("bytes")
+    with op.batch_alter_table("xpm_connection", schema=None) as batch_op:
+        batch_op.drop_column("missing_scopes")
     op.drop_table("api_requests")
