@@ -255,3 +255,53 @@ def raise_scope_alert(
     except Exception as exc:  # recorded above; the email is a courtesy
         log.warning("The 'needs more access' email could not be sent (%s)", type(exc).__name__)
     return True
+
+
+EGRESS_STEPS = (80, 100)
+
+
+def check_egress(engine: Engine, tenant_id: str, *, actor: str | None = None) -> list[int]:
+    """An Alert entry the first time this calendar month's bytes from XPM pass 80% and 100% of
+    `[xpm_sync] monthly_egress_gb`; the steps newly passed."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from xpm_sync.api import usage
+    from xpm_sync.status import GB
+    from xpm_sync.store.models import PracticeActivity
+
+    allowance = int(config.get_float("monthly_egress_gb") * GB)
+    if allowance <= 0:
+        return []
+    _today, month = usage.egress(engine, tenant_id)
+    share = month * 100 / allowance
+    passed = [step for step in EGRESS_STEPS if share >= step]
+    if not passed:
+        return []
+    key = utcnow().strftime("%Y-%m")
+    raised = []
+    with Session(writing(engine)) as session, session.begin():
+        told = {
+            (e.details or {}).get("step")
+            for e in session.scalars(
+                select(PracticeActivity).where(
+                    PracticeActivity.category == "Egress", PracticeActivity.tenant_id == tenant_id
+                )
+            )
+            if (e.details or {}).get("month") == key
+        }
+        for step in passed:
+            if step in told:
+                continue
+            activity.record(
+                session,
+                ActivityStatus.ALERT,
+                "Egress",
+                f"XPM's answers this month are {month / GB:,.2f} GB, {share:.0f}% of the {allowance / GB:,g} GB "
+                "a month the app's Xero tier allows ([xpm_sync] monthly_egress_gb); past it Xero charges per GB.",
+                details={"month": key, "step": step, "bytes": month, "allowance": allowance},
+                actor=actor or "xpm-sync",
+                tenant_id=tenant_id,
+            )
+            raised.append(step)
+    return raised

@@ -211,11 +211,52 @@ def _status(args: argparse.Namespace) -> int:
         print("XPM needs to reconnect.")
     elif info["status"] == "not connected":
         print("XPM is not connected: run `xpm-sync connect`.")
+    elif info["missing_scopes"]:
+        lacking = "; ".join(f"{m['scope']} ({m['why']})" for m in info["missing_scopes"])
+        print(f"XPM needs more access: {lacking}. Reconnect (`xpm-sync connect`) to grant it.")
+    shown = ("calls_left_counted", "custom_fields", "missing_scopes", "egress_", "scopes")
     for key, value in info.items():
-        if value is not None and not key.startswith(("calls_left_counted", "custom_fields")):
+        if value is not None and not key.startswith(shown):
             print(f"{key.replace('_', ' '):<18} {value}")
+    if "scopes" in info:
+        print(f"{'scopes':<18} {' '.join(info['scopes']) or 'none'}")
+        print(f"{'data egress':<18} {_egress_line(info)}")
     if "custom_fields" in info:
         print(info["custom_fields"])
+    return DONE
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:,.1f} MB"
+
+
+def _egress_line(info: dict[str, Any]) -> str:
+    """Bytes of XPM's answers today and this month, against the tier's monthly allowance."""
+    allowance = int(info["egress_allowance_bytes"])
+    share = f" ({info['egress_bytes_month'] * 100 / allowance:.2f}%)" if allowance else ""
+    return (
+        f"{_megabytes(info['egress_bytes_today'])} today, {_megabytes(info['egress_bytes_month'])} this month "
+        f"of {allowance / 1_000_000_000:,g} GB{share}"
+    )
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from xpm_sync.sync import plan
+
+    found = plan.tonight(migrate.ready_engine(), what_if_budget=args.budget)
+    if args.json:
+        print(json.dumps(found.as_dict(), indent=2))
+        return DONE
+    if not found.rows:
+        print("XPM is not connected: run `xpm-sync connect`.")
+        return DONE
+    print(f"{'Tonight':<26} {'calls':>7} {'data':>10}")
+    for row in found.rows:
+        size = "unknown" if row.bytes is None else _megabytes(row.bytes)
+        print(f"{row.label:<26} {row.calls:>7,} {size:>10}" + (f"  {row.note}" if row.note else ""))
+    print(f"{'total':<26} {found.calls:>7,} {_megabytes(found.bytes):>10}")
+    for line in plan.backlog_lines(found):
+        print(line)
     return DONE
 
 
@@ -418,6 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show the XPM connection and today's API calls")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
+
+    plan = sub.add_parser("plan", help="what tonight's overnight sync will spend, in calls and bytes")
+    plan.add_argument(
+        "--budget", type=_positive, metavar="CALLS", help="what if the custom field sweep had CALLS a night"
+    )
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(handler=_plan)
 
     disc = sub.add_parser("disconnect", help="revoke the XPM connection and forget its tokens")
     disc.set_defaults(handler=_disconnect)

@@ -101,6 +101,12 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         kind="integer",
     ),
     "daily_call_limit": _option("XPM's calls a day per practice.", "5000", kind="integer"),
+    "monthly_egress_gb": _option(
+        "The app's monthly data-egress allowance on Xero's pricing tier, in GB (Core 10, Plus 50, Advanced 250; "
+        "the XPM API is on Advanced). An Alert is recorded at 80% and at 100% of it in a calendar month.",
+        "250",
+        kind="float",
+    ),
     "max_answer_mb": _option(
         "Largest answer accepted from XPM, in MB; a bigger one is refused as implausible. (A 20,000-client "
         "practice's detailed client list is about 55 MB.)",

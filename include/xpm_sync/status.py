@@ -5,7 +5,7 @@ Read from the practice database only (no Airflow import), so the command line an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
@@ -17,6 +17,7 @@ from xpm_sync.store.locks import active_connection
 from xpm_sync.store.models import ConnectionStatus
 
 NOT_CONNECTED = "not connected"
+GB = 1_000_000_000
 
 
 @dataclass
@@ -36,6 +37,20 @@ class Status:
     custom_fields: str | None = None  # the coverage in a sentence
     custom_fields_complete_to: str | None = None
     custom_fields_never_read: int | None = None
+    scopes: list[str] = field(default_factory=list)  # what the connection was granted
+    # What it lacks: found when XPM (or a check before a call) refused, or needed by the settings.
+    missing_scopes: list[dict[str, str]] = field(default_factory=list)
+    egress_today: int = 0  # bytes of XPM's answers
+    egress_month: int = 0
+    egress_allowance: int = 0  # the month's allowance, [xpm_sync] monthly_egress_gb
+
+    @property
+    def needs_more_access(self) -> bool:
+        return self.status == ConnectionStatus.CONNECTED.value and bool(self.missing_scopes)
+
+    @property
+    def egress_share(self) -> float:
+        return self.egress_month / self.egress_allowance if self.egress_allowance else 0.0
 
     @property
     def reason(self) -> str | None:
@@ -61,6 +76,11 @@ class Status:
             "custom_fields": self.custom_fields,
             "custom_fields_complete_to": self.custom_fields_complete_to,
             "custom_fields_never_read": self.custom_fields_never_read,
+            "scopes": self.scopes,
+            "missing_scopes": self.missing_scopes,
+            "egress_bytes_today": self.egress_today,
+            "egress_bytes_month": self.egress_month,
+            "egress_allowance_bytes": self.egress_allowance,
         }
 
 
@@ -73,7 +93,17 @@ def read(engine: Engine, conn_id: str | None = None) -> Status:
         row = session.scalars(active_connection(conn_id)).first()
     if row is None:
         return Status(conn_id, NOT_CONNECTED)
+    from xpm_sync import settings as practice_settings
+    from xpm_sync.oauth import scopes
+
     made, left = usage.calls_today(engine, row.tenant_id)
+    today, month = usage.egress(engine, row.tenant_id)
+    with Session(engine) as session:
+        practice = practice_settings.load(session)
+    missing = [{"scope": k, "why": str(v)} for k, v in (row.missing_scopes or {}).items()]
+    for need in scopes.missing(row.scopes, practice, scopes.style_of(row.scopes)):
+        if need.scope not in {m["scope"] for m in missing}:
+            missing.append({"scope": need.scope, "why": need.why})
     limit = config.get_int("daily_call_limit")
     coverage = custom_fields.coverage(engine, row.tenant_id)
     return Status(
@@ -92,4 +122,9 @@ def read(engine: Engine, conn_id: str | None = None) -> Status:
         custom_fields=custom_fields.describe_coverage(coverage),
         custom_fields_complete_to=coverage["complete_to"].date().isoformat() if coverage["complete_to"] else None,
         custom_fields_never_read=coverage["never_read"],
+        scopes=(row.scopes or "").split(),
+        missing_scopes=missing,
+        egress_today=today,
+        egress_month=month,
+        egress_allowance=int(config.get_float("monthly_egress_gb") * GB),
     )

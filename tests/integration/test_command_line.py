@@ -329,3 +329,40 @@ def _cli_timed(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-X", "importtime", "-m", "xpm_sync.cli", *args],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
+
+
+def test_plan_says_what_tonight_spends_and_what_another_budget_would_change(connected: Xpm):
+    reference = ["staff", "categories", "job_states", "client_groups", "custom_field_definitions"]
+    assert _cli("sync", "--full", "--entities", *reference, "clients", "jobs").returncode == 0
+    practice = connected.srv.sandbox.main
+    backlog = len(practice.clients) + len(practice.jobs)  # custom fields never read yet
+    plan = json.loads(_cli("plan", "--json", "--budget", "50").stdout)
+    rows = {r["entity"]: r for r in plan["entities"]}
+    assert [rows[name]["calls"] for name in reference] == [1, 1, 1, 1, 1]
+    assert all(rows[name]["bytes"] > 0 for name in reference)  # measured on the sync just run
+    assert rows["tax_returns"]["calls"] == 0
+    assert plan["custom_field_backlog"] == backlog
+    assert (plan["sweep_budget"], plan["nights_to_clear_backlog"]) == (200, 1)
+    assert (plan["what_if_budget"], plan["what_if_nights"]) == (50, -(-backlog // 50))
+    assert plan["calls"] == sum(r["calls"] for r in plan["entities"])
+
+    shown = _cli("plan", "--budget", "50")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["Tonight", "calls", "data"]
+    assert re.fullmatch(r"Staff +1 +\d+\.\d MB", lines[1])
+    assert f"Custom field backlog: {backlog:,} records never read" in shown.stdout
+    assert f"At 50 calls a night: about {-(-backlog // 50)} nights." in shown.stdout
+
+
+def test_status_shows_the_scopes_granted_and_the_data_from_xpm(connected: Xpm):
+    assert _cli("sync", "--entities", "staff").returncode == 0
+    shown = _cli("status")
+    assert "scopes             offline_access openid profile email practicemanager.read" in shown.stdout
+    assert re.search(r"data egress +0\.\d MB today, 0\.\d MB this month of 250 GB \(0\.00%\)", shown.stdout)
+    _cli("settings", "maintain_jobs_locally", "on", "--by", "ada")
+    needs = _cli("status")
+    assert needs.stdout.splitlines()[0] == (
+        "XPM needs more access: practicemanager.job (to push changes to XPM while 'Maintain jobs locally' is on). "
+        "Reconnect (`xpm-sync connect`) to grant it."
+    )

@@ -158,6 +158,14 @@ def missing(granted: str | None, practice: PracticeSettings, style: str = "least
     return found
 
 
+def style_of(granted: str | None) -> str:
+    """The style a granted set looks like: what the connection's own style must have asked for."""
+    held = set((granted or "").split())
+    if BROAD in held:
+        return "broad"
+    return "least" if BROAD_READ in held else "granular"
+
+
 def missing_for_setting(granted: str | None, name: str, value: bool) -> list[str]:
     """The scopes turning `name` to `value` would need that the granted scopes leave out."""
     when, areas, _label = PUSHED_BY.get(name, (None, (), ""))

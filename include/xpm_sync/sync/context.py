@@ -45,6 +45,7 @@ class EntityResult:
     written: int = 0
     removed: int = 0
     calls: int = 0
+    bytes: int = 0  # of XPM's answers, as they came over the wire
     complete: bool = True
     skipped: str | None = None
     note: str | None = None

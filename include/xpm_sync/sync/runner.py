@@ -33,12 +33,15 @@ def hook_for(request: Request) -> Any:
 
 
 def _granted(engine: Any, hook: Any) -> tuple[str | None, str]:
-    """The scopes the connection was granted (None when not connected), and its scope style."""
+    """The scopes the connection was granted (None when not connected), and the style they are in
+    (named scopes may be granular whatever the connection's scope_style says)."""
+    from xpm_sync.oauth import scopes
     from xpm_sync.store.locks import active_connection
 
     with Session(engine) as session:
         row = session.scalars(active_connection(hook.settings.conn_id)).first()
-    return (row.scopes if row is not None else None), hook.settings.scope_style
+    granted = row.scopes if row is not None else None
+    return granted, scopes.style_of(granted)
 
 
 def _left_out_by_scopes(name: str, engine: Any, hook: Any) -> str | None:
@@ -49,7 +52,7 @@ def _left_out_by_scopes(name: str, engine: Any, hook: Any) -> str | None:
     if granted is None or name not in scopes.left_out_by_style(style) or scopes.can_read(granted, name):
         return None
     return (
-        f"Skipped: the connection uses granular scopes only, and XPM lets only {scopes.BROAD_READ} (or "
+        f"Skipped: the connection holds granular scopes only, and XPM lets only {scopes.BROAD_READ} (or "
         f"{scopes.BROAD}) read job categories and custom field definitions."
     )
 
@@ -110,7 +113,9 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
             confirm_removals=request.confirm_removals and request.full,
             entity=name,
         )
+        before = hook.api.usage.bytes
         result = spec.run(spec, ctx)
+        result.bytes = hook.api.usage.bytes - before
     except XpmError as exc:
         hook.flush_usage()
         log_failure(engine, request, name, tenant_id, exc)
@@ -126,4 +131,16 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
         raise
     hook.flush_usage()
     log_success(engine, ctx, label, result)
+    _egress(engine, tenant_id, request)
     return result
+
+
+def _egress(engine: Any, tenant_id: str | None, request: Request) -> None:
+    from xpm_sync import alerts
+
+    if tenant_id is None:
+        return
+    try:
+        alerts.check_egress(engine, tenant_id, actor=request.actor)
+    except Exception:  # the sync's own outcome stands; the next one checks again
+        log.warning("The month's data egress could not be checked", exc_info=True)

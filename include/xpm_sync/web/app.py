@@ -26,7 +26,7 @@ from xpm_sync.oauth import flow
 from xpm_sync.status import read as read_status
 from xpm_sync.store.engine import get_engine, session_scope
 from xpm_sync.store.models import ActivityStatus
-from xpm_sync.sync import after_connect
+from xpm_sync.sync import after_connect, plan
 from xpm_sync.web import api, views
 from xpm_sync.web.access import NotSignedIn, Visitor, check_post, csrf_token, login_url, visitor
 
@@ -65,6 +65,13 @@ def page_number(raw: str | None) -> int:
     if raw and raw.isascii() and raw.isdigit() and len(raw) <= len(str(LAST_PAGE)):
         return min(max(int(raw), 1), LAST_PAGE)
     return 1
+
+
+def budget_of(raw: str | None) -> int | None:
+    """A what-if budget from the address: a plain number of calls from 1 to 100,000, else none."""
+    if raw and raw.isascii() and raw.isdigit() and len(raw) <= 6:
+        return min(max(int(raw), 1), 100_000)
+    return None
 
 
 def run_id_of(raw: str | None) -> str | None:
@@ -122,6 +129,8 @@ def create_app() -> FastAPI:
         number = page_number(params.get("page"))
         engine = get_engine()
         data = await run_in_threadpool(views.page, engine)
+        what_if = budget_of(params.get("budget"))
+        tonight = await run_in_threadpool(lambda: plan.tonight(engine, what_if_budget=what_if))
         entries, older = await run_in_threadpool(views.activity_entries, engine, params.get("status"), number)
         run_id = run_id_of(params.get("run_id"))
         run_dag = str(params.get("dag")) if params.get("dag") in XPM_DAGS else MANUAL_DAG
@@ -136,6 +145,10 @@ def create_app() -> FastAPI:
             who,
             status=status,
             page=data,
+            egress=views.egress_line(data.connection),
+            plan=tonight,
+            plan_lines=plan.backlog_lines(tonight),
+            megabytes=lambda size: "unknown" if size is None else f"{size / 1e6:,.1f} MB",
             entries=entries,
             older=older,
             number=number,

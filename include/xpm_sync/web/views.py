@@ -75,6 +75,8 @@ class Page:
     state_codes: list[tuple[str, str | None]] = field(default_factory=list)
     custom_fields: str | None = None  # how far the stored custom field values reach
     alerts: Alerts | None = None
+    # A setting whose change would need a scope the connection lacks: what the page says before saving.
+    scope_warnings: dict[str, str] = field(default_factory=dict)
 
 
 def synced(engine: Engine, tenant_id: str | None) -> list[dict[str, Any]]:
@@ -183,7 +185,35 @@ def page(engine: Engine) -> Page:
     if conn.tenant_id:
         found.state_codes = changes.state_codes(engine)
         found.custom_fields = conn.custom_fields
+        found.scope_warnings = scope_warnings(" ".join(conn.scopes), practice)
     return found
+
+
+def scope_warnings(granted: str, practice: settings.PracticeSettings) -> dict[str, str]:
+    from xpm_sync.oauth import scopes
+
+    found = {}
+    for name in scopes.PUSHED_BY:
+        turned = not getattr(practice, name)
+        lacking = scopes.missing_for_setting(granted, name, turned)
+        if lacking:
+            found[name] = (
+                f"Turning this {'on' if turned else 'off'} pushes changes to XPM, which needs the access "
+                f"{' and '.join(lacking)} that this connection was not granted: after saving it, reconnect XPM "
+                "to grant it."
+            )
+    return found
+
+
+def egress_line(conn: status.Status) -> str:
+    """The month's bytes from XPM against the tier's allowance, in a sentence."""
+    if not conn.egress_allowance:
+        return f"{conn.egress_today / 1e6:,.1f} MB today, {conn.egress_month / 1e6:,.1f} MB this month"
+    return (
+        f"{conn.egress_today / 1e6:,.1f} MB today, {conn.egress_month / 1e6:,.1f} MB this month: "
+        f"{conn.egress_share * 100:.2f}% of the {conn.egress_allowance / status.GB:,g} GB a month "
+        "the Xero tier allows"
+    )
 
 
 def activity_entries(engine: Engine, status: str | None, number: int) -> tuple[list[dict[str, Any]], bool]:

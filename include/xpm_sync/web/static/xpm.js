@@ -310,7 +310,11 @@
     });
 
     document.querySelectorAll("[data-submit]").forEach(function (control) {
-      control.addEventListener("change", function () { control.form.submit(); });
+      control.addEventListener("change", function () {
+        const wider = control.form.dataset.confirmScope;
+        if (wider && !window.confirm(wider)) { control.checked = !control.checked; return; }
+        control.form.submit();
+      });
     });
 
     document.querySelectorAll("input[name=mode-choice]").forEach(function (radio) {
