@@ -18,6 +18,7 @@ from xpm_sandbox.model import (
     Group,
     Job,
     Named,
+    Note,
     Practice,
     Relationship,
     Staff,
@@ -367,7 +368,28 @@ def build_practice(
     for task_name in TASK_TYPES:
         practice.task_types[task_name] = new_uuid(rng)
     _add_jobs(practice, rng, jobs, start_year, now, job_defs)
+    _add_notes(practice, random.Random(f"notes:{seed}:{tenant_id}"), now)
     return practice
+
+
+NOTE_TAGS = ("", "Tax", "Bookkeeping", "Engagement", "Payroll")
+
+
+def _add_notes(practice: Practice, rng: random.Random, now: datetime) -> None:
+    """Notes on about a third of the clients, most of them tagged."""
+    authors = [s.name for s in practice.staff.values()] or ["Ada Admin"]
+    for client in practice.clients.values():
+        for n in range(rng.choice((0, 0, 1, 1, 2, 3))):
+            when = (now - timedelta(days=rng.randint(1, 900))).replace(microsecond=0, tzinfo=None)
+            client.notes.append(
+                Note(
+                    title=f"{rng.choice(('Call', 'Meeting', 'Email', 'Review'))} {n + 1}",
+                    text=rng.choice(("Discussed the year-end.", "Sent the engagement letter.", "Asked for records.")),
+                    date=when,
+                    created_by=rng.choice(authors),
+                    tag=rng.choice(NOTE_TAGS),
+                )
+            )
 
 
 def _tasks(rng: random.Random, practice: Practice, job: Job) -> list[Task]:

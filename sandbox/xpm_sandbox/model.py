@@ -54,6 +54,17 @@ class Relationship:
 
 
 @dataclass(slots=True)
+class Note:
+    """A client note. Since 18 August 2025 XPM answers `Folder` empty and names the note's tag in `Tag`."""
+
+    title: str
+    text: str
+    date: datetime
+    created_by: str
+    tag: str = ""
+
+
+@dataclass(slots=True)
 class Group:
     uuid: str
     name: str
@@ -127,6 +138,7 @@ class Client:
     contacts: list[Contact] = field(default_factory=list)
     group_uuids: list[str] = field(default_factory=list)
     relationships: list[Relationship] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     custom_fields: dict[str, object] = field(default_factory=dict)
 
 

@@ -8,7 +8,19 @@ from datetime import date, datetime
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
-from xpm_sandbox.model import Client, Contact, FieldDefinition, Group, Job, Named, Practice, Relationship, Staff, Task
+from xpm_sandbox.model import (
+    Client,
+    Contact,
+    FieldDefinition,
+    Group,
+    Job,
+    Named,
+    Note,
+    Practice,
+    Relationship,
+    Staff,
+    Task,
+)
 
 
 def _text(value: object) -> str:
@@ -137,12 +149,20 @@ def client(p: Practice, c: Client, *, detailed: bool, contacts: bool = True, web
     if contacts:
         parts.append(collection("Contacts", map(contact, c.contacts)))
     if detailed:
-        parts.append("<Notes />")
+        parts.append(collection("Notes", map(note, c.notes)))
         parts.append(
             collection("Groups", (named("Group", Named(g, p.groups[g].name)) for g in c.group_uuids if g in p.groups))
         )
         parts.append(collection("Relationships", map(relationship, c.relationships)))
     return f"<Client>{''.join(parts)}</Client>"
+
+
+def note(n: Note) -> str:
+    """A client note as XPM has sent it since August 2025: `Folder` empty, the tag in `Tag`."""
+    return (
+        f"<Note>{el('Title', n.title)}{el('Text', n.text)}<Folder></Folder>"
+        f"{el('Date', n.date.strftime('%Y-%m-%dT%H:%M:%S'))}{el('CreatedBy', n.created_by)}{el('Tag', n.tag)}</Note>"
+    )
 
 
 def relationship(r: Relationship) -> str:

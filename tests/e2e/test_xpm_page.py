@@ -95,11 +95,36 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(
     expect(xpm.locator("#synced")).to_contain_text(f"{len(practice.clients):,}")
     today = datetime.now(UTC).date().isoformat()
     expect(xpm.locator("#custom-field-coverage")).to_have_text(f"Custom fields complete to {today}.")
+    expect(xpm.locator("#scopes")).to_have_text("practicemanager.read")  # nothing pushed: read access only
+    expect(xpm.locator("#egress")).to_contain_text("MB this month")
+    expect(xpm.locator("#egress")).to_contain_text("of the 250 GB a month the Xero tier allows")
     shot(page, "04-status")
 
+    # Tonight's plan, and what another budget for the custom field sweep would change.
+    plan = xpm.locator("#plan")
+    expect(plan.locator("tr", has_text="Staff")).to_contain_text("MB")
+    expect(plan.locator("tr.total")).to_contain_text("Total")
+    expect(plan).to_contain_text("Custom field backlog")
+    plan.get_by_label("Calls a night for the sweep").fill("50")
+    plan.get_by_role("button", name="Show").click()
+    xpm_frame(page).wait_for_url(re.compile(r"[?&]budget=50"), timeout=30_000)
+    expect(xpm.locator("#plan")).to_contain_text("At 50 calls a night:")
+    xpm.locator("#plan").scroll_into_view_if_needed()
+    shot(page, "04b-tonights-plan")
+
     xpm.locator("#cog").click()
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     xpm.locator("form.setting:has(input[value=maintain_jobs_locally]) .switch").click()
     expect(xpm.locator("#notice")).to_have_text("The setting was saved.")
+    assert "practicemanager.job" in asked[0]  # said before it was saved
+    banner = xpm.locator("#scope-banner")
+    expect(banner).to_contain_text("XPM needs more access")
+    expect(banner).to_contain_text(
+        "practicemanager.job, needed to push changes to XPM while 'Maintain jobs locally' is on"
+    )
+    expect(banner.get_by_role("button", name="Reconnect XPM")).to_be_visible()
+    shot(page, "05a-needs-more-access")
     jobs = xpm.locator("form.sync:has(input[value=jobs]) button")
     expect(jobs).to_be_enabled()  # no local job change is waiting: a job sync adds jobs, overwriting none
     expect(xpm.locator("#activity tbody tr").first).to_contain_text("Maintain jobs locally turned on")
@@ -107,6 +132,7 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(
     shot(page, "05-jobs-maintained-locally")
     xpm.locator("form.setting:has(input[value=maintain_jobs_locally]) .switch").click()
     expect(jobs).to_be_enabled()
+    expect(xpm.locator("#scope-banner")).to_have_count(0)  # nothing pushed again: nothing more needed
 
     jobs.click()
     expect(xpm.locator("#notice")).to_contain_text("The sync has started.")
@@ -328,8 +354,15 @@ def test_changes_made_here_are_listed_refused_retried_and_pushed_from_the_page(s
     xpm.locator("#cog").click()
     switch = xpm.locator("form.setting:has(input[value=maintain_jobs_locally])")
     if not switch.locator("input[type=checkbox]").is_checked():
+        page.once("dialog", lambda dialog: dialog.accept())  # "needs practicemanager.job ... Save it?"
         switch.locator(".switch").click()
         expect(xpm.locator("#notice")).to_have_text("The setting was saved.")
+    if xpm.locator("#scope-banner").count():  # reconnect to grant what pushing jobs needs
+        xpm.locator("#scope-banner").get_by_role("button", name="Reconnect XPM").click()
+        sign_in_at_xero(page, stack, "12a-reconnect-for-practicemanager-job")
+        xpm = back_in_airflow(page, stack)
+        expect(xpm.locator("#notice")).to_contain_text("XPM is reconnected.")
+        expect(xpm.locator("#scopes")).to_have_text("practicemanager.read practicemanager.job")
     if xpm.locator("#settings").is_hidden():
         xpm.locator("#cog").click()
     codes = xpm.locator("table.codes")
@@ -368,13 +401,16 @@ def test_changes_made_here_are_listed_refused_retried_and_pushed_from_the_page(s
 
 def _jobs_kept_here(af: Airflow) -> None:
     """Jobs maintained here, with the Review state's interface code, as an administrator sets them."""
-    from xpm_sync import changes, settings
+    from xpm_sync import changes, settings, status
     from xpm_sync.store.engine import get_engine, session_scope
 
     engine = get_engine(af.store_url)
     with session_scope(engine) as session:
         if not settings.load(session).maintain_jobs_locally:
             settings.change(session, "maintain_jobs_locally", True, actor="admin")
+    if "practicemanager.job" not in (status.read(engine).scopes):
+        connected = af.connect(XERO_USERS.admin, "--no-sync")  # the reconnect that grants practicemanager.job
+        assert connected.returncode == 0, connected.stderr
     changes.set_state_code(engine, "Review", "REVIEW", actor="admin")
 
 

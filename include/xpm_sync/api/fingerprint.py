@@ -37,7 +37,7 @@ from xpm_sync.api.xml import UNCHANGED, local
 
 __all__ = ["UNCHANGED", "Fingerprints", "client_fingerprints", "digest", "job_fingerprints"]
 # Bump when the meaning of a stored row changes without the field maps changing.
-VERSION = 1
+VERSION = 2  # 2: clients' notes are stored (rows read before are read once more)
 
 
 def field_maps_signature() -> str:

@@ -264,12 +264,27 @@ def client(elem: Any) -> Record:
         contact["_position"] = _text(contact_kids.get("position"))
         contacts.append(contact)
     row["_contacts"] = contacts
-    detailed = kids.get("groups") is not None or kids.get("relationships") is not None
+    detailed = any(kids.get(part) is not None for part in ("groups", "relationships", "notes"))
     row["_detailed"] = detailed
+    row["_notes"] = [_note(_children(n), i) for i, n in enumerate(_items(kids, "notes"))]
     groups = [_children(g) for g in _items(kids, "groups")]
     row["_groups"] = [(_key(g, "Group"), _text(g.get("name"))) for g in groups]
     row["_relationships"] = [_relationship(_children(r)) for r in _items(kids, "relationships")]
     return row
+
+
+def _note(kids: Kids, position: int) -> Record:
+    # XPM answers `Folder` empty since August 2025 and names the tag in `Tag` (read `Tags` too).
+    tag = kids.get("tag") if kids.get("tag") is not None else kids.get("tags")
+    return {
+        "position": position,
+        "title": _text(kids.get("title")),
+        "text": _text(kids.get("text")),
+        "folder": _text(kids.get("folder")),
+        "tag": _text(tag),
+        "note_date": _opt(kids, "date", as_date),
+        "created_by": _text(kids.get("createdby")),
+    }
 
 
 def _relationship(kids: Kids) -> Record:

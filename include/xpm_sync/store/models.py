@@ -323,6 +323,22 @@ class ClientRelationship(Synced, Base):
     end_date: Mapped[date | None] = mapped_column(Date)
 
 
+class ClientNote(Synced, Base):
+    """A client's note, by its place in the client's list (XPM gives notes no id). Since 18 August
+    2025 XPM answers `Folder` empty and names the note's tag in `Tag`; both are kept as sent."""
+
+    __tablename__ = "client_notes"
+
+    client_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str | None] = mapped_column(String(255))
+    text: Mapped[str | None] = mapped_column(Text)
+    folder: Mapped[str | None] = mapped_column(String(255))
+    tag: Mapped[str | None] = mapped_column(String(255))
+    note_date: Mapped[date | None] = mapped_column(Date)  # the day; XPM sends the time with no zone
+    created_by: Mapped[str | None] = mapped_column(String(255))
+
+
 # --- jobs ---------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Writing what nests inside a client or job: contacts, group memberships, relationships, staff.
+"""Writing what nests inside a client or job: contacts, group memberships, relationships, notes, staff.
 
 For every parent in a batch the children are replaced: those in XPM's answer are merged and
 those no longer there are marked removed upstream (never deleted), a statement per table.
@@ -18,6 +18,7 @@ from xpm_sync.store.models import (
     ClientContact,
     ClientGroup,
     ClientGroupMember,
+    ClientNote,
     ClientRelationship,
     Contact,
     JobAssignment,
@@ -55,6 +56,7 @@ class ClientRows:
     groups: dict[str, str | None] = field(default_factory=dict)
     members: list[dict[str, Any]] = field(default_factory=list)
     relationships: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def client_rows(batch: Sequence[Record]) -> ClientRows:
@@ -83,6 +85,7 @@ def client_rows(batch: Sequence[Record]) -> ClientRows:
                 members[(g, uuid)] = {"group_uuid": g, "client_uuid": uuid}
             for r in client["_relationships"]:
                 relationships[r["uuid"]] = {"client_uuid": uuid, **r}
+            out.notes += [{"client_uuid": uuid, **n} for n in client.get("_notes", ())]
     out.contacts, out.links = list(contacts.values()), list(links.values())
     out.members, out.relationships = list(members.values()), list(relationships.values())
     return out
@@ -105,6 +108,7 @@ def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -
     written += replace_children(
         session, ClientRelationship, tenant_id, "client_uuid", rows.detailed, rows.relationships
     )
+    written += replace_children(session, ClientNote, tenant_id, "client_uuid", rows.detailed, rows.notes)
     return written
 
 

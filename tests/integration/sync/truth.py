@@ -120,6 +120,15 @@ def differences(engine: Any, p: Practice, *, custom_fields: bool = True) -> list
         }
         if rels != truth_rels:
             problems.append("relationships differ")
+        notes = {(r.client_uuid, r.position, r.title, r.text, r.folder, r.tag, r.note_date, r.created_by)
+                 for r in _live(s, m.ClientNote, t)}  # fmt: skip
+        truth_notes = {
+            (c.uuid, i, n.title, n.text, None, n.tag or None, n.date.date(), n.created_by)
+            for c in p.clients.values()
+            for i, n in enumerate(c.notes)
+        }
+        if notes != truth_notes:
+            problems.append(f"client notes differ: {len(notes ^ truth_notes)}")
 
         jobs = {
             r.job_number: r

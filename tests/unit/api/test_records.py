@@ -13,7 +13,14 @@ from tests.conftest import REPO
 from xpm_sync.api import records
 from xpm_sync.api.client import TokenExpired, Unauthorized, raise_for_status
 from xpm_sync.api.xml import iter_items, read_status
-from xpm_sync.errors import XpmAuthError, XpmBusinessError, XpmDailyLimitReached, XpmRateLimitError, XpmTransientError
+from xpm_sync.errors import (
+    XpmAuthError,
+    XpmBusinessError,
+    XpmDailyLimitReached,
+    XpmRateLimitError,
+    XpmScopeError,
+    XpmTransientError,
+)
 
 RECORDED = REPO / "tests" / "fixtures" / "xpm" / "recorded"
 
@@ -95,6 +102,27 @@ def test_client_fields_are_typed():
     assert client["_contacts"][0]["name"] == "contact name"
     assert client["_contacts"][0]["_is_primary"] is False
     assert client["_detailed"] is True
+
+
+def test_client_notes_are_read_with_the_tag_that_replaced_folder():
+    """XPM's detailed client answer since 18 August 2025: `Folder` empty, the note's tag in `Tag`."""
+    body = (
+        b"<Response api-method='Get'><Status>OK</Status><Client><UUID>0183f65c-08c6-47b7-af05-3da072e901ae</UUID>"
+        b"<Name>Notes Test</Name><Notes>"
+        b"<Note><Title>Year end</Title><Text>Asked for the bank statements</Text><Folder></Folder>"
+        b"<Date>2025-09-12T10:30:00</Date><CreatedBy>Jo Bloggs</CreatedBy><Tag>Tax</Tag></Note>"
+        b"<Note><Title>Old note</Title><Text>Before the change</Text><Folder>General</Folder>"
+        b"<Date>2024-02-01T00:00:00</Date><CreatedBy>Jo Bloggs</CreatedBy></Note>"
+        b"</Notes></Client></Response>"
+    )
+    (client,) = iter_items(body, ("Client",), records.client)
+    assert client["_detailed"] is True
+    assert client["_notes"] == [
+        {"position": 0, "title": "Year end", "text": "Asked for the bank statements", "folder": None, "tag": "Tax",
+         "note_date": date(2025, 9, 12), "created_by": "Jo Bloggs"},
+        {"position": 1, "title": "Old note", "text": "Before the change", "folder": "General", "tag": None,
+         "note_date": date(2024, 2, 1), "created_by": "Jo Bloggs"},
+    ]  # fmt: skip
 
 
 def test_job_fields_are_typed():
@@ -246,6 +274,13 @@ def test_unknown_elements_are_ignored():
         pytest.param(401, {}, '{"Detail":"AuthenticationUnsuccessful"}', Unauthorized, id="401"),
         pytest.param(
             401, {}, '{"Detail":"TokenExpired: token expired at 04/29/2020 09:22:02"}', TokenExpired, id="401-expired"
+        ),
+        pytest.param(
+            401,
+            {"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="practicemanager.staff.read"'},
+            '{"Detail":"AuthorizationUnsuccessful"}',
+            XpmScopeError,
+            id="401-insufficient-scope",
         ),
     ],
 )

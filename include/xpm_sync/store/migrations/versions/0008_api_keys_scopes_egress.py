@@ -1,5 +1,5 @@
 """The JSON API's Idempotency-Key (each keyed write and its answer); the scopes a connection was
-found to miss; the bytes of XPM's answers per practice and day.
+found to miss; the bytes of XPM's answers per practice and day; clients' notes (with their Tag).
 
 Revision ID: 0008
 Revises: 0007
@@ -34,11 +34,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("xpm_connection", schema=None) as batch_op:
         batch_op.add_column(sa.Column("missing_scopes", sa.JSON(), nullable=True))
+    op.create_table(
+        "client_notes",
+        sa.Column("tenant_id", sa.String(length=36), nullable=False),
+        sa.Column("client_uuid", sa.String(length=36), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("title", sa.String(length=255), nullable=True),
+        sa.Column("text", sa.Text(), nullable=True),
+        sa.Column("folder", sa.String(length=255), nullable=True),
+        sa.Column("tag", sa.String(length=255), nullable=True),
+        sa.Column("note_date", sa.Date(), nullable=True),
+        sa.Column("created_by", sa.String(length=255), nullable=True),
+        sa.Column("synced_at", UtcDateTime(), nullable=False),
+        sa.Column("removed_upstream_at", UtcDateTime(), nullable=True),
+        sa.Column("pending_push", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "client_uuid", "position", name=op.f("pk_client_notes")),
+    )
     with op.batch_alter_table("api_usage", schema=None) as batch_op:
         batch_op.add_column(sa.Column("bytes", sa.BigInteger(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
+    op.drop_table("client_notes")
     with op.batch_alter_table("api_usage", schema=None) as batch_op:
         batch_op.drop_column("bytes")
     with op.batch_alter_table("xpm_connection", schema=None) as batch_op:
