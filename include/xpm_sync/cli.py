@@ -226,16 +226,12 @@ def _status(args: argparse.Namespace) -> int:
     return DONE
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1_000_000:,.1f} MB"
-
-
 def _egress_line(info: dict[str, Any]) -> str:
     """Bytes of XPM's answers today and this month, against the tier's monthly allowance."""
     allowance = int(info["egress_allowance_bytes"])
     share = f" ({info['egress_bytes_month'] * 100 / allowance:.2f}%)" if allowance else ""
     return (
-        f"{_megabytes(info['egress_bytes_today'])} today, {_megabytes(info['egress_bytes_month'])} this month "
+        f"{display.size(info['egress_bytes_today'])} today, {display.size(info['egress_bytes_month'])} this month "
         f"of {allowance / 1_000_000_000:,g} GB{share}"
     )
 
@@ -252,9 +248,8 @@ def _plan(args: argparse.Namespace) -> int:
         return DONE
     print(f"{'Tonight':<26} {'calls':>7} {'data':>10}")
     for row in found.rows:
-        size = "unknown" if row.bytes is None else _megabytes(row.bytes)
-        print(f"{row.label:<26} {row.calls:>7,} {size:>10}" + (f"  {row.note}" if row.note else ""))
-    print(f"{'total':<26} {found.calls:>7,} {_megabytes(found.bytes):>10}")
+        print(f"{row.label:<26} {row.calls:>7,} {display.size(row.bytes):>10}" + (f"  {row.note}" if row.note else ""))
+    print(f"{'total':<26} {found.calls:>7,} {display.size(found.bytes):>10}")
     for line in plan.backlog_lines(found):
         print(line)
     return DONE

@@ -350,7 +350,7 @@ def test_plan_says_what_tonight_spends_and_what_another_budget_would_change(conn
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].split() == ["Tonight", "calls", "data"]
-    assert re.fullmatch(r"Staff +1 +\d+\.\d MB", lines[1])
+    assert re.fullmatch(r"Staff +1 +[\d.,]+ (B|KB|MB)", lines[1])
     assert f"Custom field backlog: {backlog:,} records never read" in shown.stdout
     assert f"At 50 calls a night: about {-(-backlog // 50)} nights." in shown.stdout
 
@@ -359,7 +359,7 @@ def test_status_shows_the_scopes_granted_and_the_data_from_xpm(connected: Xpm):
     assert _cli("sync", "--entities", "staff").returncode == 0
     shown = _cli("status")
     assert "scopes             offline_access openid profile email practicemanager.read" in shown.stdout
-    assert re.search(r"data egress +0\.\d MB today, 0\.\d MB this month of 250 GB \(0\.00%\)", shown.stdout)
+    assert re.search(r"data egress +[\d.,]+ KB today, [\d.,]+ KB this month of 250 GB \(0\.00%\)", shown.stdout)
     _cli("settings", "maintain_jobs_locally", "on", "--by", "ada")
     needs = _cli("status")
     assert needs.stdout.splitlines()[0] == (

@@ -137,7 +137,10 @@ def tonight(engine: Engine, *, what_if_budget: int | None = None) -> Plan:
 def backlog_lines(plan: Plan) -> list[str]:
     """The custom field backlog and the what-if, as the page and the command line say them."""
     if not plan.backlog:
-        return ["Custom field backlog: none (every record's custom fields have been read)."]
+        lines = ["Custom field backlog: none (every record's custom fields have been read)."]
+        if plan.what_if_budget is not None:
+            lines.append(f"At {plan.what_if_budget:,} calls a night: nothing to clear.")
+        return lines
     lines = [
         f"Custom field backlog: {plan.backlog:,} records never read; the sweep reads {plan.per_night:,} a night "
         f"({plan.budget:,} calls, [xpm_sync] custom_field_sweep_calls): about {plan.nights:,} nights."

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from xpm_sync import changes, config, settings
+from xpm_sync import changes, config, display, settings
 from xpm_sync.catalog import MANUAL_DAG
 from xpm_sync.errors import XpmError
 from xpm_sync.oauth import flow
@@ -148,7 +148,7 @@ def create_app() -> FastAPI:
             egress=views.egress_line(data.connection),
             plan=tonight,
             plan_lines=plan.backlog_lines(tonight),
-            megabytes=lambda size: "unknown" if size is None else f"{size / 1e6:,.1f} MB",
+            size=display.size,
             entries=entries,
             older=older,
             number=number,

@@ -207,10 +207,11 @@ def scope_warnings(granted: str, practice: settings.PracticeSettings) -> dict[st
 
 def egress_line(conn: status.Status) -> str:
     """The month's bytes from XPM against the tier's allowance, in a sentence."""
+    today, month = display.size(conn.egress_today), display.size(conn.egress_month)
     if not conn.egress_allowance:
-        return f"{conn.egress_today / 1e6:,.1f} MB today, {conn.egress_month / 1e6:,.1f} MB this month"
+        return f"{today} today, {month} this month"
     return (
-        f"{conn.egress_today / 1e6:,.1f} MB today, {conn.egress_month / 1e6:,.1f} MB this month: "
+        f"{today} today, {month} this month: "
         f"{conn.egress_share * 100:.2f}% of the {conn.egress_allowance / status.GB:,g} GB a month "
         "the Xero tier allows"
     )
