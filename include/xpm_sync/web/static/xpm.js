@@ -302,17 +302,32 @@
       });
     });
 
+    // Airflow's frame allows no dialogs (window.confirm answers "no" at once there): the question
+    // is asked beside the button, and a second button says yes.
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {
-        if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); return; }
-        form.querySelector("input[name=confirm]").value = "disconnect";
+        const input = form.querySelector("input[name=confirm]");
+        if (input.value) return;
+        event.preventDefault();
+        if (form.querySelector(".confirm-box")) return;
+        const yes = el("button", { type: "button", class: "danger", text: form.dataset.yes || "Yes" });
+        const box = el("div", { class: "confirm-box", role: "alert" }, el("p", { text: form.dataset.confirm }), yes);
+        yes.addEventListener("click", function () { input.value = form.dataset.confirmValue; form.submit(); });
+        form.appendChild(box);
       });
     });
 
     document.querySelectorAll("[data-submit]").forEach(function (control) {
       control.addEventListener("change", function () {
-        const wider = control.form.dataset.confirmScope;
-        if (wider && !window.confirm(wider)) { control.checked = !control.checked; return; }
+        // Airflow's frame allows no dialogs (no allow-modals): a change that needs a wider scope
+        // is confirmed with the button beside its warning instead.
+        const confirmer = control.form.querySelector("button.confirm-scope");
+        if (confirmer) {
+          control.checked = !control.checked;
+          confirmer.hidden = false;
+          confirmer.focus();
+          return;
+        }
         control.form.submit();
       });
     });
