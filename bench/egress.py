@@ -112,7 +112,7 @@ def main() -> None:
         total = counted(store_url)
         tokens = TokenStore(load("xpm_default"), engine)
         now = control(url, "clock", {"advance_seconds": 0})["now"]
-        cuts = _cuts(url, tokens.access_token(), tokens.tenant_id, now, config.get_int("job_start_year"))
+        cuts = _cuts(url, tokens.access_token(), tokens.tenant_id(), now, config.get_int("job_start_year"))
         print(json.dumps({"nights": nights, "counted": total, "served_by_sandbox": served, "cuts": cuts}))
         for label, entities in nights:
             size = sum(b for _c, b in entities.values())
