@@ -61,7 +61,10 @@ SPEC_NAMES = _spec_names()
 # Collections and list items named in XML but not as JSON properties.
 XML_ONLY = {"response", "status", "errordescription", "client", "contact", "group", "relationship", "job", "staff",
             "task", "category", "template", "templates", "jobstate", "customfield", "customfielddefinition",
-            "stafflist", "id", "uuid", "taskuuid", "relatedclient", "type"}  # fmt: skip
+            "stafflist", "id", "uuid", "taskuuid", "relatedclient", "type",
+            "note", "tag"}  # fmt: skip
+# `Note` is the XML item of the JSON `notes`; `Tag` is the element XPM added to client notes on
+# 18 August 2025 in place of Folder (the JSON description calls it `tags`).
 
 
 def _norm(tag: str) -> str:

@@ -90,6 +90,8 @@ class Walk:
         seen = self.seen.setdefault(where, set())
         for child in elem:
             name = child.tag.lower()
+            if name == "tag" and "tags" in props:
+                name = "tags"  # a client note's tag (since August 2025): `Tag` in XML, `tags` in the JSON description
             if name not in props:
                 self.problems.append(f"{where}: <{child.tag}> is not in XPM's documentation")
                 continue

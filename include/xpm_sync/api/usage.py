@@ -127,8 +127,14 @@ class Usage:
         if self.engine is None or size <= 0:
             return
         with self._lock:
-            tally = self._pending.setdefault(utcnow().date(), _Tally())
+            now = utcnow()
+            tally = self._pending.setdefault(now.date(), _Tally())
             tally.bytes += size
+            tally.updated_at = tally.updated_at or now  # a row's updated_at is never null
+            alone = tally.calls == 0  # the call's own count was written just before: write its bytes too
+        if alone:
+            with contextlib.suppress(Exception):  # kept for the next write (logged by `flush`)
+                self.flush()
 
     def flush(self) -> None:
         """Write the counts not yet written, in one transaction; on failure they are kept for the next."""
