@@ -120,6 +120,17 @@ def write_scope(change_entity: str) -> str:
     return area_scope(WRITES[change_entity], write=True)
 
 
+def read_gap(granted: str | None, entity: str) -> tuple[str, str] | None:
+    """Whether the granted scopes leave `entity` unread, and the scope that would read it:
+    ("left out", scope) when the grant's style never reads it (granular: categories, custom
+    fields), ("missing", scope) when the grant lacks what it needs; None when it can be read (or
+    nothing is connected)."""
+    if granted is None or can_read(granted, entity):
+        return None
+    style = style_of(granted)
+    return ("left out" if entity in left_out_by_style(style) else "missing"), read_scope(entity, style)
+
+
 def left_out_by_style(style: str) -> list[str]:
     """Entities the style cannot read at all (granular: job categories and custom fields)."""
     if style != "granular":

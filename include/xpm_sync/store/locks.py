@@ -18,6 +18,13 @@ def active_connection(conn_id: str) -> Select[XpmConnection]:
     return select(XpmConnection).where(XpmConnection.conn_id == conn_id, XpmConnection.active.is_(True))
 
 
+def granted_scopes(engine: Engine, conn_id: str) -> str | None:
+    """The scopes the connection in use was granted (the token's `scope`); None when not connected."""
+    with Session(engine) as session:
+        row = session.scalars(active_connection(conn_id)).first()
+        return row.scopes if row is not None else None
+
+
 @contextmanager
 def locked_connection(engine: Engine, conn_id: str) -> Iterator[tuple[Session, XpmConnection | None]]:
     """The active connection row, locked for writing until the block ends (and commits)."""

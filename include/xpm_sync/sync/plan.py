@@ -98,7 +98,6 @@ def tonight(engine: Engine, *, what_if_budget: int | None = None) -> Plan:
     tenant, granted = row.tenant_id, row.scopes
     request = Request(manual=False)
     per_call = _bytes_per_call(engine, tenant)
-    left_out = set(scopes.left_out_by_style(scopes.style_of(granted)))
     due = {
         "client_custom_fields": custom_fields.client_targets(engine, tenant),
         "job_custom_fields": custom_fields.job_targets(engine, tenant),
@@ -110,10 +109,11 @@ def tonight(engine: Engine, *, what_if_budget: int | None = None) -> Plan:
     for name in catalog.ALL:
         label = catalog.LABELS[name]
         skipped = refusal(name, request, practice)
-        if not skipped and name in left_out and not scopes.can_read(granted, name):
+        gap = None if skipped else scopes.read_gap(granted, name)  # as the pull decides (runner.pull)
+        if gap and gap[0] == "left out":
             skipped = "not read: the connection's granular scopes do not reach it"
-        elif not skipped and not scopes.can_read(granted, name):
-            skipped = f"refused: the connection was not granted {scopes.read_scope(name)} (XPM needs more access)"
+        elif gap:
+            skipped = f"refused: the connection was not granted {gap[1]} (XPM needs more access)"
         if skipped:
             plan.rows.append(Row(name, label, 0, 0, skipped))
             continue

@@ -51,6 +51,7 @@ from xpm_sync.errors import (
 from xpm_sync.oauth import scopes
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import writing
+from xpm_sync.store.locks import granted_scopes
 from xpm_sync.store.models import ActivityStatus, OutboxStatus
 from xpm_sync.store.types import utcnow
 from xpm_sync.store.upsert import upsert
@@ -375,7 +376,7 @@ def push(hook: Any, engine: Engine, *, actor: str | None = None, run_id: str | N
     allowed = config.get_int("daily_call_limit") - made
     before = hook.api.usage.calls
     stopped: XpmError | None = None
-    granted = _granted_scopes(engine, hook)
+    granted = granted_scopes(engine, hook.settings.conn_id)
     unreachable: dict[str, XpmScopeError] = {}
     for number, group in enumerate(groups):
         result = run.result(group.entity)
@@ -427,14 +428,6 @@ def push(hook: Any, engine: Engine, *, actor: str | None = None, run_id: str | N
     if unreachable:
         raise next(iter(unreachable.values()))
     return list(run.results.values())
-
-
-def _granted_scopes(engine: Engine, hook: Any) -> str | None:
-    from xpm_sync.store.locks import active_connection
-
-    with Session(engine) as session:
-        row = session.scalars(active_connection(hook.settings.conn_id)).first()
-    return row.scopes if row is not None else None
 
 
 def _scope_refusal(hook: Any, entity: str, scope: str) -> XpmScopeError:

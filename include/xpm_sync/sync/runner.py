@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from xpm_sync import activity, settings
 from xpm_sync.errors import XpmError
+from xpm_sync.oauth import scopes
 from xpm_sync.store.engine import get_engine, writing
+from xpm_sync.store.locks import granted_scopes
 from xpm_sync.store.models import ActivityStatus
 from xpm_sync.sync.context import EntityResult, SyncContext
 from xpm_sync.sync.entities import ENTITIES
@@ -32,42 +34,19 @@ def hook_for(request: Request) -> Any:
     )
 
 
-def _granted(engine: Any, hook: Any) -> tuple[str | None, str]:
-    """The scopes the connection was granted (None when not connected), and the style they are in
-    (named scopes may be granular whatever the connection's scope_style says)."""
-    from xpm_sync.oauth import scopes
-    from xpm_sync.store.locks import active_connection
-
-    with Session(engine) as session:
-        row = session.scalars(active_connection(hook.settings.conn_id)).first()
-    granted = row.scopes if row is not None else None
-    return granted, scopes.style_of(granted)
+LEFT_OUT = (
+    "Skipped: the connection holds granular scopes only, and XPM lets only practicemanager.read (or "
+    "practicemanager) read job categories and custom field definitions."
+)
 
 
-def _left_out_by_scopes(name: str, engine: Any, hook: Any) -> str | None:
-    """Why the connection's scope style never reads this entity (granular: categories, custom fields)."""
-    from xpm_sync.oauth import scopes
-
-    granted, style = _granted(engine, hook)
-    if granted is None or name not in scopes.left_out_by_style(style) or scopes.can_read(granted, name):
-        return None
-    return (
-        f"Skipped: the connection holds granular scopes only, and XPM lets only {scopes.BROAD_READ} (or "
-        f"{scopes.BROAD}) read job categories and custom field definitions."
-    )
-
-
-def _check_scopes(name: str, engine: Any, hook: Any) -> None:
+def _refuse_missing_scope(name: str, scope: str, hook: Any) -> None:
     """Refuse, before any call, an entity the granted scopes do not reach (and say what is needed)."""
     from xpm_sync import catalog
     from xpm_sync.api.client import needs_scope
     from xpm_sync.errors import XpmScopeError
-    from xpm_sync.oauth import scopes
 
-    granted, style = _granted(engine, hook)
-    if granted is None or scopes.can_read(granted, name):
-        return
-    scope, why = scopes.read_scope(name, style), f"to read {catalog.LABELS[name].lower()}"
+    why = f"to read {catalog.LABELS[name].lower()}"
     hook.mark_needs_scope(scope, why)
     raise XpmScopeError(needs_scope(scope, f"Reading {catalog.LABELS[name].lower()}"), scope=scope, why=why)
 
@@ -80,7 +59,8 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
     with Session(engine) as session:
         practice = settings.load(session)
     hook = hook or hook_for(request)
-    refused = refusal(name, request, practice) or _left_out_by_scopes(name, engine, hook)
+    gap = scopes.read_gap(granted_scopes(engine, hook.settings.conn_id), name)
+    refused = refusal(name, request, practice) or (LEFT_OUT if gap and gap[0] == "left out" else None)
     if refused:
         mode = "manual" if request.manual else "overnight"
         asked = name == "jobs"  # a refused request, not a step the settings leave out
@@ -97,7 +77,8 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
     tenant_id: str | None = None
     try:
         tenant_id = hook.tenant_id  # refused at once if another task found XPM must be reconnected
-        _check_scopes(name, engine, hook)
+        if gap is not None:  # only "missing" is left: "left out" was skipped above
+            _refuse_missing_scope(name, gap[1], hook)
         ctx = SyncContext(
             hook=hook,
             engine=engine,
