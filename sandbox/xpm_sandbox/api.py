@@ -18,7 +18,7 @@ from uuid import uuid4
 from defusedxml import ElementTree
 
 from xpm_sandbox import render
-from xpm_sandbox.model import Client, Contact, Job, Named, Practice, Staff, Task
+from xpm_sandbox.model import OPEN_QUOTES, Client, Contact, Job, Named, Practice, Staff, Task
 
 Body = str | Iterator[bytes]
 
@@ -43,6 +43,14 @@ class Route:
 
 
 ROUTES: list[Route] = []
+# Paths XPM's documentation names that its OpenAPI description leaves out, with the answer they share.
+UNLISTED = {
+    "/job.api/costs": (
+        "/job.api/costs/{jobNumber}",
+        "every job's costs, `page=N` from 1, up to 1,000 a page, the end a page holding none (XPM's job API "
+        "documentation); each cost names its job as time entries do (`<Job><ID>`)",
+    ),
+}
 _write_lock = threading.Lock()
 
 
@@ -248,6 +256,18 @@ def _apply_fields(p: Practice, values: dict[str, object], body: bytes, *, want: 
     return ""
 
 
+def _window(req: Request, method: str) -> tuple[date, date] | str:
+    """`from` and `to` (yyyyMMdd, at most a year apart), or the error XPM answers."""
+    start, end = _send_date(req.query.get("from", "")), _send_date(req.query.get("to", ""))
+    if start is None or end is None:
+        return render.error(method, "from and to are required, formatted yyyyMMdd")
+    if end < start:
+        return render.error(method, "to must not be before from")
+    if end - start > timedelta(days=366):
+        return render.error(method, "The date range cannot be more than one year")
+    return start, end
+
+
 # --- jobs ---------------------------------------------------------------------------------------
 
 
@@ -260,13 +280,10 @@ def job_current(p: Practice, req: Request) -> Body:
 
 @route("GET", "/job.api/list")
 def job_list(p: Practice, req: Request) -> Body:
-    start, end = _send_date(req.query.get("from", "")), _send_date(req.query.get("to", ""))
-    if start is None or end is None:
-        return render.error("List", "from and to are required, formatted yyyyMMdd")
-    if end < start:
-        return render.error("List", "to must not be before from")
-    if end - start > timedelta(days=366):
-        return render.error("List", "The date range cannot be more than one year")
+    window = _window(req, "List")
+    if isinstance(window, str):
+        return window
+    start, end = window
     detailed = _flag(req.query.get("detailed"))
     jobs = [j for j in p.jobs.values() if start <= j.created_on <= end]
     return render.chunked_list("List", "Jobs", (render.job(p, j, detailed=detailed) for j in jobs))
@@ -351,19 +368,132 @@ def job_update(p: Practice, req: Request) -> Body:
     return render.envelope("Update", render.job(p, j, detailed=True))
 
 
-# --- invoices (read only, reserved) -------------------------------------------------------------
+# --- time, costs, invoices and quotes (read only) ----------------------------------------------
+
+
+@route("GET", "/time.api/list")
+def time_list(p: Practice, req: Request) -> Body:
+    window = _window(req, "List")
+    if isinstance(window, str):
+        return window
+    start, end = window
+    entries = [t for t in p.times.values() if start <= t.date <= end]
+    return render.chunked_list("List", "Times", (render.time_entry(p, t) for t in entries))
+
+
+@route("GET", "/time.api/job/{jobNumber}")
+def time_of_job(p: Practice, req: Request, number: str) -> Body:
+    if number not in p.jobs:
+        return render.error("Job", "Invalid job identifier")
+    entries = [t for t in p.times.values() if t.job_number == number]
+    return render.envelope("Job", render.collection("Times", (render.time_entry(p, t) for t in entries)))
+
+
+@route("GET", "/time.api/get/{identifier}")
+def time_get(p: Practice, req: Request, uuid: str) -> Body:
+    entry = p.times.get(uuid)
+    return render.envelope("Get", render.time_entry(p, entry)) if entry else render.error("Get", "Invalid time entry")
+
+
+PAGE = 1000  # costs a page of `job.api/costs`
+
+
+@route("GET", "/job.api/costs")
+def costs_paged(p: Practice, req: Request) -> Body:
+    """Every job's costs, a thousand a page (`page`, from 1); a page with none is the end."""
+    try:
+        page = int(req.query.get("page", ""))
+    except ValueError:
+        return render.error("Costs", "page is required, a whole number from 1")
+    if page < 1:
+        return render.error("Costs", "page is required, a whole number from 1")
+    costs = list(p.costs.values())[(page - 1) * PAGE : page * PAGE]
+    return render.envelope("Costs", render.collection("Costs", (render.cost(p, c, with_job=True) for c in costs)))
+
+
+@route("GET", "/job.api/costs/{jobNumber}")
+def costs_of_job(p: Practice, req: Request, number: str) -> Body:
+    if number not in p.jobs:
+        return render.error("Costs", "Invalid job identifier")
+    costs = p.costs_by_job.get(number, [])
+    return render.envelope("Costs", render.collection("Costs", (render.cost(p, c, with_job=False) for c in costs)))
+
+
+def _invoices(method: str, p: Practice, req: Request, chosen: Iterable[Any]) -> Body:
+    detailed = _flag(req.query.get("detailed"))
+    return render.chunked_list(method, "Invoices", (render.invoice(p, i, detailed=detailed) for i in chosen))
 
 
 @route("GET", "/invoice.api/current")
 def invoice_current(p: Practice, req: Request) -> Body:
-    return render.envelope("Current", "<Invoices />")
+    return _invoices("Current", p, req, (i for i in p.invoices.values() if p.invoice_is_current(i)))
+
+
+@route("GET", "/invoice.api/draft")
+def invoice_draft(p: Practice, req: Request) -> Body:
+    return _invoices("Draft", p, req, (i for i in p.invoices.values() if i.status == "Draft"))
 
 
 @route("GET", "/invoice.api/list")
 def invoice_list(p: Practice, req: Request) -> Body:
-    if _send_date(req.query.get("from", "")) is None or _send_date(req.query.get("to", "")) is None:
-        return render.error("List", "from and to are required, formatted yyyyMMdd")
-    return render.envelope("List", "<Invoices />")
+    window = _window(req, "List")
+    if isinstance(window, str):
+        return window
+    start, end = window
+    return _invoices("List", p, req, (i for i in p.invoices.values() if start <= i.date <= end))
+
+
+@route("GET", "/invoice.api/job/{jobNumber}")
+def invoice_of_job(p: Practice, req: Request, number: str) -> Body:
+    if number not in p.jobs:
+        return render.error("Job", "Invalid job identifier")
+    return _invoices("Job", p, req, (i for i in p.invoices.values() if number in i.job_numbers))
+
+
+@route("GET", "/invoice.api/get/{invoiceNumber}")
+def invoice_get(p: Practice, req: Request, number: str) -> Body:
+    inv = p.invoices.get(number)
+    if inv is None:
+        return render.error("Get", "Invalid invoice")
+    return render.envelope("Get", render.invoice(p, inv, detailed=True))
+
+
+@route("GET", "/invoice.api/payments/{invoiceNumber}")
+def invoice_payments(p: Practice, req: Request, number: str) -> Body:
+    inv = p.invoices.get(number)
+    if inv is None:
+        return render.error("Payments", "Invalid invoice")
+    return render.envelope("Payments", render.collection("Payments", map(render.payment, inv.payments)))
+
+
+def _quotes(method: str, p: Practice, req: Request, chosen: Iterable[Any]) -> Body:
+    detailed = _flag(req.query.get("detailed"))
+    return render.chunked_list(method, "Quotes", (render.quote(p, q, detailed=detailed) for q in chosen))
+
+
+@route("GET", "/quote.api/current")
+def quote_current(p: Practice, req: Request) -> Body:
+    return _quotes("Current", p, req, (q for q in p.quotes.values() if q.state in OPEN_QUOTES))
+
+
+@route("GET", "/quote.api/draft")
+def quote_draft(p: Practice, req: Request) -> Body:
+    return _quotes("Draft", p, req, (q for q in p.quotes.values() if q.state == "Draft"))
+
+
+@route("GET", "/quote.api/list")
+def quote_list(p: Practice, req: Request) -> Body:
+    window = _window(req, "List")
+    if isinstance(window, str):
+        return window
+    start, end = window
+    return _quotes("List", p, req, (q for q in p.quotes.values() if start <= q.date <= end))
+
+
+@route("GET", "/quote.api/get/{quoteNumber}")
+def quote_get(p: Practice, req: Request, number: str) -> Body:
+    q = p.quotes.get(number)
+    return render.envelope("Get", render.quote(p, q, detailed=True)) if q else render.error("Get", "Invalid quote")
 
 
 # --- writes the sync does not use, kept so the sandbox answers every recorded call ---------------

@@ -369,6 +369,9 @@ def build_practice(
         practice.task_types[task_name] = new_uuid(rng)
     _add_jobs(practice, rng, jobs, start_year, now, job_defs)
     _add_notes(practice, random.Random(f"notes:{seed}:{tenant_id}"), now)
+    from xpm_sandbox import work  # it builds on this module's records
+
+    work.add_work(practice, seed, now)
     return practice
 
 
@@ -521,7 +524,12 @@ def next_day(
     new_jobs += _add_jobs(
         practice, rng, max(1, int(len(practice.jobs) * share / 10)), 0, now, job_defs, recent_only=True
     )
+    from xpm_sandbox import work
+
+    completed = [j.number for j in moved if j.state == "Completed"]
+    worked = work.next_day(practice, seed=seed, share=share, now=now, completed=completed)
     return {
+        **worked,
         "clients_edited": len(edited),
         "clients_archived": archived,
         "clients_custom_fields_changed": cf_clients,

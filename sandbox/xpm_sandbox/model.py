@@ -159,6 +159,99 @@ class Task:
 
 
 @dataclass(slots=True)
+class Milestone:
+    uuid: str
+    date: date
+    description: str
+    completed: bool = False
+    folder: str = ""
+
+
+@dataclass(slots=True)
+class TimeEntry:
+    uuid: str
+    job_number: str
+    task_uuid: str
+    staff_uuid: str
+    date: date
+    minutes: int
+    note: str = ""
+    billable: bool = True
+    start: str = ""
+    end: str = ""
+    invoice_task_uuid: str = ""
+
+
+@dataclass(slots=True)
+class Cost:
+    uuid: str
+    job_number: str
+    date: date
+    description: str
+    quantity: Decimal
+    unit_cost: Decimal
+    unit_price: Decimal
+    code: str = ""
+    note: str = ""
+    billable: bool = True
+    supplier_uuid: str = ""
+    supplier_name: str = ""
+
+
+@dataclass(slots=True)
+class Payment:
+    date: date
+    amount: Decimal
+    reference: str = ""
+
+
+@dataclass(slots=True)
+class Invoice:
+    """An invoice of one client for one or more jobs; `Approved` ones with money owing are current."""
+
+    number: str
+    uuid: str
+    client_uuid: str
+    date: date
+    due_date: date
+    amount: Decimal
+    tax: Decimal
+    status: str = "Approved"
+    type: str = "Progress Invoice"
+    description: str = ""
+    job_numbers: list[str] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
+    task_lines: dict[str, str] = field(default_factory=dict)  # job task uuid -> its invoice line's uuid
+
+    @property
+    def paid(self) -> Decimal:
+        return sum((p.amount for p in self.payments), Decimal(0))
+
+    @property
+    def total(self) -> Decimal:
+        return self.amount + self.tax
+
+
+@dataclass(slots=True)
+class Quote:
+    number: str
+    client_uuid: str
+    name: str
+    date: date
+    valid_date: date
+    amount: Decimal
+    tax: Decimal
+    estimated_cost: Decimal
+    state: str = "Issued"
+    type: str = "Quote"
+    description: str = ""
+    budget: Decimal | None = None
+
+
+OPEN_QUOTES = frozenset({"Draft", "Issued"})
+
+
+@dataclass(slots=True)
 class Template:
     uuid: str
     name: str
@@ -187,6 +280,7 @@ class Job:
     category_uuid: str = ""
     assigned: list[str] = field(default_factory=list)  # staff uuids; minutes are allocated per task
     tasks: list[Task] = field(default_factory=list)
+    milestones: list[Milestone] = field(default_factory=list)
     custom_fields: dict[str, object] = field(default_factory=dict)
 
 
@@ -221,6 +315,13 @@ class Practice:
     field_definitions: dict[str, FieldDefinition] = field(default_factory=dict)
     templates: dict[str, Template] = field(default_factory=dict)
     task_types: dict[str, str] = field(default_factory=dict)  # task name -> its TaskUUID
+    times: dict[str, TimeEntry] = field(default_factory=dict)
+    costs: dict[str, Cost] = field(default_factory=dict)
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    quotes: dict[str, Quote] = field(default_factory=dict)
+    # Indexes of the above: costs by job number, time entries by job task uuid.
+    costs_by_job: dict[str, list[Cost]] = field(default_factory=dict)
+    times_by_task: dict[str, list[TimeEntry]] = field(default_factory=dict)
 
     def state_by_code(self, code: str) -> Named | None:
         """The job state whose interface code is `code`."""
@@ -229,15 +330,9 @@ class Practice:
     def is_current(self, job: Job) -> bool:
         return job.state not in CLOSED_STATES
 
+    def invoice_is_current(self, invoice: Invoice) -> bool:
+        return invoice.status == "Approved" and invoice.paid < invoice.total
+
     def contact(self, contact_uuid: str) -> Contact | None:
         """A contact of any client, by its UUID."""
         return next((k for c in self.clients.values() for k in c.contacts if k.uuid == contact_uuid), None)
-
-
-def allocated_minutes(job: Job) -> dict[str, int]:
-    """Minutes allocated to each staff member on a job: the sum over its tasks."""
-    minutes: dict[str, int] = {}
-    for task in job.tasks:
-        for staff_uuid, allocated in task.assigned:
-            minutes[staff_uuid] = minutes.get(staff_uuid, 0) + allocated
-    return minutes

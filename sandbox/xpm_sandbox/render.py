@@ -11,15 +11,21 @@ from xml.sax.saxutils import escape
 from xpm_sandbox.model import (
     Client,
     Contact,
+    Cost,
     FieldDefinition,
     Group,
+    Invoice,
     Job,
+    Milestone,
     Named,
     Note,
+    Payment,
     Practice,
+    Quote,
     Relationship,
     Staff,
     Task,
+    TimeEntry,
 )
 
 
@@ -223,10 +229,148 @@ def job(p: Practice, j: Job, *, detailed: bool, web: bool = True) -> str:
         _assigned(staff_name, [(s, None) for s in j.assigned]),
     ]  # fmt: skip
     if detailed:
-        parts += [collection("Tasks", (task(t, staff_name) for t in j.tasks)), "<Milestones />", "<Notes />"]
+        parts += [
+            collection("Tasks", (task(t, staff_name) for t in j.tasks)),
+            collection("Milestones", map(milestone, j.milestones)),
+            "<Notes />",
+        ]
     if web:
         parts.append(el("WebUrl", web_url("job", j.number)))
     return f"<Job>{''.join(parts)}</Job>"
+
+
+def milestone(m: Milestone) -> str:
+    return (
+        f"<Milestone>{el('UUID', m.uuid)}{el('Date', m.date)}{el('Description', m.description)}"
+        f"{el('Completed', true_false(m.completed))}{el('Folder', m.folder)}</Milestone>"
+    )
+
+
+def _job_ref(p: Practice, number: str) -> str:
+    """A job as time entries and costs name it: `<Job><ID>J000001</ID><Name>..</Name></Job>`."""
+    j = p.jobs.get(number)
+    return f"<Job>{el('ID', number)}{el('Name', j.name if j else '')}</Job>"
+
+
+def _named_ref(name: str, uuid: str, label: str) -> str:
+    return f"<{name}>{el('UUID', uuid)}{el('Name', label)}</{name}>"
+
+
+def time_entry(p: Practice, t: TimeEntry) -> str:
+    j = p.jobs.get(t.job_number)
+    task_name = next((k.name for k in (j.tasks if j else []) if k.uuid == t.task_uuid), "")
+    staff_ = p.staff.get(t.staff_uuid)
+    return (
+        f"<Time>{el('UUID', t.uuid)}{_job_ref(p, t.job_number)}{_named_ref('Task', t.task_uuid, task_name)}"
+        f"{_named_ref('Staff', t.staff_uuid, staff_.name if staff_ else '')}{el('Date', t.date)}"
+        f"{el('Minutes', t.minutes)}{el('Note', t.note)}{el('Billable', true_false(t.billable))}"
+        f"{el('Start', t.start)}{el('End', t.end)}{el('InvoiceTaskUUID', t.invoice_task_uuid)}"
+        f"{el('WebUrl', web_url('time', t.uuid))}</Time>"
+    )
+
+
+def cost(p: Practice, c: Cost, *, with_job: bool) -> str:
+    """A job's cost; the paged list of every job's costs names the job (`with_job`)."""
+    return (
+        f"<Cost>{el('UUID', c.uuid)}{_job_ref(p, c.job_number) if with_job else ''}{el('Description', c.description)}"
+        f"{el('Quantity', c.quantity)}{el('UnitCost', c.unit_cost)}{el('UnitPrice', c.unit_price)}"
+        f"{el('Date', c.date)}{el('Code', c.code)}{el('Note', c.note)}{el('Billable', true_false(c.billable))}"
+        f"{_named_ref('Supplier', c.supplier_uuid, c.supplier_name)}</Cost>"
+    )
+
+
+RATE = Decimal(150)  # the sandbox's one billable rate, an hour
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"))
+
+
+def _invoice_task(t: Task, line_uuid: str) -> str:
+    amount = _money(RATE * t.actual_minutes / 60)
+    tax = _money(amount / 10)
+    return (
+        f"<Task>{el('UUID', line_uuid)}{el('Name', t.name)}{el('Description', t.description)}"
+        f"{el('Minutes', t.actual_minutes)}{el('BillableRate', RATE)}{el('Billable', true_false(t.billable))}"
+        f"{el('Amount', amount)}{el('AmountTax', tax)}{el('AmountIncludingTax', amount + tax)}</Task>"
+    )
+
+
+def _invoice_cost(c: Cost) -> str:
+    amount = _money(c.quantity * c.unit_price)
+    tax = _money(amount / 10)
+    return (
+        f"<Cost>{el('Description', c.description)}{el('Note', c.note)}{el('Code', c.code)}"
+        f"{el('Billable', true_false(c.billable))}{el('Quantity', c.quantity)}{el('UnitCost', c.unit_cost)}"
+        f"{el('UnitPrice', c.unit_price)}{el('Amount', amount)}{el('AmountTax', tax)}"
+        f"{el('AmountIncludingTax', amount + tax)}</Cost>"
+    )
+
+
+def invoice_lines(p: Practice, inv: Invoice) -> tuple[list[tuple[Task, str]], list[Cost]]:
+    """The task and cost lines an invoice bills: its jobs' tasks (each line with its own UUID) and costs."""
+    tasks = [(t, line) for n in inv.job_numbers for t in p.jobs[n].tasks if (line := inv.task_lines.get(t.uuid))]
+    costs = [c for n in inv.job_numbers for c in p.costs_by_job.get(n, ())]
+    return tasks, costs
+
+
+def invoice_totals(p: Practice, inv: Invoice) -> tuple[Decimal, Decimal]:
+    """(amount, tax) of an invoice: the sum of its lines as they are rendered."""
+    tasks, costs = invoice_lines(p, inv)
+    amounts = [_money(RATE * t.actual_minutes / 60) for t, _line in tasks]
+    amounts += [_money(c.quantity * c.unit_price) for c in costs]
+    return sum(amounts, Decimal(0)), sum((_money(a / 10) for a in amounts), Decimal(0))
+
+
+def invoice(p: Practice, inv: Invoice, *, detailed: bool) -> str:
+    client_ = p.clients.get(inv.client_uuid)
+    contact_ = next((k for k in client_.contacts if k.is_primary), None) if client_ else None
+    jobs = [p.jobs[n] for n in inv.job_numbers if n in p.jobs]
+    parts = [
+        el("ID", inv.number), el("UUID", inv.uuid), el("Type", inv.type), el("Status", inv.status),
+        el("JobText", ", ".join(j.name for j in jobs)), el("Description", inv.description), el("Date", inv.date),
+        el("DueDate", inv.due_date), el("Amount", inv.amount), el("AmountTax", inv.tax),
+        el("AmountIncludingTax", inv.total), el("AmountPaid", inv.paid), el("AmountOutstanding", inv.total - inv.paid),
+        _named_ref("Client", inv.client_uuid, client_.name if client_ else ""),
+        _named_ref("Contact", contact_.uuid, contact_.name) if contact_ else "",
+    ]  # fmt: skip
+    if detailed:
+        tasks, costs = invoice_lines(p, inv)
+        parts.append(
+            collection(
+                "Jobs",
+                (
+                    f"<Job>{el('ID', j.number)}{el('Name', j.name)}{el('Description', j.description)}"
+                    f"{el('ClientOrderNumber', j.client_order_number)}"
+                    f"{collection('Tasks', (_invoice_task(t, line) for t, line in tasks if t in j.tasks))}"
+                    f"{collection('Costs', (_invoice_cost(c) for c in costs if c.job_number == j.number))}</Job>"
+                    for j in jobs
+                ),
+            )
+        )
+        parts += ["<Tasks />", "<Costs />"]  # lines of no job: the sandbox bills jobs only
+    return f"<Invoice>{''.join(parts)}</Invoice>"
+
+
+def payment(pay: Payment) -> str:
+    return f"<Payment>{el('Amount', pay.amount)}{el('Date', pay.date)}{el('Reference', pay.reference)}</Payment>"
+
+
+def quote(p: Practice, q: Quote, *, detailed: bool) -> str:
+    client_ = p.clients.get(q.client_uuid)
+    contact_ = next((k for k in client_.contacts if k.is_primary), None) if client_ else None
+    tax, cost_tax = q.tax, _money(q.estimated_cost / 10)
+    parts = [
+        el("ID", q.number), el("Type", q.type), el("State", q.state), el("Name", q.name),
+        el("Description", q.description), el("Budget", q.budget), el("OptionExplanation", ""), el("Date", q.date),
+        el("ValidDate", q.valid_date), el("EstimatedCost", q.estimated_cost), el("EstimatedCostTax", cost_tax),
+        el("EstimatedCostIncludingTax", q.estimated_cost + cost_tax), el("Amount", q.amount), el("AmountTax", tax),
+        el("AmountIncludingTax", q.amount + tax), _named_ref("Client", q.client_uuid, client_.name if client_ else ""),
+        _named_ref("Contact", contact_.uuid, contact_.name) if contact_ else "",
+    ]  # fmt: skip
+    if detailed:
+        parts += ["<Tasks />", "<Costs />", "<Options />"]  # the sandbox's quotes carry totals only
+    return f"<Quote>{''.join(parts)}</Quote>"
 
 
 def field_definition(d: FieldDefinition) -> str:

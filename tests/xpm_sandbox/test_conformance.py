@@ -215,9 +215,14 @@ def test_the_sandbox_answers_like_the_recording(conn: Connected, name: str, inte
 
 
 def test_every_sandbox_path_is_in_the_openapi_description() -> None:
-    from xpm_sandbox.api import ROUTES
+    """Or is one XPM's documentation names beside it (`UNLISTED`), shaped like a listed one."""
+    from xpm_sandbox.api import ROUTES, UNLISTED
 
     spec = yaml.safe_load((REFERENCE / "openapi-practicemanager-3.1.yaml").read_text())
     for route in ROUTES:
+        if route.spec_path in UNLISTED:
+            assert route.spec_path not in spec["paths"], f"{route.spec_path} is listed now: drop it from UNLISTED"
+            assert UNLISTED[route.spec_path][0] in spec["paths"]
+            continue
         assert route.spec_path in spec["paths"], route.spec_path
         assert route.method.lower() in spec["paths"][route.spec_path], f"{route.method} {route.spec_path}"

@@ -34,7 +34,8 @@ ITEMS = {
     "contacts": "contact", "groups": "group", "relationships": "relationship", "notes": "note", "jobs": "job",
     "tasks": "task", "milestones": "milestone", "customfields": "customfield", "comments": "comment",
     "customfielddefinitions": "customfielddefinition", "jobstates": "jobstate", "invoices": "invoice",
-    "templates": "template",
+    "templates": "template", "times": "time", "costs": "cost", "payments": "payment", "quotes": "quote",
+    "options": "option",
 }  # fmt: skip
 
 WEB_URL_BESIDE = "XPM's get answers carry <WebUrl> beside the record, not inside it"
@@ -42,6 +43,10 @@ WEB_URL_BESIDE = "XPM's get answers carry <WebUrl> beside the record, not inside
 EXTRA = {
     ("/client.api/get/{identifier}", "Response"): ({"weburl"}, WEB_URL_BESIDE),
     ("/job.api/get/{jobNumber}", "Response"): ({"weburl"}, WEB_URL_BESIDE),
+}
+# (path, location) -> elements nested in a record that the description does not have there.
+NESTED_EXTRA = {
+    ("/job.api/costs", "Cost"): ({"Job"}, "the list of every job's costs names each cost's job (`UNLISTED`)"),
 }
 # (path or "*", location suffix) -> documented fields the sandbox leaves out there, and why.
 MISSING = {
@@ -55,6 +60,8 @@ MISSING = {
     ("/job.api/current", "Job"): ({"completeddate"}, "open jobs have no completed date"),
     ("not detailed", "Job"): ({"tasks", "milestones", "notes"}, "only detailed answers carry them"),
     ("not detailed", "Client"): ({"notes", "groups", "relationships"}, "only detailed answers carry them"),
+    ("not detailed", "Invoice"): ({"jobs", "tasks", "costs"}, "only detailed answers carry them"),
+    ("not detailed", "Quote"): ({"tasks", "costs", "options"}, "only detailed answers carry them"),
 }
 
 
@@ -122,6 +129,9 @@ class Walk:
 
 
 def _schema_of(path: str) -> dict[str, Any]:
+    from xpm_sandbox.api import UNLISTED
+
+    path = UNLISTED[path][0] if path in UNLISTED else path
     return dict(SPEC["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"])
 
 
@@ -139,6 +149,8 @@ def _calls(conn: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]], bool]
     clients = list(p.clients)[:40]
     jobs = list(p.jobs)[:40]
     group = next(iter(p.groups))
+    costed = list(p.costs_by_job)[:20]
+    invoiced = [n for i in list(p.invoices.values())[:20] for n in i.job_numbers]
     return [
         ("/staff.api/list", [("staff.api/list", {})], True),
         ("/staff.api/get/{identifier}", [(f"staff.api/get/{u}", {}) for u in p.staff], True),
@@ -163,8 +175,26 @@ def _calls(conn: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]], bool]
         ("/job.api/get/{jobNumber}", [(f"job.api/get/{n}", {}) for n in jobs], True),
         ("/job.api/get/{jobNumber}/customfield", [(f"job.api/get/{n}/customfield", {}) for n in jobs], True),
         ("/template.api/list", [("template.api/list", {})], True),
-        ("/invoice.api/current", [("invoice.api/current", {})], True),
-        ("/invoice.api/list", [("invoice.api/list", {"from": "20260101", "to": "20261231"})], True),
+        ("/time.api/list", [("time.api/list", {"from": "20250101", "to": "20251231"})], True),
+        ("/time.api/job/{jobNumber}", [(f"time.api/job/{n}", {}) for n in jobs], True),
+        ("/time.api/get/{identifier}", [(f"time.api/get/{u}", {}) for u in list(p.times)[:20]], True),
+        ("/job.api/costs", [("job.api/costs", {"page": "1"})], True),
+        ("/job.api/costs/{jobNumber}", [(f"job.api/costs/{n}", {}) for n in costed], True),
+        ("/invoice.api/current", [("invoice.api/current", {"detailed": "true"})], True),
+        ("/invoice.api/current", [("invoice.api/current", {})], False),
+        ("/invoice.api/draft", [("invoice.api/draft", {})], False),
+        ("/invoice.api/list", [("invoice.api/list", {"from": "20250101", "to": "20251231", "detailed": "true"})], True),
+        ("/invoice.api/job/{jobNumber}", [(f"invoice.api/job/{n}", {}) for n in invoiced], False),
+        ("/invoice.api/get/{invoiceNumber}", [(f"invoice.api/get/{n}", {}) for n in list(p.invoices)[:20]], True),
+        (
+            "/invoice.api/payments/{invoiceNumber}",
+            [(f"invoice.api/payments/{n}", {}) for n in list(p.invoices)[:20]],
+            True,
+        ),
+        ("/quote.api/current", [("quote.api/current", {})], False),
+        ("/quote.api/draft", [("quote.api/draft", {})], False),
+        ("/quote.api/list", [("quote.api/list", {"from": "20250101", "to": "20251231"})], False),
+        ("/quote.api/get/{quoteNumber}", [(f"quote.api/get/{n}", {}) for n in list(p.quotes)[:20]], True),
     ]
 
 
@@ -180,6 +210,10 @@ def _walk(conn: Any, path: str, calls: list[tuple[str, dict[str, str]]]) -> Walk
         assert root.findtext("Status") == "OK", url
         for extra in [c for c in root if c.tag.lower() in allowed]:
             root.remove(extra)
+        for (where, record), (names, _why) in NESTED_EXTRA.items():
+            for parent in root.iter(record) if where == path else ():
+                for extra in [c for c in parent if c.tag in names]:
+                    parent.remove(extra)
         walk.element(root, schema, "Response")
     return walk
 

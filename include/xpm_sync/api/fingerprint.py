@@ -37,7 +37,7 @@ from xpm_sync.api.xml import UNCHANGED, local
 
 __all__ = ["UNCHANGED", "Fingerprints", "client_fingerprints", "digest", "job_fingerprints"]
 # Bump when the meaning of a stored row changes without the field maps changing.
-VERSION = 2  # 2: clients' notes are stored (rows read before are read once more)
+VERSION = 3  # 2: clients' notes are stored; 3: jobs' tasks and milestones (rows read before are read once more)
 
 
 def field_maps_signature() -> str:
@@ -46,7 +46,8 @@ def field_maps_signature() -> str:
     maps themselves, which holds functions whose repr carries a memory address that differs in
     each process, and every Airflow task is a new process."""
     parts = [f"version={VERSION}"]
-    for name, fields in (("client", records.CLIENT), ("contact", records.CONTACT), ("job", records.JOB)):
+    maps = (("client", records.CLIENT), ("contact", records.CONTACT), ("job", records.JOB), ("task", records.TASK))
+    for name, fields in maps:
         parts += [f"{name}.{tag}={column}:{convert.__name__}" for tag, (column, convert) in sorted(fields.items())]
     return "\n".join(parts)
 

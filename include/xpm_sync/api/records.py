@@ -319,33 +319,48 @@ def job(elem: Any) -> Record:
     row["contact_uuid"] = _ref(kids, "contact")
     row["manager_uuid"] = _ref(kids, "manager")
     row["partner_uuid"] = _ref(kids, "partner")
-    row["_assigned"] = _assignments(kids, kids.get("tasks"))
+    row["_assigned"] = [_staff_minutes(_children(st), "Job.Assigned.Staff") for st in _items(kids, "assigned")]
+    # Only a detailed answer lists tasks and milestones; the rest leave the stored ones as they are.
+    row["_detailed"] = kids.get("tasks") is not None
+    row["_tasks"] = [_task(_children(t), i) for i, t in enumerate(_items(kids, "tasks"))]
+    row["_milestones"] = [_milestone(_children(m)) for m in _items(kids, "milestones")]
     return row
 
 
-def _assignments(kids: Kids, tasks: Any) -> list[Record]:
-    """Who is on a job and the minutes allocated to each.
+def _staff_minutes(kids: Kids, entity: str) -> Record:
+    """A staff member on a job or a task, and the minutes XPM allocated (None when it sent none:
+    a job's own `<Assigned>` never carries them, a task's does)."""
+    return {"staff_uuid": _key(kids, entity), "allocated_minutes": _opt(kids, "allocatedminutes", as_int)}
 
-    A job's own `<Assigned><Staff>` names the people only; XPM allocates minutes per task, so a
-    person's minutes on the job are the sum over its tasks. Without `<Tasks>` (an answer that is not
-    detailed) the minutes are unknown (None), not zero.
-    """
-    people = [key_of(s, "Job.Assigned.Staff") for s in _items(kids, "assigned")]
-    minutes: dict[str, int] | None = None
-    if tasks is not None:
-        minutes = {}
-        for task in tasks:
-            for s in _items(_children(task), "assigned"):
-                staff_kids = _children(s)
-                who = _key(staff_kids, "Job.Task.Assigned.Staff")
-                allocated = _opt(staff_kids, "allocatedminutes", as_int) or 0
-                minutes[who] = minutes.get(who, 0) + allocated
-                if who not in people:
-                    people.append(who)
-    return [
-        {"staff_uuid": who, "allocated_minutes": None if minutes is None else minutes.get(who, 0)}
-        for who in dict.fromkeys(people)
-    ]
+
+TASK: dict[str, tuple[str, Convert]] = {
+    "name": ("name", T), "description": ("description", T), "estimatedminutes": ("estimated_minutes", I),
+    "actualminutes": ("actual_minutes", I), "completed": ("completed", B), "billable": ("billable", B),
+    "folder": ("folder", T), "startdate": ("start_date", D), "duedate": ("due_date", D),
+}  # fmt: skip
+
+
+def _task(kids: Kids, position: int) -> Record:
+    # 3.1 names the task type `TaskUUID`; 3.0 `TaskID`.
+    kind = _text(kids.get("taskuuid")) or _text(kids.get("taskid"))
+    row: Record = {
+        "uuid": _key(kids, "Job.Task"),
+        "position": position,
+        "task_type_uuid": None if kind is None else _checked_key(kind, "Job.Task.TaskUUID"),
+        **_scalars(kids, TASK, "Job.Task"),
+    }
+    row["_assigned"] = [_staff_minutes(_children(st), "Job.Task.Assigned.Staff") for st in _items(kids, "assigned")]
+    return row
+
+
+def _milestone(kids: Kids) -> Record:
+    return {
+        "uuid": _key(kids, "Job.Milestone"),
+        "milestone_date": _opt(kids, "date", as_date),
+        "description": _text(kids.get("description")),
+        "completed": _opt(kids, "completed", as_bool),
+        "folder": _text(kids.get("folder")),
+    }
 
 
 def field_definition(elem: Any) -> Record:
@@ -370,3 +385,122 @@ def field_value(elem: Any) -> Record:
         raw = _text(kids.get(tag))
         row[column] = None if raw is None else convert(raw, f"CustomField.{tag}")
     return row
+
+
+# --- time, costs, invoices and quotes (read only) -----------------------------------------------
+
+
+def _number(kids: Kids, entity: str, tag: str = "id") -> str:
+    """An invoice's, quote's or job's number (`<ID>`), checked like a job number."""
+    number = _text(kids.get(tag))
+    if not number:
+        raise XpmPayloadError(f"{entity}: a record without its number (ID)")
+    return _checked_key(number, entity, JOB_NUMBER_LENGTH)
+
+
+def _job_ref(kids: Kids, entity: str) -> str | None:
+    """The job number of a `<Job><ID>..</ID><Name>..</Name></Job>` reference."""
+    job = kids.get("job")
+    if job is None:
+        return None
+    number = _text(_children(job).get("id"))
+    return None if number is None else _checked_key(number, f"{entity}.Job", JOB_NUMBER_LENGTH)
+
+
+TIME: dict[str, tuple[str, Convert]] = {
+    "date": ("entry_date", D), "minutes": ("minutes", I), "note": ("note", T), "billable": ("billable", B),
+    "start": ("start_time", T), "end": ("end_time", T), "weburl": ("web_url", T),
+}  # fmt: skip
+
+
+def time_entry(elem: Any) -> Record:
+    kids = _children(elem)
+    invoiced = _text(kids.get("invoicetaskuuid"))
+    return {
+        "uuid": _key(kids, "Time"),
+        "job_number": _job_ref(kids, "Time"),
+        "task_uuid": _ref(kids, "task"),
+        "staff_uuid": _ref(kids, "staff"),
+        "invoice_task_uuid": None if invoiced is None else _checked_key(invoiced, "Time.InvoiceTaskUUID"),
+        **_scalars(kids, TIME, "Time"),
+    }
+
+
+COST: dict[str, tuple[str, Convert]] = {
+    "date": ("cost_date", D), "description": ("description", T), "code": ("code", T), "note": ("note", T),
+    "quantity": ("quantity", N), "unitcost": ("unit_cost", N), "unitprice": ("unit_price", N),
+    "billable": ("billable", B),
+}  # fmt: skip
+
+
+def job_cost(elem: Any) -> Record:
+    kids = _children(elem)
+    supplier = kids.get("supplier")
+    return {
+        "uuid": _key(kids, "Cost"),
+        "job_number": _job_ref(kids, "Cost"),
+        **_scalars(kids, COST, "Cost"),
+        "supplier_uuid": _ref(kids, "supplier"),
+        "supplier_name": _text(_children(supplier).get("name")) if supplier is not None else None,
+    }
+
+
+INVOICE: dict[str, tuple[str, Convert]] = {
+    "type": ("invoice_type", T), "status": ("status", T), "jobtext": ("job_text", T),
+    "description": ("description", T), "date": ("invoice_date", D), "duedate": ("due_date", D),
+    "amount": ("amount", N), "amounttax": ("amount_tax", N), "amountincludingtax": ("amount_including_tax", N),
+    "amountpaid": ("amount_paid", N), "amountoutstanding": ("amount_outstanding", N),
+}  # fmt: skip
+
+
+def invoice(elem: Any) -> Record:
+    """An invoice; a detailed answer lists the jobs it bills (`_jobs`, else None: unknown)."""
+    kids = _children(elem)
+    uuid = _text(kids.get("uuid"))
+    row: Record = {
+        "invoice_number": _number(kids, "Invoice"),
+        "uuid": None if uuid is None else _checked_key(uuid, "Invoice"),
+        **_scalars(kids, INVOICE, "Invoice"),
+        "client_uuid": _ref(kids, "client"),
+        "contact_uuid": _ref(kids, "contact"),
+    }
+    jobs = kids.get("jobs")
+    row["_jobs"] = None if jobs is None else [_invoice_job(_children(j)) for j in jobs]
+    return row
+
+
+def _invoice_job(kids: Kids) -> Record:
+    return {
+        "job_number": _number(kids, "Invoice.Job"),
+        "name": _text(kids.get("name")),
+        "description": _text(kids.get("description")),
+        "client_order_number": _text(kids.get("clientordernumber")),
+    }
+
+
+def payment(elem: Any) -> Record:
+    kids = _children(elem)
+    return {
+        "payment_date": _opt(kids, "date", as_date),
+        "amount": _opt(kids, "amount", as_decimal),
+        "reference": _text(kids.get("reference")),
+    }
+
+
+QUOTE: dict[str, tuple[str, Convert]] = {
+    "type": ("quote_type", T), "state": ("state", T), "name": ("name", T), "description": ("description", T),
+    "budget": ("budget", N), "optionexplanation": ("option_explanation", T), "date": ("quote_date", D),
+    "validdate": ("valid_date", D), "estimatedcost": ("estimated_cost", N),
+    "estimatedcosttax": ("estimated_cost_tax", N), "estimatedcostincludingtax": ("estimated_cost_including_tax", N),
+    "amount": ("amount", N), "amounttax": ("amount_tax", N), "amountincludingtax": ("amount_including_tax", N),
+}  # fmt: skip
+
+
+def quote(elem: Any) -> Record:
+    kids = _children(elem)
+    return {
+        "quote_number": _number(kids, "Quote"),
+        **_scalars(kids, QUOTE, "Quote"),
+        "client_uuid": _ref(kids, "client"),
+        "contact_uuid": _ref(kids, "contact"),
+    }

@@ -370,11 +370,181 @@ class Job(Synced, Base):
 
 
 class JobAssignment(Synced, Base):
+    """A staff member on the job's own `<Assigned>` list. XPM sends no minutes there (it allocates
+    them per task, `JobTaskStaff`): `allocated_minutes` is what it sent, else NULL (unknown)."""
+
     __tablename__ = "job_assignments"
 
     job_number: Mapped[str] = mapped_column(String(50), primary_key=True)
     staff_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
     allocated_minutes: Mapped[int | None]
+
+
+class JobTask(Synced, Base):
+    """A task of a job, from the detailed job answers: its estimate, the minutes timed on it so far
+    (`actual_minutes`), and its type (`task_type_uuid`, XPM's TaskUUID)."""
+
+    __tablename__ = "job_tasks"
+    __table_args__ = (Index("ix_job_tasks_job", "tenant_id", "job_number"),)
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_number: Mapped[str] = mapped_column(String(50))
+    position: Mapped[int]  # its place in the job's list
+    task_type_uuid: Mapped[str | None] = mapped_column(String(36))
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    estimated_minutes: Mapped[int | None]
+    actual_minutes: Mapped[int | None]
+    completed: Mapped[bool | None]
+    billable: Mapped[bool | None]
+    folder: Mapped[str | None] = mapped_column(String(255))
+    start_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+
+
+class JobTaskStaff(Synced, Base):
+    """A staff member allocated to a task, with the minutes XPM allocated (NULL when it sent none)."""
+
+    __tablename__ = "job_task_staff"
+    __table_args__ = (Index("ix_job_task_staff_job", "tenant_id", "job_number"),)
+
+    task_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    staff_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_number: Mapped[str] = mapped_column(String(50))
+    allocated_minutes: Mapped[int | None]
+
+
+class JobMilestone(Synced, Base):
+    __tablename__ = "job_milestones"
+    __table_args__ = (Index("ix_job_milestones_job", "tenant_id", "job_number"),)
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_number: Mapped[str] = mapped_column(String(50))
+    milestone_date: Mapped[date | None] = mapped_column(Date)
+    description: Mapped[str | None] = mapped_column(Text)
+    completed: Mapped[bool | None]
+    folder: Mapped[str | None] = mapped_column(String(255))
+
+
+class JobCost(Synced, Base):
+    """A cost recorded on a job (`job.api/costs`): quantity, unit cost and price, and its supplier."""
+
+    __tablename__ = "job_costs"
+    __table_args__ = (Index("ix_job_costs_job", "tenant_id", "job_number"),)
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_number: Mapped[str | None] = mapped_column(String(50))
+    cost_date: Mapped[date | None] = mapped_column(Date)
+    description: Mapped[str | None] = mapped_column(Text)
+    code: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    quantity: Mapped[Decimal | None] = mapped_column(Money)
+    unit_cost: Mapped[Decimal | None] = mapped_column(Money)
+    unit_price: Mapped[Decimal | None] = mapped_column(Money)
+    billable: Mapped[bool | None]
+    supplier_uuid: Mapped[str | None] = mapped_column(String(36))
+    supplier_name: Mapped[str | None] = mapped_column(String(255))
+
+
+# --- time, invoices and quotes (read only) ------------------------------------------------------
+
+
+class TimeEntry(Synced, Base):
+    """A timesheet entry: who worked on which job's task, on which day, for how many minutes."""
+
+    __tablename__ = "time_entries"
+    __table_args__ = (
+        Index("ix_time_entries_date", "tenant_id", "entry_date"),
+        Index("ix_time_entries_job", "tenant_id", "job_number"),
+    )
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_number: Mapped[str | None] = mapped_column(String(50))
+    task_uuid: Mapped[str | None] = mapped_column(String(36))
+    staff_uuid: Mapped[str | None] = mapped_column(String(36))
+    entry_date: Mapped[date | None] = mapped_column(Date)
+    minutes: Mapped[int | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    billable: Mapped[bool | None]
+    start_time: Mapped[str | None] = mapped_column(String(20))
+    end_time: Mapped[str | None] = mapped_column(String(20))
+    invoice_task_uuid: Mapped[str | None] = mapped_column(String(36))
+    web_url: Mapped[str | None] = mapped_column(String(500))
+
+
+class Invoice(Synced, Base):
+    """An invoice, keyed by its number. `is_current` is whether XPM's current list holds it;
+    `payments_read_at_paid` is the amount paid when its payments were last read (meta)."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_date", "tenant_id", "invoice_date"),)
+
+    invoice_number: Mapped[str] = mapped_column(String(50), primary_key=True)
+    uuid: Mapped[str | None] = mapped_column(String(36))
+    invoice_type: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str | None] = mapped_column(String(50))
+    job_text: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    invoice_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    amount_tax: Mapped[Decimal | None] = mapped_column(Money)
+    amount_including_tax: Mapped[Decimal | None] = mapped_column(Money)
+    amount_paid: Mapped[Decimal | None] = mapped_column(Money)
+    amount_outstanding: Mapped[Decimal | None] = mapped_column(Money)
+    client_uuid: Mapped[str | None] = mapped_column(String(36))
+    contact_uuid: Mapped[str | None] = mapped_column(String(36))
+    is_current: Mapped[bool | None] = mapped_column(info=META)
+    payments_read_at_paid: Mapped[Decimal | None] = mapped_column(Money, info=META)
+
+
+class InvoiceJob(Synced, Base):
+    """A job an invoice bills (from the detailed invoice answers)."""
+
+    __tablename__ = "invoice_jobs"
+    __table_args__ = (Index("ix_invoice_jobs_job", "tenant_id", "job_number"),)
+
+    invoice_number: Mapped[str] = mapped_column(String(50), primary_key=True)
+    job_number: Mapped[str] = mapped_column(String(50), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    client_order_number: Mapped[str | None] = mapped_column(String(100))
+
+
+class InvoicePayment(Synced, Base):
+    """A payment of an invoice, by its place in XPM's list (XPM gives payments no id)."""
+
+    __tablename__ = "invoice_payments"
+
+    invoice_number: Mapped[str] = mapped_column(String(50), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    payment_date: Mapped[date | None] = mapped_column(Date)
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    reference: Mapped[str | None] = mapped_column(String(255))
+
+
+class Quote(Synced, Base):
+    __tablename__ = "quotes"
+    __table_args__ = (Index("ix_quotes_date", "tenant_id", "quote_date"),)
+
+    quote_number: Mapped[str] = mapped_column(String(50), primary_key=True)
+    quote_type: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(50))
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    budget: Mapped[Decimal | None] = mapped_column(Money)
+    option_explanation: Mapped[str | None] = mapped_column(Text)
+    quote_date: Mapped[date | None] = mapped_column(Date)
+    valid_date: Mapped[date | None] = mapped_column(Date)
+    estimated_cost: Mapped[Decimal | None] = mapped_column(Money)
+    estimated_cost_tax: Mapped[Decimal | None] = mapped_column(Money)
+    estimated_cost_including_tax: Mapped[Decimal | None] = mapped_column(Money)
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    amount_tax: Mapped[Decimal | None] = mapped_column(Money)
+    amount_including_tax: Mapped[Decimal | None] = mapped_column(Money)
+    client_uuid: Mapped[str | None] = mapped_column(String(36))
+    contact_uuid: Mapped[str | None] = mapped_column(String(36))
+    is_current: Mapped[bool | None] = mapped_column(info=META)
 
 
 # --- custom field values ------------------------------------------------------------------------

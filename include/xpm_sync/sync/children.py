@@ -1,4 +1,5 @@
-"""Writing what nests inside a client or job: contacts, group memberships, relationships, notes, staff.
+"""Writing what nests inside a client, job or invoice: contacts, group memberships, relationships,
+notes; a job's staff, tasks (with their staff) and milestones; an invoice's jobs and payments.
 
 For every parent in a batch the children are replaced: those in XPM's answer are merged and
 those no longer there are marked removed upstream (never deleted), a statement per table.
@@ -21,7 +22,11 @@ from xpm_sync.store.models import (
     ClientNote,
     ClientRelationship,
     Contact,
+    InvoiceJob,
     JobAssignment,
+    JobMilestone,
+    JobTask,
+    JobTaskStaff,
 )
 from xpm_sync.store.stage import Stage
 from xpm_sync.store.upsert import upsert
@@ -112,17 +117,63 @@ def client_children(session: Session, tenant_id: str, batch: Sequence[Record]) -
     return written
 
 
-def job_rows(batch: Sequence[Record]) -> list[dict[str, Any]]:
-    """The staff on a batch of jobs, one row a person and job."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+@dataclass
+class JobRows:
+    """The child rows a batch of jobs carries. Every answer lists a job's own staff; only detailed
+    answers list its tasks and milestones (`detailed` names those jobs)."""
+
+    parents: list[str] = field(default_factory=list)
+    assigned: list[dict[str, Any]] = field(default_factory=list)
+    detailed: list[str] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    task_staff: list[dict[str, Any]] = field(default_factory=list)
+    milestones: list[dict[str, Any]] = field(default_factory=list)
+
+
+def job_rows(batch: Sequence[Record]) -> JobRows:
+    """The staff, tasks, task staff and milestones of a batch of jobs, each row once."""
+    out = JobRows(parents=[j["job_number"] for j in batch])
+    assigned: dict[tuple[str, str], dict[str, Any]] = {}
+    tasks: dict[str, dict[str, Any]] = {}
+    task_staff: dict[tuple[str, str], dict[str, Any]] = {}
+    milestones: dict[str, dict[str, Any]] = {}
     for job in batch:
-        for assigned in job["_assigned"]:
-            assigned["job_number"] = job["job_number"]  # the record's own row: it is not read again
-            rows[(job["job_number"], assigned["staff_uuid"])] = assigned
-    return list(rows.values())
+        number = job["job_number"]
+        for person in job["_assigned"]:
+            assigned[(number, person["staff_uuid"])] = {"job_number": number, **person}
+        if not job.get("_detailed"):
+            continue
+        out.detailed.append(number)
+        for task in job["_tasks"]:
+            tasks[task["uuid"]] = {"job_number": number, **task}
+            for person in task["_assigned"]:
+                key = (task["uuid"], person["staff_uuid"])
+                task_staff[key] = {"job_number": number, "task_uuid": task["uuid"], **person}
+        for milestone in job["_milestones"]:
+            milestones[milestone["uuid"]] = {"job_number": number, **milestone}
+    out.assigned, out.tasks = list(assigned.values()), list(tasks.values())
+    out.task_staff, out.milestones = list(task_staff.values()), list(milestones.values())
+    return out
 
 
 def job_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:
-    """Write the staff assigned to a batch of jobs."""
-    parents = [j["job_number"] for j in batch]
-    return replace_children(session, JobAssignment, tenant_id, "job_number", parents, job_rows(batch))
+    """Write the staff assigned to a batch of jobs, and the tasks and milestones of detailed answers."""
+    rows = job_rows(batch)
+    written = replace_children(session, JobAssignment, tenant_id, "job_number", rows.parents, rows.assigned)
+    if rows.detailed:
+        nested = ((JobTask, rows.tasks), (JobTaskStaff, rows.task_staff), (JobMilestone, rows.milestones))
+        for model, children in nested:
+            written += replace_children(session, model, tenant_id, "job_number", rows.detailed, children)
+    return written
+
+
+def invoice_children(session: Session, tenant_id: str, batch: Sequence[Record]) -> int:
+    """Write the jobs each invoice of a detailed answer bills (an answer without `<Jobs>` leaves them)."""
+    detailed = [i for i in batch if i["_jobs"] is not None]
+    rows = {
+        (i["invoice_number"], j["job_number"]): {"invoice_number": i["invoice_number"], **j}
+        for i in detailed
+        for j in i["_jobs"]
+    }
+    parents = [i["invoice_number"] for i in detailed]
+    return replace_children(session, InvoiceJob, tenant_id, "invoice_number", parents, list(rows.values()))

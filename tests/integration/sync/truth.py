@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xpm_sandbox.model import Practice, allocated_minutes
+from xpm_sandbox.model import Practice
 from xpm_sandbox.render import web_url
 from xpm_sync.store import models as m
 
@@ -141,16 +141,45 @@ def differences(engine: Any, p: Practice, *, custom_fields: bool = True) -> list
             if number in jobs and _row(jobs[number], list(fields)) != _normal(fields):
                 problems.append(f"job {number} differs: {_row(jobs[number], list(fields))} != {fields}")
         assigned = {(r.job_number, r.staff_uuid, r.allocated_minutes) for r in _live(s, m.JobAssignment, t)}
-        truth_assigned = {
-            (j.number, st, allocated_minutes(j).get(st, 0))
-            for j in p.jobs.values()
-            for st in dict.fromkeys([*j.assigned, *allocated_minutes(j)])
-        }
+        # The job's own staff list, which carries no minutes.
+        truth_assigned = {(j.number, st, None) for j in p.jobs.values() for st in j.assigned}
         if assigned != truth_assigned:
             problems.append(f"job assignments differ in {len(assigned ^ truth_assigned)} places")
+        problems += _task_differences(s, p)
 
         if custom_fields:
             problems += _custom_field_differences(s, p)
+    return problems
+
+
+def _task_differences(s: Session, p: Practice) -> list[str]:
+    problems = []
+    t = p.tenant_id
+    tasks = {
+        (r.job_number, r.uuid, r.position, r.task_type_uuid, r.name, r.estimated_minutes, r.actual_minutes,
+         r.completed, r.billable, r.start_date, r.due_date)
+        for r in _live(s, m.JobTask, t)
+    }  # fmt: skip
+    truth = {
+        (j.number, k.uuid, i, k.task_uuid, k.name, k.estimated_minutes, k.actual_minutes, k.completed, k.billable,
+         k.start_date, k.due_date)
+        for j in p.jobs.values()
+        for i, k in enumerate(j.tasks)
+    }  # fmt: skip
+    if tasks != truth:
+        problems.append(f"job tasks differ in {len(tasks ^ truth)} places")
+    staff = {(r.job_number, r.task_uuid, r.staff_uuid, r.allocated_minutes) for r in _live(s, m.JobTaskStaff, t)}
+    truth_staff = {(j.number, k.uuid, st, mins) for j in p.jobs.values() for k in j.tasks for st, mins in k.assigned}
+    if staff != truth_staff:
+        problems.append(f"task staff differ in {len(staff ^ truth_staff)} places")
+    milestones = {
+        (r.job_number, r.uuid, r.milestone_date, r.description, r.completed) for r in _live(s, m.JobMilestone, t)
+    }
+    truth_milestones = {
+        (j.number, x.uuid, x.date, x.description, x.completed) for j in p.jobs.values() for x in j.milestones
+    }
+    if milestones != truth_milestones:
+        problems.append(f"job milestones differ in {len(milestones ^ truth_milestones)} places")
     return problems
 
 

@@ -132,8 +132,9 @@ def test_job_fields_are_typed():
     assert job["start_date"] == date(2019, 11, 1)
     assert job["due_date"] == date(2019, 11, 7)
     assert (job["state"], job["client_uuid"], job["manager_uuid"]) == ("Planned", "24097642", "859317")
-    # A detailed answer with no tasks: nothing is allocated.
-    assert job["_assigned"] == [{"staff_uuid": "859317", "allocated_minutes": 0}]
+    # The job's own staff list sends no minutes: unknown, not zero. A detailed answer with no tasks.
+    assert job["_assigned"] == [{"staff_uuid": "859317", "allocated_minutes": None}]
+    assert (job["_detailed"], job["_tasks"], job["_milestones"]) == (True, [], [])
 
 
 def test_the_3_1_shape_and_value_types():
@@ -149,8 +150,9 @@ def test_the_3_1_shape_and_value_types():
     assert (job["uuid"], job["client_uuid"], job["budget"]) == ("u-1", "c-1", Decimal("1234.50"))
     assert job["contact_uuid"] == "k-1"
     assert job["due_date"] is None  # XPM's "no date"
-    # Not a detailed answer (no <Tasks>): the allocation is unknown, not zero.
+    # Not a detailed answer (no <Tasks>): the allocation is unknown, and the tasks are not listed.
     assert job["_assigned"] == [{"staff_uuid": "s-1", "allocated_minutes": None}]
+    assert job["_detailed"] is False
 
 
 # --- XPM's documented shapes (written from its documentation, not from the sandbox) ------------
@@ -172,23 +174,149 @@ def test_web_url_beside_the_record_in_a_get_answer_is_read():
     assert job["web_url"] == "https://practicemanager.xero.com/Job/J000009"
 
 
-def test_allocated_minutes_come_from_the_tasks_not_the_jobs_own_staff_list():
+# XPM's documented `job.api/get` example (its Job API page): one person on the job's own list, two
+# tasks that allocate minutes to two people, and a milestone.
+DOCUMENTED_JOB = b"""<Response><Status>OK</Status><Job>
+<ID>J000309</ID><Name>Brochure Design</Name><Description>Detailed description of the job</Description>
+<State>Planned</State><ClientOrderNumber>PO1234</ClientOrderNumber><Type>Design</Type>
+<StartDate>2007-09-15T00:00:00</StartDate><DueDate>2007-09-21T00:00:00</DueDate>
+<Client><ID>47</ID><Name>Acme Corporation</Name></Client><Contact><ID>28</ID><Name>Jo Bloggs</Name></Contact>
+<Manager><ID>1</ID><Name>Jo Manager</Name></Manager><Partner><ID>2</ID><Name>Jo Partner</Name></Partner>
+<Assigned><Staff><ID>3</ID><Name>Jo Smith</Name></Staff></Assigned>
+<Tasks>
+ <Task><ID>257</ID><Name>Design &amp; Layout</Name><Description>Description of task</Description>
+  <EstimatedMinutes>120</EstimatedMinutes><ActualMinutes>0</ActualMinutes><Completed>false</Completed>
+  <Billable>true</Billable><StartDate>2007-09-15T00:00:00</StartDate><DueDate>2007-09-21T00:00:00</DueDate>
+  <Assigned><Staff><ID>3</ID><Name>Jo Smith</Name><AllocatedMinutes>60</AllocatedMinutes></Staff>
+  <Staff><ID>4</ID><Name>Sam Smith</Name><AllocatedMinutes>60</AllocatedMinutes></Staff></Assigned></Task>
+ <Task><ID>258</ID><Name>Printing</Name><Description></Description>
+  <EstimatedMinutes>30</EstimatedMinutes><ActualMinutes>15</ActualMinutes><Completed>true</Completed>
+  <Billable>false</Billable>
+  <Assigned><Staff><ID>4</ID><Name>Sam Smith</Name><AllocatedMinutes>30</AllocatedMinutes></Staff></Assigned></Task>
+</Tasks>
+<Milestones><Milestone><ID>5</ID><Date>2007-09-18T00:00:00</Date><Description>Proof to client</Description>
+<Completed>false</Completed><Folder>Design</Folder></Milestone></Milestones>
+<Notes /></Job></Response>"""
+
+
+def test_the_documented_job_keeps_its_own_staff_and_its_tasks_with_their_staff():
+    (job,) = iter_items(DOCUMENTED_JOB, ("Job",), records.job)
+    # Exactly the job's own `<Assigned>`; XPM sent no minutes there.
+    assert job["_assigned"] == [{"staff_uuid": "3", "allocated_minutes": None}]
+    first, second = job["_tasks"]
+    assert (first["uuid"], first["position"], first["name"]) == ("257", 0, "Design & Layout")
+    assert (first["estimated_minutes"], first["actual_minutes"], first["completed"], first["billable"]) == (
+        120, 0, False, True,
+    )  # fmt: skip
+    assert (first["start_date"], first["due_date"]) == (date(2007, 9, 15), date(2007, 9, 21))
+    assert first["_assigned"] == [
+        {"staff_uuid": "3", "allocated_minutes": 60},
+        {"staff_uuid": "4", "allocated_minutes": 60},
+    ]
+    assert (second["uuid"], second["actual_minutes"], second["completed"], second["billable"]) == (
+        "258",
+        15,
+        True,
+        False,
+    )
+    assert second["_assigned"] == [{"staff_uuid": "4", "allocated_minutes": 30}]
+    assert job["_milestones"] == [
+        {"uuid": "5", "milestone_date": date(2007, 9, 18), "description": "Proof to client", "completed": False,
+         "folder": "Design"},
+    ]  # fmt: skip
+
+
+def test_a_task_staff_member_without_allocated_minutes_is_unknown_not_zero():
     body = (
-        b'<Response api-method="Get"><Status>OK</Status><Job><ID>J000010</ID><Name>N</Name>'
-        b"<Assigned><Staff><UUID>s-1</UUID><Name>A</Name></Staff><Staff><UUID>s-2</UUID><Name>B</Name></Staff>"
-        b"</Assigned><Tasks>"
-        b"<Task><UUID>t-1</UUID><Name>Prepare</Name><Assigned>"
-        b"<Staff><UUID>s-1</UUID><Name>A</Name><AllocatedMinutes>60</AllocatedMinutes></Staff>"
-        b"<Staff><UUID>s-2</UUID><Name>B</Name><AllocatedMinutes>15</AllocatedMinutes></Staff></Assigned></Task>"
-        b"<Task><UUID>t-2</UUID><Name>Review</Name><Assigned>"
-        b"<Staff><UUID>s-1</UUID><Name>A</Name><AllocatedMinutes>30</AllocatedMinutes></Staff></Assigned></Task>"
-        b"</Tasks></Job></Response>"
+        b"<Response><Status>OK</Status><Job><ID>J1</ID><Assigned /><Tasks><Task><UUID>t-1</UUID>"
+        b"<TaskUUID>type-1</TaskUUID><Name>N</Name><Assigned><Staff><UUID>s-1</UUID><Name>A</Name></Staff>"
+        b"</Assigned></Task></Tasks></Job></Response>"
     )
     (job,) = iter_items(body, ("Job",), records.job)
-    assert job["_assigned"] == [
-        {"staff_uuid": "s-1", "allocated_minutes": 90},
-        {"staff_uuid": "s-2", "allocated_minutes": 15},
-    ]
+    assert job["_assigned"] == []
+    (task,) = job["_tasks"]
+    assert task["task_type_uuid"] == "type-1"
+    assert task["_assigned"] == [{"staff_uuid": "s-1", "allocated_minutes": None}]
+
+
+# XPM's documented answers of its time, invoice, quote and cost lists (element names as its
+# OpenAPI description gives the fields; XML as XPM sends them).
+DOCUMENTED_TIME = b"""<Response api-method="List"><Status>OK</Status><Times><Time>
+<UUID>tm-1</UUID><Job><ID>J000309</ID><Name>Brochure Design</Name></Job><Task><UUID>t-257</UUID><Name>Design</Name>
+</Task><Staff><UUID>s-3</UUID><Name>Jo Smith</Name></Staff><Date>2008-06-04T00:00:00</Date><Minutes>120</Minutes>
+<Note>Detailed note</Note><Billable>true</Billable><Start>13:00</Start><End>15:00</End>
+<InvoiceTaskUUID>it-9</InvoiceTaskUUID><WebUrl>https://practicemanager.xero.com/time/tm-1</WebUrl></Time>
+</Times></Response>"""
+DOCUMENTED_INVOICE = b"""<Response api-method="List"><Status>OK</Status><Invoices><Invoice>
+<ID>I000123</ID><UUID>inv-1</UUID><Type>Progress Invoice</Type><Status>Approved</Status>
+<JobText>Brochure Design</JobText><Date>2008-06-04T00:00:00</Date><DueDate>2008-06-24T00:00:00</DueDate>
+<Amount>1000.00</Amount><AmountTax>125.00</AmountTax><AmountIncludingTax>1125.00</AmountIncludingTax>
+<AmountPaid>500.00</AmountPaid><AmountOutstanding>625.00</AmountOutstanding>
+<Client><UUID>c-47</UUID><Name>Acme Corporation</Name></Client><Contact><UUID>k-28</UUID><Name>Jo Bloggs</Name>
+</Contact><Jobs><Job><ID>J000309</ID><Name>Brochure Design</Name><Description>Job description</Description>
+<ClientOrderNumber>PO1234</ClientOrderNumber><Tasks><Task><UUID>it-9</UUID><Name>Design</Name><Minutes>120</Minutes>
+<BillableRate>150</BillableRate><Billable>true</Billable><Amount>300</Amount></Task></Tasks><Costs /></Job></Jobs>
+</Invoice></Invoices></Response>"""
+DOCUMENTED_PAYMENTS = b"""<Response api-method="Payments"><Status>OK</Status><Payments>
+<Payment><Amount>500.00</Amount><Date>2008-06-10T00:00:00</Date><Reference>EFT 1234</Reference></Payment>
+</Payments></Response>"""
+DOCUMENTED_QUOTE = b"""<Response api-method="List"><Status>OK</Status><Quotes><Quote>
+<ID>Q000123</ID><Type>Quote</Type><State>Issued</State><Name>Brochure Design</Name>
+<Description>Design work</Description>
+<Budget>1500</Budget><OptionExplanation></OptionExplanation><Date>2008-06-04T00:00:00</Date>
+<ValidDate>2008-07-04T00:00:00</ValidDate><EstimatedCost>600.00</EstimatedCost>
+<EstimatedCostTax>75.00</EstimatedCostTax>
+<EstimatedCostIncludingTax>675.00</EstimatedCostIncludingTax><Amount>1000.00</Amount><AmountTax>125.00</AmountTax>
+<AmountIncludingTax>1125.00</AmountIncludingTax><Client><UUID>c-47</UUID><Name>Acme Corporation</Name></Client>
+</Quote></Quotes></Response>"""
+DOCUMENTED_COST = b"""<Response api-method="Costs"><Status>OK</Status><Costs><Cost>
+<UUID>cost-1</UUID><Job><ID>J000309</ID><Name>Brochure Design</Name></Job><Description>Courier</Description>
+<Quantity>2</Quantity><UnitCost>10.50</UnitCost><UnitPrice>15.00</UnitPrice><Date>2008-06-04T00:00:00</Date>
+<Code>COUR</Code><Note></Note><Billable>true</Billable><Supplier><UUID>sup-1</UUID><Name>Fast Couriers</Name></Supplier>
+</Cost></Costs></Response>"""
+
+
+def test_documented_time_entry_is_read():
+    (entry,) = iter_items(DOCUMENTED_TIME, ("Times", "Time"), records.time_entry)
+    assert entry == {
+        "uuid": "tm-1", "job_number": "J000309", "task_uuid": "t-257", "staff_uuid": "s-3",
+        "invoice_task_uuid": "it-9", "entry_date": date(2008, 6, 4), "minutes": 120, "note": "Detailed note",
+        "billable": True, "start_time": "13:00", "end_time": "15:00",
+        "web_url": "https://practicemanager.xero.com/time/tm-1",
+    }  # fmt: skip
+
+
+def test_documented_invoice_payments_quote_and_cost_are_read():
+    (inv,) = iter_items(DOCUMENTED_INVOICE, ("Invoices", "Invoice"), records.invoice)
+    assert (inv["invoice_number"], inv["uuid"], inv["status"], inv["invoice_date"]) == (
+        "I000123", "inv-1", "Approved", date(2008, 6, 4),
+    )  # fmt: skip
+    assert (inv["amount_paid"], inv["amount_outstanding"], inv["client_uuid"], inv["contact_uuid"]) == (
+        Decimal("500.00"), Decimal("625.00"), "c-47", "k-28",
+    )  # fmt: skip
+    assert inv["_jobs"] == [
+        {"job_number": "J000309", "name": "Brochure Design", "description": "Job description",
+         "client_order_number": "PO1234"},
+    ]  # fmt: skip
+    (pay,) = iter_items(DOCUMENTED_PAYMENTS, ("Payments", "Payment"), records.payment)
+    assert pay == {"payment_date": date(2008, 6, 10), "amount": Decimal("500.00"), "reference": "EFT 1234"}
+    (quote,) = iter_items(DOCUMENTED_QUOTE, ("Quotes", "Quote"), records.quote)
+    assert (quote["quote_number"], quote["state"], quote["valid_date"], quote["amount_including_tax"]) == (
+        "Q000123", "Issued", date(2008, 7, 4), Decimal("1125.00"),
+    )  # fmt: skip
+    assert (quote["client_uuid"], quote["contact_uuid"], quote["option_explanation"]) == ("c-47", None, None)
+    (cost,) = iter_items(DOCUMENTED_COST, ("Costs", "Cost"), records.job_cost)
+    assert cost == {
+        "uuid": "cost-1", "job_number": "J000309", "cost_date": date(2008, 6, 4), "description": "Courier",
+        "code": "COUR", "note": None, "quantity": Decimal("2"), "unit_cost": Decimal("10.50"),
+        "unit_price": Decimal("15.00"), "billable": True, "supplier_uuid": "sup-1", "supplier_name": "Fast Couriers",
+    }  # fmt: skip
+
+
+def test_an_invoice_list_that_is_not_detailed_leaves_its_jobs_unknown():
+    body = b"<Response><Status>OK</Status><Invoices><Invoice><ID>I1</ID></Invoice></Invoices></Response>"
+    (inv,) = iter_items(body, ("Invoices", "Invoice"), records.invoice)
+    assert inv["_jobs"] is None
 
 
 def test_xpm_3_1_fields_of_clients_contacts_and_definitions_are_read():
