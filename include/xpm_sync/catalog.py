@@ -5,7 +5,9 @@ from __future__ import annotations
 
 REFERENCE = ("staff", "categories", "job_states", "client_groups", "custom_field_definitions")
 CUSTOM_FIELD_VALUES = ("client_custom_fields", "job_custom_fields")
-ALL = (*REFERENCE, "clients", "jobs", *CUSTOM_FIELD_VALUES, "tax_returns")
+# Read-only lists beside the jobs: time, costs, invoices (with payments) and quotes.
+WORK = ("time_entries", "costs", "invoices", "quotes")
+ALL = (*REFERENCE, "clients", "jobs", *CUSTOM_FIELD_VALUES, "tax_returns", *WORK)
 # What people read: the Trigger form, the XPM page, Practice Activity.
 LABELS = {
     "staff": "Staff",
@@ -18,6 +20,10 @@ LABELS = {
     "client_custom_fields": "Client custom fields",
     "job_custom_fields": "Job custom fields",
     "tax_returns": "Tax returns",
+    "time_entries": "Time entries",
+    "costs": "Costs",
+    "invoices": "Invoices",
+    "quotes": "Quotes",
 }
 # What must have run first, within one run.
 UPSTREAM = {
@@ -26,6 +32,11 @@ UPSTREAM = {
     "client_custom_fields": ("clients", "custom_field_definitions"),
     "job_custom_fields": ("jobs", "custom_field_definitions"),
     "tax_returns": ("clients", "jobs"),
+    # Not needed to store them (no keys are enforced), but read after the jobs they belong to.
+    "time_entries": ("jobs",),
+    "costs": ("jobs",),
+    "invoices": ("jobs",),
+    "quotes": ("clients",),
 }
 # Entities that call XPM (and so take a slot of the xpm_api pool).
 CALLS_XPM = frozenset(ALL) - {"tax_returns"}

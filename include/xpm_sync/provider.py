@@ -46,7 +46,39 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "Time zone of `overnight_cron`; empty means Airflow's default time zone.", "", "Australia/Sydney"
     ),
     "job_start_year": _option(
-        "First year a full job sync reads (jobs are listed a year at a time).", "2015", kind="integer"
+        "First year a full sync reads jobs, time entries, invoices and quotes from (XPM lists them a year a call).",
+        "2015",
+        kind="integer",
+    ),
+    "time_recent_days": _option(
+        "Every night the time entries dated in the last this many days are read again (one call): entries are "
+        "often added and corrected days after the work.",
+        "35",
+        kind="integer",
+    ),
+    "invoice_recent_days": _option(
+        "Every night the invoices and quotes dated in the last this many days are read again (one call each), "
+        "beside XPM's current invoice and quote lists.",
+        "45",
+        kind="integer",
+    ),
+    "history_reconcile_days": _option(
+        "A year of time entries, invoices or quotes not read for this many days is read again, up to "
+        "`history_years_per_night` years a night, oldest first: an entry corrected long after (XPM has no "
+        "modified-since filter for them) is found within a cycle, and one deleted in XPM is marked removed.",
+        "7",
+        kind="integer",
+    ),
+    "history_years_per_night": _option(
+        "How many older years of each of time entries, invoices and quotes a night may read again.",
+        "1",
+        kind="integer",
+    ),
+    "payment_calls_per_night": _option(
+        "At most this many invoices a night have their payments read (one call each, only for an invoice "
+        "whose amount paid changed since its payments were last read); the rest wait for the next night.",
+        "200",
+        kind="integer",
     ),
     "client_overlap_minutes": _option(
         "An incremental client sync asks for clients modified since the last sync less this many minutes.",

@@ -3,6 +3,8 @@
 - *Maintain jobs locally* (off by default): jobs are mastered in the practice database.
 - *Sync custom fields from XPM* (on by default): off means custom fields are mastered locally.
 - *Maintain invoices locally*: reserved; it cannot be turned on yet.
+- *Read time entries / costs / invoices / quotes from XPM* (on by default): off, the overnight and
+  manual syncs leave that list out (no calls), and what is stored stays as it is.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ LABELS = {
     "maintain_jobs_locally": "Maintain jobs locally",
     "sync_custom_fields_from_xpm": "Sync custom fields from XPM",
     "maintain_invoices_locally": "Maintain invoices locally",
+    "read_time_entries": "Read time entries from XPM",
+    "read_costs": "Read costs from XPM",
+    "read_invoices": "Read invoices from XPM",
+    "read_quotes": "Read quotes from XPM",
 }
+# The setting that switches each read-only list on or off.
+READS = {"time_entries": "read_time_entries", "costs": "read_costs", "invoices": "read_invoices",
+         "quotes": "read_quotes"}  # fmt: skip
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -38,6 +47,10 @@ class PracticeSettings:
     maintain_jobs_locally: bool = False
     sync_custom_fields_from_xpm: bool = True
     maintain_invoices_locally: bool = False
+    read_time_entries: bool = True
+    read_costs: bool = True
+    read_invoices: bool = True
+    read_quotes: bool = True
 
 
 def _parse_bool(name: str, value: str | bool) -> bool:

@@ -190,7 +190,7 @@ def next_day(practice: Practice, *, seed: int, share: float, now: datetime, comp
         entry.minutes += rng.choice([15, 30, -15]) if entry.minutes > 15 else 15
         entry.note = "Corrected"
     deleted = []
-    if old and rng.random() < 0.7:
+    if old:
         gone = rng.choice([t for t in old if t not in edited] or old)
         del practice.times[gone.uuid]
         practice.times_by_task[gone.task_uuid].remove(gone)

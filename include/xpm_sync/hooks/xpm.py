@@ -246,15 +246,39 @@ class XpmHook(HttpHook):
         self, start: date, end: date, *, detailed: bool = True, fingerprints: Any = None
     ) -> Iterator[records.Record]:
         """Jobs created from `start` to `end` (XPM allows at most a year per call)."""
-        params = {
-            "from": start.strftime("%Y%m%d"),
-            "to": end.strftime("%Y%m%d"),
-            "detailed": "true" if detailed else "false",
-        }
+        params = {**_window(start, end), "detailed": "true" if detailed else "false"}
         return self._list("job.api/list", ("Jobs", "Job"), records.job, fingerprints, **params)
 
     def job(self, number: str) -> records.Record:
         return self._get(f"job.api/get/{ids.in_path(ids.job_number(number))}", "Job", records.job)
+
+    def time_entries(self, start: date, end: date) -> Iterator[records.Record]:
+        """Time entries dated from `start` to `end` (at most a year a call)."""
+        return self._list("time.api/list", ("Times", "Time"), records.time_entry, **_window(start, end))
+
+    def invoices(self, start: date, end: date) -> Iterator[records.Record]:
+        """Invoices dated from `start` to `end` (at most a year), detailed: with the jobs they bill."""
+        return self._list(
+            "invoice.api/list", ("Invoices", "Invoice"), records.invoice, **_window(start, end), detailed="true"
+        )
+
+    def current_invoices(self) -> Iterator[records.Record]:
+        return self._list("invoice.api/current", ("Invoices", "Invoice"), records.invoice, detailed="true")
+
+    def invoice_payments(self, number: str) -> list[records.Record]:
+        path = f"invoice.api/payments/{ids.in_path(number)}"
+        return list(self._list(path, ("Payments", "Payment"), records.payment))
+
+    def quotes(self, start: date, end: date) -> Iterator[records.Record]:
+        """Quotes dated from `start` to `end` (at most a year); their totals, not their lines."""
+        return self._list("quote.api/list", ("Quotes", "Quote"), records.quote, **_window(start, end))
+
+    def current_quotes(self) -> Iterator[records.Record]:
+        return self._list("quote.api/current", ("Quotes", "Quote"), records.quote)
+
+    def job_costs(self, page: int) -> list[records.Record]:
+        """One page of every job's costs (from 1, up to 1,000 a page); a page with none is the end."""
+        return list(self._list("job.api/costs", ("Costs", "Cost"), records.job_cost, page=str(page)))
 
     def client_field_values(self, uuid: str) -> list[records.Record]:
         path = f"client.api/get/{ids.in_path(ids.client_uuid(uuid))}/customfield"
@@ -287,6 +311,10 @@ class XpmHook(HttpHook):
         items = "".join(_xml("CustomField", [("UUID", uuid), (element, value)]) for uuid, element, value in values)
         with self.api.send_xml("PUT", path, f"<CustomFields>{items}</CustomFields>") as answer:
             read_status(answer, method=path)
+
+
+def _window(start: date, end: date) -> dict[str, str]:
+    return {"from": start.strftime("%Y%m%d"), "to": end.strftime("%Y%m%d")}
 
 
 def _xml(root: str, fields: list[tuple[str, str | None]]) -> str:

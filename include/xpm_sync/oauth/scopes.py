@@ -3,15 +3,15 @@
 Xero's description of XPM 3.1 lists, for each endpoint, the scopes that may call it: the broad
 `practicemanager` always, `practicemanager.read` for reads, and for clients, jobs, staff and time
 their own granular scope (or its `.read` variant for reads). Job categories
-(`category.api/list`) and custom field definitions (`customfield.api/definition`) take only the
-broad scopes. So the connection asks, by its `scope_style`:
+(`category.api/list`), custom field definitions (`customfield.api/definition`), invoices and quotes
+take only the broad scopes. So the connection asks, by its `scope_style`:
 
 - `least` (the default): `practicemanager.read` (which covers every read, those two included), and
   the granular write scope of each area the practice's settings push: `practicemanager.job` while
   jobs are maintained here, `practicemanager.client` and `practicemanager.job` while custom fields
   are. Nothing is pushed: read access only.
-- `granular`: only granular scopes (`.read` for an area nothing is pushed to). Job categories and
-  custom fields are then out of reach and are not synced.
+- `granular`: only granular scopes (`.read` for an area nothing is pushed to). Job categories,
+  custom fields, invoices and quotes are then out of reach and are not synced.
 - `broad`: `practicemanager`, for apps registered before granular scopes.
 
 A `scopes` option on the connection overrides all of this with the exact list.
@@ -38,6 +38,10 @@ READS: dict[str, str | None] = {
     "jobs": "job",
     "client_custom_fields": "client",
     "job_custom_fields": "job",
+    "time_entries": "time",
+    "costs": "job",
+    "invoices": None,
+    "quotes": None,
 }
 # The area each kind of local change writes to.
 WRITES = {"job": "job", "client_custom_field": "client", "job_custom_field": "job"}

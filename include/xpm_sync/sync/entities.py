@@ -8,14 +8,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xpm_sync import catalog, config
 from xpm_sync.api import fingerprint
 from xpm_sync.api.records import Record
 from xpm_sync.errors import XpmBusinessError
-from xpm_sync.store.engine import writing
 from xpm_sync.store.models import (
     Base,
     Category,
@@ -28,7 +27,7 @@ from xpm_sync.store.models import (
     SyncState,
 )
 from xpm_sync.store.types import utcnow
-from xpm_sync.sync import children, custom_fields, job_reconcile, tax_returns
+from xpm_sync.sync import children, custom_fields, job_reconcile, tax_returns, work
 from xpm_sync.sync.context import EntityResult, SyncContext
 from xpm_sync.sync.load import (
     Children,
@@ -37,6 +36,7 @@ from xpm_sync.sync.load import (
     hold_back,
     load,
     mark_missing,
+    set_current,
     state,
     too_many_removals,
 )
@@ -165,24 +165,6 @@ def _job_windows(start_year: int, today: date) -> list[tuple[date, date]]:
     return [(date(y, 1, 1), min(date(y, 12, 31), until)) for y in range(start_year, until.year + 1)]
 
 
-def _set_current(ctx: SyncContext, current: set[str]) -> int:
-    """Flag the jobs on XPM's current list; only rows whose flag changes are written."""
-    if ctx.dry_run:
-        return 0
-    with Session(writing(ctx.engine)) as session, session.begin():
-        flags = session.execute(select(Job.job_number, Job.is_current).where(Job.tenant_id == ctx.tenant_id)).all()
-        on = sorted(n for n, flag in flags if n in current and flag is not True)
-        off = sorted(n for n, flag in flags if n not in current and flag is not False)
-        for numbers, value in ((on, True), (off, False)):
-            for start in range(0, len(numbers), 500):
-                session.execute(
-                    update(Job)
-                    .where(Job.tenant_id == ctx.tenant_id, Job.job_number.in_(numbers[start : start + 500]))
-                    .values(is_current=value)
-                )
-    return len(on) + len(off)
-
-
 def _recent_window(last_run: datetime, today: date) -> tuple[date, date]:
     """Jobs created since shortly before the last run. XPM lets a job be created back-dated (and
     already closed, so it never shows on the current list), and its dates are the practice's local
@@ -273,7 +255,7 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
             result.add_failure(number, exc.description)
             failed.add(number)
     f, w = load_jobs(final)
-    result.fetched, result.written = fetched + f, written + w + _set_current(ctx, current | failed)
+    result.fetched, result.written = fetched + f, written + w + set_current(ctx, Job, "job_number", current | failed)
     result.removed, result.calls = removed, _calls(ctx) - before
     checkpoint(ctx, spec.name, watermark=started, cursor=None, full_pass=full)
     return result
@@ -292,5 +274,9 @@ ENTITIES: dict[str, EntitySpec] = {
         EntitySpec("client_custom_fields", custom_fields.pull_client_values, group="custom_fields"),
         EntitySpec("job_custom_fields", custom_fields.pull_job_values, group="custom_fields"),
         EntitySpec("tax_returns", tax_returns.derive, group="tax_returns"),
+        EntitySpec("time_entries", work.pull_by_date, group="work"),
+        EntitySpec("costs", work.pull_costs, group="work"),
+        EntitySpec("invoices", work.pull_by_date, group="work"),
+        EntitySpec("quotes", work.pull_by_date, group="work"),
     ]
 }

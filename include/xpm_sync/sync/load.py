@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, true, update
 from sqlalchemy.orm import Session
 
 from xpm_sync import activity, config
@@ -154,12 +154,21 @@ def too_many_removals(gone: int, present: int, listed: int) -> bool:
     return gone >= config.get_int("mass_removal_min_rows") and gone > present * config.get_float("mass_removal_share")
 
 
-def mark_missing(ctx: SyncContext, model: type[Base], seen: set[str], *, label: str, key: str = "uuid") -> int:
+def mark_missing(
+    ctx: SyncContext,
+    model: type[Base],
+    seen: set[str],
+    *,
+    label: str,
+    key: str = "uuid",
+    within: ColumnElement[bool] | None = None,
+) -> int:
     """After a complete list: mark rows XPM no longer returns as removed upstream (never delete them).
 
-    A list that would remove too many rows at once (more than `mass_removal_share` of them, or all
-    of them) marks nothing and raises an Alert instead, unless the run confirmed removals. Returns
-    how many were marked; `ctx.held_back` counts those held back.
+    `within` narrows the rows the list answers for (a list by date answers for the rows of its
+    dates only). A list that would remove too many rows at once (more than `mass_removal_share` of
+    them, or all of them) marks nothing and raises an Alert instead, unless the run confirmed
+    removals. Returns how many were marked; `ctx.held_back` counts those held back.
     """
     table = table_of(model)
     with Session(writing(ctx.engine)) as session:
@@ -168,7 +177,9 @@ def mark_missing(ctx: SyncContext, model: type[Base], seen: set[str], *, label: 
                 present = set(
                     session.scalars(
                         select(table.c[key]).where(
-                            table.c.tenant_id == ctx.tenant_id, table.c.removed_upstream_at.is_(None)
+                            table.c.tenant_id == ctx.tenant_id,
+                            table.c.removed_upstream_at.is_(None),
+                            true() if within is None else within,
                         )
                     )
                 )
@@ -185,6 +196,27 @@ def mark_missing(ctx: SyncContext, model: type[Base], seen: set[str], *, label: 
         hold_back(ctx, label, what, len(gone), len(present))
         return 0
     return len(gone)
+
+
+def set_current(ctx: SyncContext, model: type[Base], key: str, current: set[str]) -> int:
+    """Flag the rows on XPM's current list (`is_current`); only rows whose flag changes are written."""
+    if ctx.dry_run:
+        return 0
+    table = table_of(model)
+    with Session(writing(ctx.engine)) as session, session.begin():
+        flags = session.execute(
+            select(table.c[key], table.c.is_current).where(table.c.tenant_id == ctx.tenant_id)
+        ).all()
+        on = sorted(k for k, flag in flags if k in current and flag is not True)
+        off = sorted(k for k, flag in flags if k not in current and flag is not False)
+        for keys, value in ((on, True), (off, False)):
+            for start in range(0, len(keys), 500):
+                session.execute(
+                    update(table)
+                    .where(table.c.tenant_id == ctx.tenant_id, table.c[key].in_(keys[start : start + 500]))
+                    .values(is_current=value)
+                )
+    return len(on) + len(off)
 
 
 def hold_back(ctx: SyncContext, label: str, what: str, gone: int, present: int) -> None:

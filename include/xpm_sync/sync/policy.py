@@ -85,4 +85,7 @@ def refusal(name: str, request: Request, practice: settings.PracticeSettings) ->
             return JOBS_LOCAL.format(count=count)
     if name in CUSTOM_FIELDS and not request.manual and not practice.sync_custom_fields_from_xpm:
         return "Skipped: custom fields are mastered locally ('Sync custom fields from XPM' is off)."
+    switch = settings.READS.get(name)
+    if switch and not getattr(practice, switch):
+        return f"Skipped: '{settings.LABELS[switch]}' is off, so XPM was not asked (what is stored is kept)."
     return None

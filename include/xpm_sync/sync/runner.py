@@ -34,10 +34,13 @@ def hook_for(request: Request) -> Any:
     )
 
 
-LEFT_OUT = (
-    "Skipped: the connection holds granular scopes only, and XPM lets only practicemanager.read (or "
-    "practicemanager) read job categories and custom field definitions."
-)
+def left_out(name: str) -> str:
+    from xpm_sync import catalog
+
+    return (
+        "Skipped: the connection holds granular scopes only, and XPM lets only practicemanager.read (or "
+        f"practicemanager) read {catalog.LABELS[name].lower()}."
+    )
 
 
 def _refuse_missing_scope(name: str, scope: str, hook: Any) -> None:
@@ -60,7 +63,7 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
         practice = settings.load(session)
     hook = hook or hook_for(request)
     gap = scopes.read_gap(granted_scopes(engine, hook.settings.conn_id), name)
-    refused = refusal(name, request, practice) or (LEFT_OUT if gap and gap[0] == "left out" else None)
+    refused = refusal(name, request, practice) or (left_out(name) if gap and gap[0] == "left out" else None)
     if refused:
         mode = "manual" if request.manual else "overnight"
         asked = name == "jobs"  # a refused request, not a step the settings leave out

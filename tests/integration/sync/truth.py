@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xpm_sandbox.model import Practice
+from xpm_sandbox.model import OPEN_QUOTES, Practice
 from xpm_sandbox.render import web_url
 from xpm_sync.store import models as m
 
@@ -227,4 +227,58 @@ def _custom_field_differences(s: Session, p: Practice) -> list[str]:
     if stored_jobs != truth_jobs:
         wrong = len(set(stored_jobs.items()) ^ set(truth_jobs.items()))
         problems.append(f"job custom field values of open jobs differ in {wrong} places")
+    return problems
+
+
+def work_differences(engine: Any, p: Practice) -> list[str]:
+    """How the store's time entries, costs, invoices (their jobs and payments) and quotes differ from
+    the sandbox's (empty when equal)."""
+    problems: list[str] = []
+    t = p.tenant_id
+
+    def compare(what: str, stored: set[Any], truth: set[Any]) -> None:
+        if stored != truth:
+            problems.append(f"{what} differ in {len(stored ^ truth)} places: {sorted(stored ^ truth, key=str)[:3]}")
+
+    with Session(engine) as s:
+        compare(
+            "time entries",
+            {(r.uuid, r.job_number, r.task_uuid, r.staff_uuid, r.entry_date, r.minutes, r.note, r.billable,
+              r.start_time, r.invoice_task_uuid) for r in _live(s, m.TimeEntry, t)},
+            {(x.uuid, x.job_number, x.task_uuid, x.staff_uuid, x.date, x.minutes, _n(x.note), x.billable, _n(x.start),
+              _n(x.invoice_task_uuid)) for x in p.times.values()},
+        )  # fmt: skip
+        compare(
+            "costs",
+            {(r.uuid, r.job_number, r.cost_date, r.description, r.quantity.normalize(), r.unit_price.normalize(),
+              r.billable, r.supplier_name) for r in _live(s, m.JobCost, t)},
+            {(c.uuid, c.job_number, c.date, c.description, c.quantity.normalize(), c.unit_price.normalize(),
+              c.billable, _n(c.supplier_name)) for c in p.costs.values()},
+        )  # fmt: skip
+        compare(
+            "invoices",
+            {(r.invoice_number, r.uuid, r.status, r.invoice_date, r.client_uuid, r.amount.normalize(),
+              r.amount_paid.normalize(), r.is_current) for r in _live(s, m.Invoice, t)},
+            {(i.number, i.uuid, i.status, i.date, i.client_uuid, i.amount.normalize(), i.paid.normalize(),
+              p.invoice_is_current(i)) for i in p.invoices.values()},
+        )  # fmt: skip
+        compare(
+            "invoice jobs",
+            {(r.invoice_number, r.job_number) for r in _live(s, m.InvoiceJob, t)},
+            {(i.number, n) for i in p.invoices.values() for n in i.job_numbers},
+        )
+        compare(
+            "payments",
+            {(r.invoice_number, r.position, r.payment_date, r.amount.normalize(), r.reference)
+             for r in _live(s, m.InvoicePayment, t)},
+            {(i.number, n, x.date, x.amount.normalize(), x.reference) for i in p.invoices.values()
+             for n, x in enumerate(i.payments)},
+        )  # fmt: skip
+        compare(
+            "quotes",
+            {(r.quote_number, r.state, r.quote_date, r.client_uuid, r.amount.normalize(), r.is_current)
+             for r in _live(s, m.Quote, t)},
+            {(q.number, q.state, q.date, q.client_uuid, q.amount.normalize(), q.state in OPEN_QUOTES)
+             for q in p.quotes.values()},
+        )  # fmt: skip
     return problems
