@@ -212,8 +212,8 @@ class Invoice:
     number: str
     uuid: str
     client_uuid: str
+    due_date: date  # before `date`, which names the type no more once it is a field
     date: date
-    due_date: date
     amount: Decimal
     tax: Decimal
     status: str = "Approved"
@@ -237,8 +237,8 @@ class Quote:
     number: str
     client_uuid: str
     name: str
+    valid_date: date  # before `date`, as above
     date: date
-    valid_date: date
     amount: Decimal
     tax: Decimal
     estimated_cost: Decimal
