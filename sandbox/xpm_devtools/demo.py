@@ -237,9 +237,13 @@ def _summary(home: Path, sandbox_url: str, seconds: float) -> None:
         ("staff", m.Staff), ("clients", m.Client), ("contacts", m.Contact), ("client groups", m.ClientGroup),
         ("relationships", m.ClientRelationship), ("jobs", m.Job), ("job assignments", m.JobAssignment),
         ("client custom field values", m.ClientCustomFieldValue), ("job custom field values", m.JobCustomFieldValue),
-        ("tax returns", m.TaxReturn),
+        ("tax returns", m.TaxReturn), ("job tasks", m.JobTask), ("time entries", m.TimeEntry),
+        ("costs", m.JobCost), ("invoices", m.Invoice), ("invoice payments", m.InvoicePayment), ("quotes", m.Quote),
     ]  # fmt: skip
     calls = requests.get(f"{sandbox_url}/_sandbox/calls", timeout=10).json()
+    # The sandbox's own answers to docs/schema.md's example queries, to compare the store's with.
+    answers = requests.get(f"{sandbox_url}/_sandbox/answers", timeout=30).json()
+    (home / "sandbox-answers.json").write_text(json.dumps(answers, indent=1))
     with Session(engine) as session:
         print(f"{'rows':>8}  table")
         for label, model in tables:

@@ -533,6 +533,13 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             days_back=int(data.get("days_back", 3)),
         )
 
+    @app.get("/_sandbox/answers")
+    def answers() -> dict[str, Any]:
+        """The main practice's own answers to the example queries of docs/schema.md."""
+        from xpm_sandbox import work
+
+        return work.answers(sandbox.main)
+
     @app.get("/_sandbox/calls")
     def calls() -> dict[str, Any]:
         return {

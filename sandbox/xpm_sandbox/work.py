@@ -228,3 +228,32 @@ def next_day(practice: Practice, *, seed: int, share: float, now: datetime, comp
         "quotes_decided": decided,
         "quotes_added": opened,
     }
+
+
+def answers(practice: Practice) -> dict[str, list[list[Any]]]:
+    """What the practice's own records say to the example queries of `docs/schema.md`, worked out
+    from the sandbox's records (not from any store), as JSON-ready rows in the queries' order."""
+    p = practice
+    unbilled: dict[str, int] = {}
+    for t in p.times.values():
+        job = p.jobs.get(t.job_number)
+        if job is not None and p.is_current(job) and t.billable and not t.invoice_task_uuid:
+            unbilled[job.number] = unbilled.get(job.number, 0) + t.minutes
+    wip = sorted(([n, p.jobs[n].name, m] for n, m in unbilled.items()), key=lambda r: (-r[2], r[0]))
+    weeks: dict[tuple[str, str], int] = {}
+    for t in p.times.values():
+        staff = p.staff.get(t.staff_uuid)
+        if staff is not None:
+            key = ((t.date - timedelta(days=t.date.weekday())).isoformat(), staff.name)
+            weeks[key] = weeks.get(key, 0) + t.minutes
+    hours = [[week, name, minutes / 60] for (week, name), minutes in sorted(weeks.items())]
+    invoiced: dict[str, Decimal] = {}
+    for inv in p.invoices.values():
+        for number in inv.job_numbers:
+            if p.jobs[number].budget is not None:
+                invoiced[number] = invoiced.get(number, Decimal(0)) + inv.amount
+    budget = sorted(
+        ([n, str(p.jobs[n].budget), str(total), str(total - (p.jobs[n].budget or 0))] for n, total in invoiced.items()),
+        key=lambda r: (-Decimal(r[3]), r[0]),
+    )
+    return {"work_in_progress": wip, "hours_by_staff_per_week": hours, "invoiced_against_budget": budget}
