@@ -533,6 +533,16 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             days_back=int(data.get("days_back", 3)),
         )
 
+    @app.post("/_sandbox/times")
+    async def times(request: Request) -> dict[str, Any]:
+        """The main practice's time entries (uuid, minutes, note), or with `count_only` how much work it holds."""
+        data = await request.json() if await request.body() else {}
+        p = sandbox.main
+        if data.get("count_only"):
+            work = f"{len(p.times):,} time entries, {len(p.costs):,} costs, {len(p.invoices):,} invoices, "
+            return {"work": work + f"{len(p.quotes):,} quotes"}
+        return {"times": [{"uuid": t.uuid, "minutes": t.minutes, "note": t.note} for t in p.times.values()]}
+
     @app.get("/_sandbox/answers")
     def answers() -> dict[str, Any]:
         """The main practice's own answers to the example queries of docs/schema.md."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from tests import readme_sample
+from tests import queries, readme_sample
 from tests.conftest import REPO
 
 LEFT_BEHIND = shutil.ignore_patterns(
@@ -54,8 +54,24 @@ def test_make_demo_then_the_readmes_one_line_then_status(tmp_path: Path):
     assert "status             connected" in status.stdout
     assert (clone / ".demo" / "practice.db").exists()
     assert not (tmp_path / "airflow" / "xpm_practice.db").exists()  # nothing made in the default home
+    _the_example_queries_answer_what_the_sandbox_says(clone / ".demo")
 
     _make_airflow_reuses_the_demo(clone, env)
+
+
+def _the_example_queries_answer_what_the_sandbox_says(demo: Path) -> None:
+    """docs/schema.md's example queries on the demo's store, against the sandbox's own answers (kept by the demo)."""
+    from sqlalchemy import create_engine, select
+
+    from xpm_sync.store.models import XpmConnection
+
+    engine = create_engine(f"sqlite:///{demo / 'practice.db'}")
+    with engine.connect() as conn:
+        tenant_id = conn.scalar(select(XpmConnection.tenant_id))
+    expected = queries.plain(json.loads((demo / "sandbox-answers.json").read_text()))
+    assert all(expected.values())
+    assert queries.run(engine, tenant_id) == expected
+    engine.dispose()
 
 
 def _make_airflow_reuses_the_demo(clone: Path, env: dict[str, str]) -> None:

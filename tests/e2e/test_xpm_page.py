@@ -109,6 +109,10 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(
     plan.get_by_role("button", name="Show").click()
     xpm_frame(page).wait_for_url(re.compile(r"[?&]budget=50"), timeout=30_000)
     expect(xpm.locator("#plan")).to_contain_text("At 50 calls a night:")
+    # Time, costs, invoices and quotes: read in the first sync, counted, and in tonight's plan.
+    expect(xpm.locator("#synced")).to_contain_text(re.compile(rf"Time entries\D*{len(practice.times):,}"))
+    expect(xpm.locator("#synced")).to_contain_text(re.compile(rf"Invoices\D*{len(practice.invoices):,}"))
+    expect(xpm.locator("#plan tr", has_text="Time entries")).to_contain_text(re.compile(r"\d"))
     xpm.locator("#plan").scroll_into_view_if_needed()
     shot(page, "04b-tonights-plan")
 
@@ -137,6 +141,18 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(
     shot(page, "05c-jobs-maintained-locally")
     xpm.locator("form.setting:has(input[value=maintain_jobs_locally]) .switch").click()
     expect(jobs).to_be_enabled()
+
+    # A read-only list switched off: tonight's plan leaves it out, saying why; then on again.
+    quotes = xpm.locator("form.setting:has(input[value=read_quotes])")
+    expect(quotes).to_contain_text("Read quotes from XPM")
+    quotes.locator(".switch").click()
+    expect(xpm.locator("#notice")).to_have_text("The setting was saved.")
+    expect(xpm.locator("#plan tr", has_text="Quotes")).to_contain_text("'Read quotes from XPM' is off")
+    shot(page, "05d-quotes-switched-off")
+    xpm.locator("#cog").click()
+    xpm.locator("form.setting:has(input[value=read_quotes]) .switch").click()
+    expect(xpm.locator("#notice")).to_have_text("The setting was saved.")
+    expect(xpm.locator("#plan tr", has_text="Quotes")).not_to_contain_text("is off")
     expect(xpm.locator("#scope-banner")).to_have_count(0)  # nothing pushed again: nothing more needed
 
     jobs.click()

@@ -30,6 +30,7 @@ SYNC_GROUPS = (
     SyncGroup("staff", "Staff", ("staff",)),
     SyncGroup("tax_returns", "Tax Returns", ("tax_returns",)),
     SyncGroup("custom_fields", "Custom fields", ("custom_field_definitions", *catalog.CUSTOM_FIELD_VALUES)),
+    SyncGroup("work", "Time, costs, invoices, quotes", catalog.WORK),
     SyncGroup("all", "All", catalog.ALL),
 )
 GROUPS = {g.key: g for g in SYNC_GROUPS}
@@ -42,6 +43,11 @@ COUNTED: tuple[tuple[str, str, Any], ...] = (
     ("Client custom field values", "client_custom_fields", m.ClientCustomFieldValue),
     ("Job custom field values", "job_custom_fields", m.JobCustomFieldValue),
     ("Tax returns", "tax_returns", m.TaxReturn),
+    ("Job tasks", "jobs", m.JobTask),
+    ("Time entries", "time_entries", m.TimeEntry),
+    ("Costs", "costs", m.JobCost),
+    ("Invoices", "invoices", m.Invoice),
+    ("Quotes", "quotes", m.Quote),
 )
 
 
