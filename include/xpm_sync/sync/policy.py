@@ -86,6 +86,8 @@ def refusal(name: str, request: Request, practice: settings.PracticeSettings) ->
     if name in CUSTOM_FIELDS and not request.manual and not practice.sync_custom_fields_from_xpm:
         return "Skipped: custom fields are mastered locally ('Sync custom fields from XPM' is off)."
     switch = settings.READS.get(name)
+    if switch and (request.client_uuid or request.job_number):
+        return "Skipped: a sync of one client or job does not read time, costs, invoices or quotes."
     if switch and not getattr(practice, switch):
         return f"Skipped: '{settings.LABELS[switch]}' is off, so XPM was not asked (what is stored is kept)."
     return None

@@ -247,7 +247,7 @@ def test_activity_is_paged_and_filtered(practice: Page):
 
 
 def test_a_sync_of_nothing_known_or_while_xpm_is_not_connected_is_refused(page: Page):
-    unknown = call(page, "POST", "/syncs", json={"entities": ["clients", "invoices"]})
+    unknown = call(page, "POST", "/syncs", json={"entities": ["clients", "payroll"]})
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["field"] == "entities.1"
     offline = call(page, "POST", "/syncs", json={"entities": ["clients"]}, key="sync-1")
