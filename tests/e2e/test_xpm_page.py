@@ -149,7 +149,6 @@ def test_an_administrator_connects_syncs_and_reconnects_on_the_xpm_page(
     expect(xpm.locator("#notice")).to_have_text("The setting was saved.")
     expect(xpm.locator("#plan tr", has_text="Quotes")).to_contain_text("'Read quotes from XPM' is off")
     shot(page, "05d-quotes-switched-off")
-    xpm.locator("#cog").click()
     xpm.locator("form.setting:has(input[value=read_quotes]) .switch").click()
     expect(xpm.locator("#notice")).to_have_text("The setting was saved.")
     expect(xpm.locator("#plan tr", has_text="Quotes")).not_to_contain_text("is off")
