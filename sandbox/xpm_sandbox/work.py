@@ -239,7 +239,8 @@ def answers(practice: Practice) -> dict[str, list[list[Any]]]:
         job = p.jobs.get(t.job_number)
         if job is not None and p.is_current(job) and t.billable and not t.invoice_task_uuid:
             unbilled[job.number] = unbilled.get(job.number, 0) + t.minutes
-    wip = sorted(([n, p.jobs[n].name, m] for n, m in unbilled.items()), key=lambda r: (-r[2], r[0]))
+    ranked = sorted(unbilled.items(), key=lambda item: (-item[1], item[0]))
+    wip: list[list[Any]] = [[n, p.jobs[n].name, minutes] for n, minutes in ranked]
     weeks: dict[tuple[str, str], int] = {}
     for t in p.times.values():
         staff = p.staff.get(t.staff_uuid)
