@@ -12,7 +12,10 @@ practice database in step with Xero Practice Manager:
 5. **Custom field values** of changed clients and open jobs, within the day's API budget
    (skipped when "Sync custom fields from XPM" is off).
 6. **Tax returns**: the register derived from tax settings and tax-return jobs.
-7. **summary**: one Practice Activity entry with the counts and the XPM calls used.
+7. **Time entries, costs, invoices and quotes** (read only): the recent days, XPM's current invoices
+   and quotes, an older year when it is due again, every page of costs, and the payments of invoices
+   whose amount paid moved (each list can be switched off in the settings).
+8. **summary**: one Practice Activity entry with the counts and the XPM calls used.
 
 Each entity task publishes an Asset (`xpm://practice/<entity>`) for downstream pipelines, and
 takes a slot of the `xpm_api` pool (XPM allows 5 calls in flight). Transient failures are retried

@@ -87,7 +87,10 @@ def windows(spec: ByDate, last: SyncState | None, today: date, *, full: bool) ->
     if _full_due(last, full):
         done = set() if full else set(cursor.get("years_done", []))
         return [Window(*_year(y, today), f"year {y}") for y in years(today) if y not in done]
-    recent = Window(today - timedelta(days=config.get_int(spec.recent_option)), today + AHEAD, "recent")
+    end = today + AHEAD
+    # XPM answers a year at most a call, whatever the option says.
+    start = max(today - timedelta(days=config.get_int(spec.recent_option)), end - timedelta(days=365))
+    recent = Window(start, end, "recent")
     read: dict[str, str] = dict(cursor.get("read", {}))
     due_after = timedelta(days=config.get_int("history_reconcile_days"))
     older = [y for y in years(today) if date(y, 1, 1) < recent.start]
