@@ -227,6 +227,9 @@ def _start_sandbox(home: Path, clients: int, jobs: int) -> tuple[subprocess.Pope
     raise SystemExit(f"the XPM sandbox did not start; see {home / 'sandbox.log'}")
 
 
+SHOWN = ("Clients", "Jobs", "Client custom fields", "Job custom fields", "Invoices", "Time entries")
+
+
 def _summary(home: Path, sandbox_url: str, seconds: float) -> None:
     from xpm_sync import display
     from xpm_sync.store import models as m
@@ -251,9 +254,16 @@ def _summary(home: Path, sandbox_url: str, seconds: float) -> None:
         print(
             f"\nXPM calls: {calls['total']} API calls, {calls['token_requests']} token requests; {seconds:.0f} s in all"
         )
-        print("\nPractice Activity (newest first):")
-        entries = session.scalars(select(m.PracticeActivity).order_by(m.PracticeActivity.id.desc()).limit(6)).all()
-        for e in entries:
+        print("\nPractice Activity (newest first; the run's summary and some of its entities):")
+        newest = session.scalars(select(m.PracticeActivity).order_by(m.PracticeActivity.id.desc()).limit(100)).all()
+        # The same entities every run (their tasks finish in either order, so the newest few vary).
+        wanted = ["Overnight sync finished", *(f"({label})" for label in SHOWN)]
+        entries = []
+        for start in wanted:
+            found = next((e for e in newest if e.message.startswith(start)), None)
+            if found is not None:
+                entries.append(found)
+        for e in sorted(entries, key=lambda e: e.id, reverse=True):
             said = textwrap.shorten(e.message, 100, placeholder=" ...")
             print(f"  {display.when(e.occurred_at)}  {e.status:<15} {said}")
     print(f"\nThe practice database is {home / 'practice.db'}")
