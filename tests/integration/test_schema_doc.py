@@ -7,6 +7,7 @@ from tests.conftest import REPO
 from tests.integration.conftest import Xpm
 from tests.integration.sync.test_pull import sync
 from xpm_sandbox import work
+from xpm_sync import catalog
 from xpm_sync.store import schema_doc
 
 
@@ -18,7 +19,7 @@ def test_docs_schema_md_is_generated_from_the_models():
 
 def test_the_example_queries_answer_what_the_practices_records_say(xpm: Xpm):
     xpm.connect()
-    sync(xpm, full=True)
+    sync(xpm, catalog.ALL, full=True)
     p = xpm.srv.sandbox.main
     found = queries.run(xpm.engine, p.tenant_id)
     expected = queries.plain(work.answers(p))

@@ -168,19 +168,24 @@ def _payments(ctx: SyncContext, result: EntityResult) -> None:
                 .limit(config.get_int("payment_calls_per_night"))
             )
         )
+    read: list[tuple[str, Any, list[dict[str, Any]]]] = []
     for number, amount in due:
         try:
             payments = ctx.hook.invoice_payments(number)
         except XpmBusinessError as exc:
             result.add_failure(number, exc.description)  # its stored payments stay as they are
             continue
-        if ctx.dry_run:
-            continue
-        rows = [{"invoice_number": number, "position": i, **p} for i, p in enumerate(payments)]
-        with Session(writing(ctx.engine)) as session, session.begin():
-            result.written += children.replace_children(
-                session, InvoicePayment, ctx.tenant_id, "invoice_number", [number], rows
-            )
+        read.append((number, amount, [{"invoice_number": number, "position": i, **p} for i, p in enumerate(payments)]))
+    if ctx.dry_run or not read:
+        return
+    # Every answer read first (no call inside a write transaction), then one transaction for all.
+    with Session(writing(ctx.engine)) as session, session.begin():
+        rows = [row for _number, _amount, found in read for row in found]
+        numbers = [number for number, _amount, _found in read]
+        result.written += children.replace_children(
+            session, InvoicePayment, ctx.tenant_id, "invoice_number", numbers, rows
+        )
+        for number, amount, _found in read:
             session.execute(
                 update(Invoice)
                 .where(Invoice.tenant_id == ctx.tenant_id, Invoice.invoice_number == number)

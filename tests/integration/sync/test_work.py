@@ -54,9 +54,11 @@ def _endpoints(xpm: Xpm, before: int) -> Counter[str]:
 
 def test_a_full_pass_then_nights_of_corrections_keep_the_store_equal_to_xpm(connected: Xpm, monkeypatch: Any):
     p = connected.srv.sandbox.main
-    first = sync(connected, full=True)
+    first = sync(connected, catalog.ALL, full=True)
     assert differences(connected.engine, p) == []
     assert work_differences(connected.engine, p) == []
+    again = sync(connected, WORK)
+    assert {name: r.written for name, r in again.items()} == dict.fromkeys(WORK, 0)  # nothing changed, nothing written
     years = _years(connected)
     assert first["time_entries"].calls == years  # a year a call
     # A year a call, the current list, and the payments of each invoice with money paid.
@@ -94,7 +96,7 @@ def work_page() -> int:
 
 def test_by_default_a_night_reads_the_recent_window_and_one_older_year_in_turn(connected: Xpm):
     p = connected.srv.sandbox.main
-    sync(connected, full=True)
+    sync(connected, WORK, full=True)
     # A correction to a time entry of the first year: outside the recent window.
     oldest = min(p.times.values(), key=lambda t: t.date)
     oldest.minutes += 45
@@ -116,7 +118,7 @@ def test_by_default_a_night_reads_the_recent_window_and_one_older_year_in_turn(c
 
 def test_an_empty_answer_for_a_window_that_held_entries_removes_nothing(connected: Xpm, monkeypatch: Any):
     p = connected.srv.sandbox.main
-    sync(connected, full=True)
+    sync(connected, WORK, full=True)
     monkeypatch.setenv("AIRFLOW__XPM_SYNC__HISTORY_RECONCILE_DAYS", "0")
     monkeypatch.setenv("AIRFLOW__XPM_SYNC__HISTORY_YEARS_PER_NIGHT", "20")
     kept = dict(p.times)
@@ -135,7 +137,7 @@ def test_an_empty_answer_for_a_window_that_held_entries_removes_nothing(connecte
 
 
 def test_a_list_switched_off_makes_no_call_and_keeps_what_is_stored(connected: Xpm):
-    sync(connected, full=True)
+    sync(connected, WORK, full=True)
     with Session(connected.engine) as s, s.begin():
         settings.change(s, "read_invoices", False, actor="admin")
     before = len(connected.srv.sandbox.gateway.calls)
