@@ -117,6 +117,20 @@ TABLE_COLUMNS = {
 }
 
 
+# Hours by staff and week: the same query on both databases but for how each names a week's Monday.
+WEEK_START = {
+    "sqlite": "date(t.entry_date, 'weekday 0', '-6 days')",
+    "postgresql": "CAST(date_trunc('week', t.entry_date) AS date)",
+}
+HOURS = """SELECT {week} AS week, s.name AS staff,
+       SUM(t.minutes) / 60.0 AS hours
+FROM time_entries t
+JOIN staff s ON s.tenant_id = t.tenant_id AND s.uuid = t.staff_uuid
+WHERE t.tenant_id = :tenant_id AND t.removed_upstream_at IS NULL
+GROUP BY week, s.name
+ORDER BY week, s.name"""
+
+
 @dataclass(frozen=True)
 class Query:
     name: str
@@ -142,22 +156,7 @@ ORDER BY unbilled_minutes DESC, j.job_number""",
     Query(
         "hours_by_staff_per_week",
         "Hours by staff member and week (weeks start on Monday).",
-        {
-            "sqlite": """SELECT date(t.entry_date, 'weekday 0', '-6 days') AS week, s.name AS staff,
-       SUM(t.minutes) / 60.0 AS hours
-FROM time_entries t
-JOIN staff s ON s.tenant_id = t.tenant_id AND s.uuid = t.staff_uuid
-WHERE t.tenant_id = :tenant_id AND t.removed_upstream_at IS NULL
-GROUP BY week, s.name
-ORDER BY week, s.name""",
-            "postgresql": """SELECT CAST(date_trunc('week', t.entry_date) AS date) AS week, s.name AS staff,
-       SUM(t.minutes) / 60.0 AS hours
-FROM time_entries t
-JOIN staff s ON s.tenant_id = t.tenant_id AND s.uuid = t.staff_uuid
-WHERE t.tenant_id = :tenant_id AND t.removed_upstream_at IS NULL
-GROUP BY week, s.name
-ORDER BY week, s.name""",
-        },
+        {dialect: HOURS.format(week=week) for dialect, week in WEEK_START.items()},
     ),
     Query(
         "invoiced_against_budget",

@@ -159,12 +159,6 @@ def _quiet_answer(ctx: SyncContext, spec: EntitySpec, since: str, cursor: dict[s
     return f"modified since {since}: none listed, so the watermark was kept"
 
 
-def _job_windows(start_year: int, today: date) -> list[tuple[date, date]]:
-    """A full pass's windows by created date, a year each (XPM's most), to `today` plus `job_reconcile.AHEAD`."""
-    until = today + job_reconcile.AHEAD
-    return [(date(y, 1, 1), min(date(y, 12, 31), until)) for y in range(start_year, until.year + 1)]
-
-
 def _recent_window(last_run: datetime, today: date) -> tuple[date, date]:
     """Jobs created since shortly before the last run. XPM lets a job be created back-dated (and
     already closed, so it never shows on the current list), and its dates are the practice's local
@@ -216,7 +210,7 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
         cursor = dict(last.cursor or {}) if last and last.cursor and not ctx.full else {}
         done = set(cursor.get("years_done", []))
         resumed = bool(done)
-        for start, end in _job_windows(config.get_int("job_start_year"), utcnow().date()):
+        for start, end in work.year_windows(utcnow().date()):
             if start.year in done:
                 continue
             f, w = load_jobs(ctx.hook.jobs_created(start, end, fingerprints=prints), seen)

@@ -26,21 +26,12 @@ def estimate(entities: Sequence[str], request: Request) -> int:
     engine = get_engine(request.store_url)
     with Session(engine) as session:
         tenant_id = session.scalar(select(XpmConnection.tenant_id).where(XpmConnection.active.is_(True)))
-        full_done = set(
-            session.scalars(
-                select(SyncState.entity).where(
-                    SyncState.tenant_id == tenant_id, SyncState.last_full_sync_at.is_not(None)
-                )
-            )
-        )
+        # Every entity's checkpoint, read once: which had a full pass, and where the dated lists stand.
+        states = {s.entity: s for s in session.scalars(select(SyncState).where(SyncState.tenant_id == tenant_id))}
+        full_done = {name for name, s in states.items() if s.last_full_sync_at is not None}
         current = session.scalar(
             select(func.count()).select_from(Job).where(Job.tenant_id == tenant_id, Job.is_current.is_(True))
         )
-        states = {
-            s.entity: s
-            for s in session.scalars(select(SyncState).where(SyncState.tenant_id == tenant_id))
-            if s.entity in catalog.WORK
-        }
         invoices_due = work.payments_due(session, tenant_id) if tenant_id else 0
     calls = fields = 0
     for name in entities:

@@ -76,6 +76,12 @@ def _year(year: int, today: date) -> tuple[date, date]:
     return date(year, 1, 1), min(date(year, 12, 31), today + AHEAD)
 
 
+def year_windows(today: date) -> list[tuple[date, date]]:
+    """A full pass's windows, a year each (XPM's most), from `job_start_year` to `today` plus `AHEAD`:
+    how jobs, time entries, invoices and quotes are read whole."""
+    return [_year(y, today) for y in years(today)]
+
+
 def _full_due(last: SyncState | None, full: bool) -> bool:
     return full or last is None or last.last_full_sync_at is None
 
