@@ -196,13 +196,21 @@ def loopback_inbox() -> Iterator[tuple[Inbox, int]]:
 
 
 _HERE = Path(__file__).resolve().parent
+# Seconds an end-to-end test may take before pytest-timeout calls it hung.
+E2E_TIMEOUT = 900
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the group marks (`make test` runs two workers)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The end-to-end tests run one after another on one worker: each starts a whole Airflow (a Celery
     stack among them) and two at once on two cores would starve each other. Everything else shares
-    the other worker, then whichever is free."""
+    the other worker, then whichever is free.
+
+    Each also gets a longer guard against a hang than the suite's 300 s: beside the other worker on
+    two cores, a whole Airflow's runs take two to three times as long as alone (the outage test, 100 s
+    alone, took over 300 s so). A test that names its own timeout keeps it."""
     for item in items:
         if _HERE in item.path.parents:
             item.add_marker(pytest.mark.xdist_group("one_airflow_at_a_time"))
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))

@@ -265,6 +265,9 @@ class XpmHook(HttpHook):
     def current_invoices(self) -> Iterator[records.Record]:
         return self._list("invoice.api/current", ("Invoices", "Invoice"), records.invoice, detailed="true")
 
+    def invoice(self, number: str) -> records.Record:
+        return self._get(f"invoice.api/get/{ids.in_path(number)}", "Invoice", records.invoice)
+
     def invoice_payments(self, number: str) -> list[records.Record]:
         path = f"invoice.api/payments/{ids.in_path(number)}"
         return list(self._list(path, ("Payments", "Payment"), records.payment))
@@ -275,6 +278,9 @@ class XpmHook(HttpHook):
 
     def current_quotes(self) -> Iterator[records.Record]:
         return self._list("quote.api/current", ("Quotes", "Quote"), records.quote)
+
+    def quote(self, number: str) -> records.Record:
+        return self._get(f"quote.api/get/{ids.in_path(number)}", "Quote", records.quote)
 
     def job_costs(self, page: int) -> list[records.Record]:
         """One page of every job's costs (from 1, up to 1,000 a page); a page with none is the end."""

@@ -10,7 +10,9 @@ modification date.
 - **Paged** (costs): `job.api/costs?page=N` until a page holds none, every night.
 
 Only a complete answer marks rows removed, and only rows of what it answers for: a list by date
-for the rows dated in its window, the paged costs after the empty page. Invoices' payments are read
+for the rows dated in its window, the paged costs after the empty page. An invoice or quote dated
+before `job_start_year` is stored only from XPM's current list; when it leaves that list, it is read
+once on its own, for its final state (no window covers it). Invoices' payments are read
 per invoice, only for an invoice whose amount paid changed since they were last read, at most
 `payment_calls_per_night` a night.
 """
@@ -48,6 +50,7 @@ class ByDate:
     fetch: str  # the XpmHook method listing a window: (start, end) -> records
     recent_option: str  # the `[xpm_sync]` option naming the nightly window's days
     current: str | None = None  # the XpmHook method listing XPM's current ones
+    one: str | None = None  # the XpmHook method reading one by its key (for those that left the current list)
     children: Children | None = None
 
 
@@ -55,9 +58,11 @@ BY_DATE = {
     "time_entries": ByDate(TimeEntry, "uuid", "entry_date", "time_entries", "time_recent_days"),
     "invoices": ByDate(
         Invoice, "invoice_number", "invoice_date", "invoices", "invoice_recent_days", "current_invoices",
-        children.invoice_children,
+        "invoice", children.invoice_children,
     ),
-    "quotes": ByDate(Quote, "quote_number", "quote_date", "quotes", "invoice_recent_days", "current_quotes"),
+    "quotes": ByDate(
+        Quote, "quote_number", "quote_date", "quotes", "invoice_recent_days", "current_quotes", "quote",
+    ),
 }  # fmt: skip
 
 
@@ -146,13 +151,48 @@ def pull_by_date(entity: Any, ctx: SyncContext) -> EntityResult:
             ctx, spec.model, getattr(ctx.hook, spec.current)(), key=spec.key, children=spec.children, seen=current
         )
         result.fetched, result.written = result.fetched + fetched, result.written + written
+        left = _left_unwindowed(ctx, spec, current)
         result.written += set_current(ctx, spec.model, spec.key, current)
+        _read_each(ctx, spec, left, result)
     if spec.model is Invoice:
         _payments(ctx, result)
     result.held_back = ctx.held_back
     result.calls = ctx.hook.api.usage.calls - before
     checkpoint(ctx, entity.name, watermark=utcnow(), cursor={"read": read}, full_pass=full)
     return result
+
+
+def _left_unwindowed(ctx: SyncContext, spec: ByDate, current: set[str]) -> list[str]:
+    """Keys that were on XPM's current list, are not now, and are dated before the first year any
+    window reads (a quote made in the December before `job_start_year`): no list will tell their
+    final state, so each is read on its own."""
+    table = table_of(spec.model)
+    first_day = date(config.get_int("job_start_year"), 1, 1)
+    with Session(ctx.engine) as session:
+        was = session.scalars(
+            select(table.c[spec.key]).where(
+                table.c.tenant_id == ctx.tenant_id,
+                table.c.is_current.is_(True),
+                table.c.removed_upstream_at.is_(None),
+                table.c[spec.date_column] < first_day,
+            )
+        )
+        return sorted(key for key in was if key not in current)
+
+
+def _read_each(ctx: SyncContext, spec: ByDate, keys: list[str], result: EntityResult) -> None:
+    """Read and store each record on its own; one XPM refuses is reported and its row kept."""
+    if spec.one is None:
+        return
+    found = []
+    for key in keys:
+        try:
+            found.append(getattr(ctx.hook, spec.one)(key))
+        except XpmBusinessError as exc:
+            result.add_failure(key, exc.description)  # its stored row stays as it is
+    if found:
+        fetched, written = load(ctx, spec.model, found, key=spec.key, children=spec.children)
+        result.fetched, result.written = result.fetched + fetched, result.written + written
 
 
 def _payments_due(tenant_id: str) -> list[Any]:

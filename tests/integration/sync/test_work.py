@@ -9,7 +9,8 @@ time, and the windows are the practice's days, not the machine's."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from tests.integration.conftest import Xpm
 from tests.integration.sync.test_pull import sync
 from tests.integration.sync.truth import differences, work_differences
+from xpm_sandbox.model import Practice, Quote
 from xpm_sync import catalog, settings
 from xpm_sync.store import models as m
 from xpm_sync.sync import work
@@ -52,11 +54,30 @@ def _endpoints(xpm: Xpm, before: int) -> Counter[str]:
     return found
 
 
+def _early_quote(p: Practice, state: str) -> Quote:
+    """A quote of 20 December 2021, before the first year the store reads (2022)."""
+    amount = Decimal(1500)
+    quote = Quote(
+        number=f"Q{len(p.quotes) + 1:06d}", client_uuid=next(iter(p.clients)), name=f"{state} early",
+        valid_date=date(2022, 1, 19), date=date(2021, 12, 20), amount=amount, tax=amount / 10,
+        estimated_cost=amount / 2, state=state,
+    )  # fmt: skip
+    p.quotes[quote.number] = quote
+    return quote
+
+
 def test_a_full_pass_then_nights_of_corrections_keep_the_store_equal_to_xpm(connected: Xpm, monkeypatch: Any):
     p = connected.srv.sandbox.main
+    # Two quotes dated before the first year read (job_start_year): the one XPM still lists as current
+    # is stored from that list; the decided one is outside every window read, and not stored.
+    decided, still_open = (_early_quote(p, "Accepted"), _early_quote(p, "Issued"))
     first = sync(connected, catalog.ALL, full=True)
     assert differences(connected.engine, p) == []
     assert work_differences(connected.engine, p) == []
+    with Session(connected.engine) as s:
+        stored = set(s.scalars(select(m.Quote.quote_number).where(m.Quote.quote_date < date(2022, 1, 1))))
+    assert still_open.number in stored
+    assert decided.number not in stored
     again = sync(connected, WORK)
     assert {name: r.written for name, r in again.items()} == dict.fromkeys(WORK, 0)  # nothing changed, nothing written
     years = _years(connected)
@@ -66,6 +87,7 @@ def test_a_full_pass_then_nights_of_corrections_keep_the_store_equal_to_xpm(conn
     assert first["quotes"].calls == years + 1
     assert first["costs"].calls == len(p.costs) // work_page() + 2  # the pages, and the empty one
 
+    still_open.state = "Accepted"  # decided in XPM: it leaves the current list, and no window covers it
     # Every older year read again every night: the corrections of long ago arrive the next morning.
     monkeypatch.setenv("AIRFLOW__XPM_SYNC__HISTORY_RECONCILE_DAYS", "0")
     monkeypatch.setenv("AIRFLOW__XPM_SYNC__HISTORY_YEARS_PER_NIGHT", "20")
@@ -85,7 +107,9 @@ def test_a_full_pass_then_nights_of_corrections_keep_the_store_equal_to_xpm(conn
         assert nightly["time_entries"].removed >= 1  # the deleted entry, marked (never deleted here)
     with Session(connected.engine) as s:
         gone = s.scalar(select(func.count()).where(m.TimeEntry.removed_upstream_at.is_not(None)))
+        early_state = s.scalar(select(m.Quote.state).where(m.Quote.quote_number == still_open.number))
     assert gone == 3
+    assert early_state == "Accepted"  # read on its own once it left the current list
 
 
 def work_page() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from xpm_sandbox.model import OPEN_QUOTES, Practice
 from xpm_sandbox.render import web_url
+from xpm_sync import config
 from xpm_sync.store import models as m
 
 
@@ -230,11 +232,24 @@ def _custom_field_differences(s: Session, p: Practice) -> list[str]:
     return problems
 
 
-def work_differences(engine: Any, p: Practice) -> list[str]:
+def work_differences(engine: Any, p: Practice, since: date | None = None) -> list[str]:
     """How the store's time entries, costs, invoices (their jobs and payments) and quotes differ from
-    the sandbox's (empty when equal)."""
+    the sandbox's (empty when equal).
+
+    Lists by date are read from 1 January of `job_start_year` (`since`): an invoice or quote dated
+    before it (a quote made in the December before a January job's first year, say) is the store's
+    while XPM's current list holds it, and once stored it keeps in step (its final state read when it
+    leaves that list); one never current while synced is not the store's."""
     problems: list[str] = []
     t = p.tenant_id
+    since = since or date(config.get_int("job_start_year"), 1, 1)
+    with Session(engine) as s:
+        held_invoices = set(s.scalars(select(m.Invoice.invoice_number).where(m.Invoice.tenant_id == t)))
+        held_quotes = set(s.scalars(select(m.Quote.quote_number).where(m.Quote.tenant_id == t)))
+    invoices = [
+        i for i in p.invoices.values() if i.date >= since or p.invoice_is_current(i) or i.number in held_invoices
+    ]
+    quotes = [q for q in p.quotes.values() if q.date >= since or q.state in OPEN_QUOTES or q.number in held_quotes]
 
     def compare(what: str, stored: set[Any], truth: set[Any]) -> None:
         if stored != truth:
@@ -260,18 +275,18 @@ def work_differences(engine: Any, p: Practice) -> list[str]:
             {(r.invoice_number, r.uuid, r.status, r.invoice_date, r.client_uuid, r.amount.normalize(),
               r.amount_paid.normalize(), r.is_current) for r in _live(s, m.Invoice, t)},
             {(i.number, i.uuid, i.status, i.date, i.client_uuid, i.amount.normalize(), i.paid.normalize(),
-              p.invoice_is_current(i)) for i in p.invoices.values()},
+              p.invoice_is_current(i)) for i in invoices},
         )  # fmt: skip
         compare(
             "invoice jobs",
             {(r.invoice_number, r.job_number) for r in _live(s, m.InvoiceJob, t)},
-            {(i.number, n) for i in p.invoices.values() for n in i.job_numbers},
+            {(i.number, n) for i in invoices for n in i.job_numbers},
         )
         compare(
             "payments",
             {(r.invoice_number, r.position, r.payment_date, r.amount.normalize(), r.reference)
              for r in _live(s, m.InvoicePayment, t)},
-            {(i.number, n, x.date, x.amount.normalize(), x.reference) for i in p.invoices.values()
+            {(i.number, n, x.date, x.amount.normalize(), x.reference) for i in invoices
              for n, x in enumerate(i.payments)},
         )  # fmt: skip
         compare(
@@ -279,6 +294,6 @@ def work_differences(engine: Any, p: Practice) -> list[str]:
             {(r.quote_number, r.state, r.quote_date, r.client_uuid, r.amount.normalize(), r.is_current)
              for r in _live(s, m.Quote, t)},
             {(q.number, q.state, q.date, q.client_uuid, q.amount.normalize(), q.state in OPEN_QUOTES)
-             for q in p.quotes.values()},
+             for q in quotes},
         )  # fmt: skip
     return problems
