@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, tzinfo
+from datetime import UTC, time, tzinfo
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -129,3 +129,23 @@ def practice_timezone() -> tzinfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"[xpm_sync] timezone {name!r} is not a time zone name like Australia/Sydney") from None
+
+
+def deadline_time() -> time | None:
+    """`[xpm_sync] overnight_deadline` (HH:MM, practice time), or None when it is empty (no check)."""
+    raw = get("overnight_deadline").strip()
+    if not raw:
+        return None
+    try:
+        hours, minutes = (int(part) for part in raw.split(":"))
+        return time(hours, minutes)
+    except ValueError:
+        raise ValueError(
+            f"[xpm_sync] overnight_deadline must be a time of day such as 07:00 (or empty), not {raw!r}"
+        ) from None
+
+
+def deadline_cron() -> str | None:
+    """The morning deadline as a daily cron (xpm_morning_check's schedule), or None."""
+    when = deadline_time()
+    return None if when is None else f"{when.minute} {when.hour} * * *"

@@ -99,6 +99,14 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     ),
     "alert_from": _option("Sender of the alert email; empty uses the SMTP connection's from_email.", ""),
     "alert_smtp_conn_id": _option("Airflow SMTP connection the alert email goes through.", "smtp_default"),
+    "overnight_deadline": _option(
+        "By when (HH:MM, in `timezone`) the overnight sync should have finished: xpm_morning_check runs then "
+        "and sends one email (and an Alert) for a night not finished. Empty switches the check off.",
+        "07:00",
+    ),
+    "failures_before_email": _option(
+        "Email once when the overnight sync has failed this many nights in a row; 0 means never.", "3", kind="integer"
+    ),
     "alert_reminder_hours": _option(
         "While XPM still needs reconnecting, email again after this many hours; 0 means never.", "0", kind="integer"
     ),

@@ -20,7 +20,9 @@ from airflow.listeners import hookimpl
 
 log = logging.getLogger(__name__)
 
-XPM_DAGS = frozenset({"xpm_overnight_sync", "xpm_manual_sync", "xpm_push", "xpm_connection_health"})
+XPM_DAGS = frozenset(
+    {"xpm_overnight_sync", "xpm_manual_sync", "xpm_push", "xpm_connection_health", "xpm_morning_check"}
+)
 NOTE_LENGTH = 1000  # Airflow's dag_run_note.content
 TELLING = ("Action Required", "Failure")
 _WRITER_ATTEMPTS = 20  # the scheduler's transaction ends in well under a second; SQLite waits meanwhile

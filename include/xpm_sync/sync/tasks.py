@@ -153,6 +153,10 @@ def summarise(opened: dict[str, Any] | None, results: dict[str, Any], context: d
         [r for r in results.values() if r], _request(context, manual=manual), _task_states(context, asked)
     )
     log.info("%s", summary["message"])
+    if not manual:
+        from xpm_sync import morning
+
+        morning.after_overnight()  # failed nights in a row: one email when they reach the setting's number
     if summary["failed"] or summary["not_run"] or summary["refused"]:
         raise XpmSyncIncomplete(summary["message"])
     return summary

@@ -54,7 +54,7 @@ ENDED = {
         "failed": "The push to XPM ended failed: Practice Activity says why.",
     },
 }
-XPM_DAGS = ("xpm_manual_sync", "xpm_overnight_sync", "xpm_push", "xpm_connection_health")
+XPM_DAGS = ("xpm_manual_sync", "xpm_overnight_sync", "xpm_push", "xpm_connection_health", "xpm_morning_check")
 # Airflow's own rule for a run id given by a person ([scheduler] allowed_run_id_pattern's default).
 RUN_ID = re.compile(r"[A-Za-z0-9_.~:+-]{1,250}")
 LAST_PAGE = 10_000

@@ -1,0 +1,62 @@
+"""
+### XPM morning check
+
+At the practice's morning deadline (`[xpm_sync] overnight_deadline`, e.g. 07:00 in
+`[xpm_sync] timezone`) this checks that last night's overnight sync has finished. If it has not
+(still running, or never started), Practice Activity gets an "Alert" entry and the alert recipients
+one email, once a night. It calls nothing at XPM. With the deadline empty it has no schedule;
+before XPM is connected it skips, saying why.
+
+Failed nights in a row are told when the overnight sync closes (`[xpm_sync] failures_before_email`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, dag, task
+
+from xpm_sync import config, wiring
+
+TIMEZONE = config.get("timezone") or "UTC"
+CRON = config.deadline_cron()
+
+
+@dag(
+    dag_id="xpm_morning_check",
+    schedule=CronTriggerTimetable(CRON, timezone=TIMEZONE) if CRON else None,
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    catchup=False,
+    is_paused_upon_creation=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "xpm-sync",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "on_failure_callback": wiring.on_failure,
+    },
+    tags=["xpm", "health"],
+    doc_md=__doc__,
+)
+def xpm_morning_check() -> None:
+    @task
+    def overnight_finished(**context: Any) -> str:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from xpm_sync import morning
+
+        if (problem := morning.not_connected()) is not None:
+            raise AirflowSkipException(problem)  # no practice yet: no night to check
+        ti = context.get("ti")
+        running = None
+        if ti is not None:
+            # The Task SDK's own question to Airflow: how many overnight runs are going now.
+            running = ti.get_dr_count(dag_id="xpm_overnight_sync", states=["queued", "running"])
+        return morning.check_deadline(running=running)
+
+    overnight_finished()
+
+
+xpm_morning_check()
