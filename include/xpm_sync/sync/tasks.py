@@ -156,7 +156,10 @@ def summarise(opened: dict[str, Any] | None, results: dict[str, Any], context: d
     if not manual:
         from xpm_sync import morning
 
-        morning.after_overnight()  # failed nights in a row: one email when they reach the setting's number
+        try:
+            morning.after_overnight()  # failed nights in a row: one email when they reach the setting's number
+        except Exception:  # an aid to the night's outcome, never its cause: the run's colour stays its own
+            log.warning("Failed nights in a row could not be counted", exc_info=True)
     if summary["failed"] or summary["not_run"] or summary["refused"]:
         raise XpmSyncIncomplete(summary["message"])
     return summary
