@@ -22,7 +22,7 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 
 from xpm_sync import config, wiring
 
-TIMEZONE = config.get("timezone") or "UTC"
+TIMEZONE = config.schedule_timezone()
 
 
 @dag(

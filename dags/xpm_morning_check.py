@@ -20,7 +20,7 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 
 from xpm_sync import config, wiring
 
-TIMEZONE = config.get("timezone") or "UTC"
+TIMEZONE = config.schedule_timezone()
 CRON = config.deadline_cron()
 
 

@@ -40,7 +40,7 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=30),
 }
-TIMEZONE = config.get("timezone") or "UTC"
+TIMEZONE = config.schedule_timezone()
 
 
 @dag(

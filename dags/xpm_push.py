@@ -23,7 +23,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, t
 
 from xpm_sync import catalog, config, wiring
 
-TIMEZONE = config.get("timezone") or "UTC"
+TIMEZONE = config.schedule_timezone()
 
 
 @dag(

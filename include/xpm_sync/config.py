@@ -120,6 +120,11 @@ def store_url() -> URL:
     return url
 
 
+def schedule_timezone() -> str:
+    """The time zone the DAGs' crons are read in: `[xpm_sync] timezone`, else UTC."""
+    return get("timezone") or "UTC"
+
+
 def practice_timezone() -> tzinfo:
     """The practice's time zone: `[xpm_sync] timezone`, else Airflow's `[core] default_timezone`."""
     name = get("timezone") or airflow_option("core", "default_timezone", "utc") or "utc"

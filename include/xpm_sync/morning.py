@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from sqlalchemy import or_, select
@@ -47,7 +48,7 @@ class Night:
     deadline: datetime  # when it should have closed by (UTC)
 
     def label(self) -> str:
-        zone = config.practice_timezone()
+        zone = ZoneInfo(config.schedule_timezone())
         due, deadline = self.due.astimezone(zone), self.deadline.astimezone(zone)
         return f"due {due:%a %d %b %H:%M}, deadline {deadline:%a %d %b %H:%M} {deadline:%Z}"
 
@@ -58,7 +59,7 @@ def night_before(now: datetime) -> Night | None:
     when = config.deadline_time()
     if when is None:
         return None
-    zone = config.practice_timezone()
+    zone = ZoneInfo(config.schedule_timezone())  # as xpm_overnight_sync and this DAG read their crons
     local = now.astimezone(zone)
     deadline = datetime.combine(local.date(), when, tzinfo=zone)
     if deadline > local:
@@ -116,13 +117,7 @@ def check_deadline(*, engine: Engine | None = None, now: datetime | None = None,
         if _already(session, LATE, night.due.isoformat()):
             return f"The late overnight sync ({night.label()}) was already reported."
         practice = _practice(session)
-        state = (
-            "it is still running"
-            if running
-            else "it has not started (is the Airflow scheduler running, and the DAG unpaused?)"
-            if running == 0
-            else "it has not closed"
-        )
+        state = _run_state(running)
         message = (
             f"The overnight sync of {practice} had not finished by the morning deadline ({night.label()}): "
             f"{state}. Today's data from XPM may be out of date until it does."
@@ -132,6 +127,16 @@ def check_deadline(*, engine: Engine | None = None, now: datetime | None = None,
         )
     _email(f"Overnight sync not finished: {practice}", message)
     return message
+
+
+def _run_state(running: int | None) -> str:
+    """What Airflow says of the night's run, in words: `running` is how many overnight runs it has
+    going (None when it could not be asked)."""
+    if running is None:
+        return "it has not closed"
+    if running:
+        return "it is still running"
+    return "it has not started (is the Airflow scheduler running, and the DAG unpaused?)"
 
 
 def after_overnight(*, engine: Engine | None = None) -> int:
