@@ -303,8 +303,8 @@ def serve_airflow(home: Path, env: dict[str, str], port: int, sandbox_url: str) 
 
     def spawn(name: str, *args: str) -> None:
         with open(logs / f"{name}.log", "ab") as log:
-            procs[name] = subprocess.Popen([sys.executable, "-m", "airflow", *args], env=env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            procs[name] = subprocess.Popen([sys.executable, "-m", "xpm_devtools.airflow_process", *args], env=env,
+                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
     url = f"http://localhost:{port}"
     password = json.loads((home / "airflow" / "passwords.json").read_text())["admin"]

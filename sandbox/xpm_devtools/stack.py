@@ -146,7 +146,7 @@ class Stack:
             path.rename(self.home / f"{name}.{int(time.time() * 1000)}.log")
         log = open(path, "wb")  # noqa: SIM115 - the process owns it until it stops
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "airflow", *args],
+            [sys.executable, "-m", "xpm_devtools.airflow_process", *args],
             env={**self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,

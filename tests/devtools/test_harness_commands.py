@@ -74,3 +74,44 @@ def test_a_second_signal_does_not_cut_the_cleanup_short(tmp_path: Path):
 def test_the_browser_stand_in_signs_in_only_at_a_sandbox_on_this_machine():
     with pytest.raises(SignInRefused, match="login.xero.com is not a sandbox on this machine"):
         sign_in("https://login.xero.com/identity/connect/authorize?client_id=x", "admin@harbourview.example")
+
+
+# A service that stops as Airflow's scheduler does (SystemExit from its SIGTERM handler), with the
+# signal landing inside a garbage-collection callback: the window the scheduler met on CI.
+SWALLOWED_STOP = """
+import os, signal, sys, time, weakref
+if sys.argv[1] == "launcher":
+    from xpm_devtools.airflow_process import install
+    install()
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+
+class Session: pass
+
+def collected(ref):
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(100_000): pass  # the handler runs in here, where Python cannot raise
+
+session = Session()
+ref = weakref.ref(session, collected)
+del session
+time.sleep(3)
+print("kept running after the stop", flush=True)
+sys.exit(3)
+"""
+
+
+def test_a_stop_swallowed_by_a_collection_callback_is_sent_again_by_the_launcher():
+    plain = subprocess.run([sys.executable, "-c", SWALLOWED_STOP, "plain"], capture_output=True, text=True, timeout=30)
+    # Python's own behaviour: the stop is reported as ignored, and the process carries on.
+    assert plain.returncode == 3
+    assert "kept running after the stop" in plain.stdout
+    assert "Traceback" in plain.stderr
+    assert "SystemExit: 0" in plain.stderr
+
+    launched = subprocess.run(
+        [sys.executable, "-c", SWALLOWED_STOP, "launcher"], capture_output=True, text=True, timeout=30
+    )
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert "kept running" not in launched.stdout
+    assert "Traceback" not in launched.stderr
+    assert "stop signal arrived inside a garbage-collection callback; sending it again" in launched.stderr
