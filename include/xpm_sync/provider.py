@@ -107,6 +107,12 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "failures_before_email": _option(
         "Email once when the overnight sync has failed this many nights in a row; 0 means never.", "3", kind="integer"
     ),
+    "change_feed_days": _option(
+        "How many days the change feed (the `changes` table: what each load inserted, changed or marked "
+        "removed) keeps its rows; 0 keeps them for ever.",
+        "30",
+        kind="integer",
+    ),
     "alert_reminder_hours": _option(
         "While XPM still needs reconnecting, email again after this many hours; 0 means never.", "0", kind="integer"
     ),

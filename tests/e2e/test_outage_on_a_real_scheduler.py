@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import timedelta
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,6 +37,8 @@ def test_outage_alert_skip_reconnect_and_resync(airflow: Airflow, smtp: Inbox):
     assert af.wait("xpm_overnight_sync", run) == "success"
     assert _entries(af)[0].message.startswith("Overnight sync finished:")
 
+    _the_example_reads_what_the_next_night_changed(af)
+
     # Access is revoked in Xero: the next run fails once, with one email.
     af.srv.sandbox.identity.revoke_all()
     run = af.trigger("xpm_overnight_sync")
@@ -61,3 +67,39 @@ def test_outage_alert_skip_reconnect_and_resync(airflow: Airflow, smtp: Inbox):
     assert manual["conf"]["full"] is True
     assert af.wait("xpm_manual_sync", manual["dag_run_id"]) == "success"
     assert _entries(af)[0].message.startswith("Manual sync finished:")
+
+
+def _the_example_reads_what_the_next_night_changed(af: Airflow) -> None:
+    """The example DAG on the clients' and jobs' Assets, turned on by the practice, runs on the next
+    night's events and reads from the change feed exactly what XPM changed that day, nothing else."""
+    example = "xpm_example_changed_records"
+    af.api("PATCH", f"/dags/{example}", json={"is_paused": False}).raise_for_status()
+    practice = af.srv.sandbox.main
+    now = af.srv.sandbox.clock.now()
+    edited = sorted(practice.clients)[:2]
+    for uuid in edited:
+        practice.clients[uuid].phone = "02 5550 0101"
+        practice.clients[uuid].modified_at = now - timedelta(minutes=10)
+    renamed = next(j for j in practice.jobs.values() if practice.is_current(j))
+    renamed.name += " (scope widened)"
+    run = af.trigger("xpm_overnight_sync")
+    assert af.wait("xpm_overnight_sync", run) == "success"
+
+    # Each entity's event may start its own run of the example, or both one: together they read it all.
+    expected = {"clients": {"changed": sorted(edited)}, "jobs": {"changed": [renamed.number]}}
+    read: dict[str, dict[str, list[str]]] = {}
+    deadline = time.monotonic() + 180
+    while read != expected and time.monotonic() < deadline:
+        time.sleep(2)
+        read = {}
+        for example_run in af.api("GET", f"/dags/{example}/dagRuns").json()["dag_runs"]:
+            if example_run["state"] != "success":
+                continue
+            path = f"/dags/{example}/dagRuns/{example_run['dag_run_id']}/taskInstances/changed_records/xcomEntries"
+            value = af.api("GET", f"{path}/return_value").json()["value"]
+            for entity, kinds in (json.loads(value) if isinstance(value, str) else value).items():
+                for kind, keys in kinds.items():
+                    read.setdefault(entity, {}).setdefault(kind, []).extend(keys)
+        read = {e: {k: sorted(keys) for k, keys in kinds.items()} for e, kinds in read.items()}
+    assert read == expected
+    af.api("PATCH", f"/dags/{example}", json={"is_paused": True}).raise_for_status()

@@ -633,6 +633,35 @@ class SyncState(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class ChangeKind(enum.StrEnum):
+    """What a load did to a mirrored row, as the change feed says it."""
+
+    INSERTED = "inserted"  # the store never held it
+    CHANGED = "changed"  # XPM's data for it differs from what the store held (or it is back after removal)
+    REMOVED = "removed"  # a complete list no longer holds it: marked removed upstream, never deleted
+
+
+class Change(Base):
+    """The change feed: one row for each mirrored row a load inserted, changed or marked removed,
+    kept for `[xpm_sync] change_feed_days`. `entity` is the entity (and Asset) whose task wrote it,
+    `table_name` and `record_key` the row (XPM's key: a UUID, a job or invoice number)."""
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        Index("ix_changes_tenant_id_changed_at", "tenant_id", "changed_at"),
+        Index("ix_changes_tenant_id_run_id_entity", "tenant_id", "run_id", "entity"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    entity: Mapped[str] = mapped_column(String(64))
+    table_name: Mapped[str] = mapped_column(String(64))
+    record_key: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[str | None] = mapped_column(String(250))
+    changed_at: Mapped[datetime]
+
+
 class PracticeSetting(Base):
     __tablename__ = "practice_settings"
 

@@ -109,6 +109,13 @@ TABLE_COLUMNS = {
     "tax_returns.job_state": "The state of the client's tax-return job for the year.",
     "tax_returns.due_date": "The tax-return job's due date.",
     "tax_returns.completed_date": "The tax-return job's completed date.",
+    "changes.id": "The feed's order: an entity's Asset event names a range of these (`first_id`, `last_id`).",
+    "changes.entity": "The entity (and Asset `xpm://practice/<entity>`) whose task wrote the row.",
+    "changes.table_name": "The table of the row that changed.",
+    "changes.record_key": "The row's key less the practice (XPM's key; a composite key's parts joined with '/').",
+    "changes.kind": "inserted, changed (or back after removal) or removed (marked removed upstream).",
+    "changes.run_id": "The Airflow run whose load wrote it (NULL for the command line without a run).",
+    "changes.changed_at": "When the load's transaction wrote it; rows older than `change_feed_days` are pruned.",
     **{
         f"{parent}_custom_field_values.{kind.lower()}_value": f"XPM `<{kind}>`, when the ValueElement is {kind}."
         for parent in ("client", "job")

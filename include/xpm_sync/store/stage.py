@@ -56,6 +56,11 @@ class Stage:
         self._fresh = False
         # Tables whose last write in this transaction went straight in (`new_parents`).
         self._direct: set[str] = set()
+        # With `merge(track=True)`: the keys (less the practice) its last call inserted and changed.
+        self.inserted: list[tuple[Any, ...]] = []
+        self.changed: list[tuple[Any, ...]] = []
+        # With `mark_gone(track=True)`: the keys (less the practice) its last call marked removed.
+        self.removed: list[tuple[Any, ...]] = []
 
     @classmethod
     def of(cls, session: Session) -> Stage:
@@ -225,6 +230,7 @@ class Stage:
         insert_only: bool = False,
         shared: bool = False,
         constants: Mapping[str, Any] | None = None,
+        track: bool = False,
     ) -> int:
         """Insert or update `rows` of `model` through its stage; how many rows were written.
 
@@ -233,7 +239,8 @@ class Stage:
         start with `_` (a record's nested lists), and a column the rows leave out is not touched.
         With `insert_only`, stored rows are left as they are. Rows must not repeat a key. Inside
         `new_parents`, rows are inserted straight away, unless `shared` (rows other records share,
-        like contacts, may well be stored already).
+        like contacts, may well be stored already). With `track`, `inserted` and `changed` then hold
+        the keys (less the practice) of the rows written, by what the store held before.
         """
         table = table_of(model)
         fixed = dict(constants or {})
@@ -245,13 +252,24 @@ class Stage:
         fingerprinted = "row_hash" in table.c
         data = [c for c in content_columns(table) if c in given]
         columns = [*keys, *data] + (["row_hash"] if fingerprinted else [])
+        own = [k for k in keys if k not in fixed]
+        self.inserted, self.changed = [], []
         if self._fresh and not shared and rows and self._insert_new(table, columns, rows, fixed):
             self._direct.add(table.name)
+            if track:
+                self.inserted = [tuple(r[k] for k in own) for r in rows]
             return len(rows)
         self._direct.discard(table.name)
         staged = self.fill(f"stage_{table.name}", table, columns, rows, fixed)
         if not rows:
             return 0
+        held: set[tuple[Any, ...]] = set()
+        if track:  # which of the staged rows the store holds already, before they are written
+            stored = select(*[table.c[k] for k in own]).where(
+                *[table.c[k] == v for k, v in fixed.items() if k in keys],
+                exists().where(*[staged.c[k] == table.c[k] for k in own]),
+            )
+            held = {tuple(r) for r in self.session.execute(stored)}
         chosen = select(
             *[staged.c[c] for c in columns],
             literal(self.now, UtcDateTime()).label("synced_at"),
@@ -277,9 +295,12 @@ class Stage:
                 set_={c: excluded[c] for c in [*updated, "synced_at", "removed_upstream_at"]},
                 where=and_(table.c.pending_push.is_(False), or_(changed, table.c.removed_upstream_at.is_not(None))),
             )
-        written = len(self.session.execute(statement.returning(*[table.c[k] for k in keys])).all())
-        self._grown[table.name] = self._grown.get(table.name, 0) + written
-        return written
+        done = self.session.execute(statement.returning(*[table.c[k] for k in (own or keys)])).all()
+        if track:
+            for row in done:
+                (self.changed if tuple(row) in held else self.inserted).append(tuple(row))
+        self._grown[table.name] = self._grown.get(table.name, 0) + len(done)
+        return len(done)
 
     def refresh_statistics(self, table: Table) -> None:
         """PostgreSQL plans a statement from the table's statistics, and a table whose statistics
@@ -323,12 +344,16 @@ class Stage:
             for stage in stages:
                 self.session.execute(text(f"ANALYZE {self.dialect.identifier_preparer.quote(stage.name)}"))
 
-    def mark_gone(self, model: type[Base], tenant_id: str, parent_column: str, parent_keys: Sequence[str]) -> int:
+    def mark_gone(
+        self, model: type[Base], tenant_id: str, parent_column: str, parent_keys: Sequence[str], *, track: bool = False
+    ) -> int:
         """Mark children of these parents that `model`'s stage does not hold as removed upstream.
 
         A child with a local change waiting to be pushed is left alone: XPM does not have it yet.
+        With `track`, `removed` then holds the keys (less the practice) of the rows marked.
         """
         table = table_of(model)
+        self.removed = []
         if table.name in self._direct or not parent_keys:
             return 0  # the children of records the store never held: none were stored before
         parents = self.keys("stage_parents", list(dict.fromkeys(parent_keys)))
@@ -348,4 +373,8 @@ class Stage:
             )
             .values(removed_upstream_at=self.now)
         )
+        if track:
+            marked = self.session.execute(statement.returning(*[table.c[k] for k in keys]))
+            self.removed = [tuple(row) for row in marked]
+            return len(self.removed)
         return int(self.session.execute(statement).rowcount)  # type: ignore[attr-defined]

@@ -74,8 +74,9 @@ def upsert(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]
 
 def mark_removed(
     session: Session, model: type[Base], tenant_id: str, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
-) -> int:
+) -> list[tuple[Any, ...]]:
     """Mark the rows with these keys (values of `columns`) as removed upstream; never delete them.
+    Returns the keys of the rows marked.
 
     A row with a local change not yet pushed is left alone: XPM does not have it yet.
     """
@@ -83,8 +84,9 @@ def mark_removed(
     target = tuple_(*[table.c[c] for c in columns]) if len(columns) > 1 else table.c[columns[0]]
     values = list(keys) if len(columns) > 1 else [k[0] for k in keys]
     now = utcnow()
+    marked: list[tuple[Any, ...]] = []
     for start in range(0, len(values), 500):
-        session.execute(
+        statement = (
             update(table)
             .where(
                 table.c.tenant_id == tenant_id,
@@ -92,5 +94,7 @@ def mark_removed(
                 table.c.pending_push.is_(False),
             )
             .values(removed_upstream_at=now)
+            .returning(*[table.c[c] for c in columns])
         )
-    return len(values)
+        marked += [tuple(row) for row in session.execute(statement)]
+    return marked

@@ -39,14 +39,20 @@ def replace_children(
     parent_column: str,
     parents: Sequence[str],
     rows: list[dict[str, Any]],
+    *,
+    track: bool = False,
 ) -> int:
     """Make `model`'s children of `parents` exactly `rows`: merge them, mark the rest removed.
 
     Set-based (`store.stage`): the rows and the parents' keys are staged, one statement merges the
-    rows and one marks the children the answer no longer holds."""
+    rows and one marks the children the answer no longer holds. With `track`, the session's stage
+    then holds the keys inserted, changed and removed (`Stage.inserted`, `changed`, `removed`)."""
     stage = Stage.of(session)
-    written = stage.merge(model, rows, constants={"tenant_id": tenant_id})  # no rows: every child is gone
-    return written + stage.mark_gone(model, tenant_id, parent_column, parents)
+    written = stage.merge(model, rows, constants={"tenant_id": tenant_id}, track=track)  # no rows: all are gone
+    inserted, changed = stage.inserted, stage.changed
+    written += stage.mark_gone(model, tenant_id, parent_column, parents, track=track)
+    stage.inserted, stage.changed = inserted, changed
+    return written
 
 
 @dataclass

@@ -52,6 +52,8 @@ class EntityResult:
     held_back: int = 0
     # Records XPM refused one by one (200 + ERROR): key and XPM's words. Their stored data is kept.
     failures: list[dict[str, str]] = field(default_factory=list)
+    # What this pull added to the change feed: counts by kind and its first and last id.
+    feed: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v is not None}

@@ -40,7 +40,7 @@ from xpm_sync.store.models import Base, Client, ClientCustomFieldValue, CustomFi
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync.children import replace_children
 from xpm_sync.sync.context import EntityResult, SyncContext
-from xpm_sync.sync.load import checkpoint
+from xpm_sync.sync.load import checkpoint, record_stage
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,8 @@ def _write(
     ]
     key = parent_model.uuid if parent_model is Client else parent_model.job_number
     with Session(writing(ctx.engine)) as session, session.begin():
-        written = replace_children(session, value_model, ctx.tenant_id, parent_column, list(fetched), rows)
+        written = replace_children(session, value_model, ctx.tenant_id, parent_column, list(fetched), rows, track=True)
+        record_stage(session, ctx, value_model)
         session.execute(
             update(parent_model)
             .where(parent_model.tenant_id == ctx.tenant_id, key.in_(list(fetched)))

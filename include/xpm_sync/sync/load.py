@@ -21,8 +21,9 @@ from xpm_sync import activity, config
 from xpm_sync.api.fingerprint import Fingerprints, ListAnswer
 from xpm_sync.api.records import Record
 from xpm_sync.api.xml import UNCHANGED
+from xpm_sync.store import feed
 from xpm_sync.store.engine import analyze_stale, writing
-from xpm_sync.store.models import ActivityStatus, Base, SyncState, table_of
+from xpm_sync.store.models import ActivityStatus, Base, ChangeKind, SyncState, table_of
 from xpm_sync.store.stage import Stage
 from xpm_sync.store.types import utcnow
 from xpm_sync.store.upsert import mark_removed
@@ -126,23 +127,54 @@ def _write(
         batch = [r for r in batch if r[key] not in known]
     stage = Stage.of(session)
     written, every = 0, rows
+    inserted: list[tuple[Any, ...]] = []
+    changed: list[tuple[Any, ...]] = []
     new = {r[key] for r in rows if fingerprints.is_new(r[key])} if fingerprints is not None else set()
     if new:
         # Records the store never held go in by the bulk path, with their children.
         with stage.new_parents():
             written += stage.merge(
-                model, [r for r in rows if r[key] in new], insert_only=insert_only, constants=practice
+                model, [r for r in rows if r[key] in new], insert_only=insert_only, constants=practice, track=True
             )
+            inserted += stage.inserted
+            changed += stage.changed
             fresh = [r for r in batch if r[key] in new]
             if children is not None and fresh:
                 written += children(session, ctx.tenant_id, fresh)
         rows, batch = [r for r in rows if r[key] not in new], [r for r in batch if r[key] not in new]
     if rows:
-        written += stage.merge(model, rows, insert_only=insert_only, constants=practice)
+        written += stage.merge(model, rows, insert_only=insert_only, constants=practice, track=True)
+        inserted += stage.inserted
+        changed += stage.changed
         if children is not None and batch:
             written += children(session, ctx.tenant_id, batch)
+    for kind, keys in ((ChangeKind.INSERTED, inserted), (ChangeKind.CHANGED, changed)):
+        record_changes(session, ctx, model, kind, keys)
     done.extend((r[key], r.get("row_hash")) for r in every)
     return written
+
+
+def record_changes(
+    session: Session, ctx: SyncContext, model: type[Base], kind: ChangeKind, keys: Sequence[Sequence[Any]]
+) -> None:
+    """Say in the change feed, in the load's transaction, what it did to these rows of `model`."""
+    name = table_of(model).name
+    feed.record(
+        session, tenant_id=ctx.tenant_id, entity=ctx.entity or name, table_name=name, kind=kind, keys=keys,
+        run_id=ctx.run_id,
+    )  # fmt: skip
+
+
+def record_stage(session: Session, ctx: SyncContext, model: type[Base]) -> None:
+    """Say in the change feed what the session's stage last merged and marked gone in `model`
+    (`replace_children(..., track=True)`)."""
+    stage = Stage.of(session)
+    for kind, keys in (
+        (ChangeKind.INSERTED, stage.inserted),
+        (ChangeKind.CHANGED, stage.changed),
+        (ChangeKind.REMOVED, stage.removed),
+    ):
+        record_changes(session, ctx, model, kind, keys)
 
 
 def too_many_removals(gone: int, present: int, listed: int) -> bool:
@@ -186,7 +218,8 @@ def mark_missing(
                 gone = sorted(present - seen)
                 held = too_many_removals(len(gone), len(present), len(seen)) and not ctx.confirm_removals
                 if not held:
-                    mark_removed(session, model, ctx.tenant_id, [key], [(k,) for k in gone])
+                    marked = mark_removed(session, model, ctx.tenant_id, [key], [(k,) for k in gone])
+                    record_changes(session, ctx, model, ChangeKind.REMOVED, marked)
                 if ctx.dry_run:
                     raise _DryRun
         except _DryRun:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from xpm_sync import activity, settings
 from xpm_sync.errors import XpmError
 from xpm_sync.oauth import scopes
+from xpm_sync.store import feed
 from xpm_sync.store.engine import get_engine, writing
 from xpm_sync.store.locks import granted_scopes
 from xpm_sync.store.models import ActivityStatus
@@ -97,9 +98,11 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
             confirm_removals=request.confirm_removals and request.full,
             entity=name,
         )
-        before = hook.api.usage.bytes
+        before, fed = hook.api.usage.bytes, feed.last_id(engine)
         result = spec.run(spec, ctx)
         result.bytes = hook.api.usage.bytes - before
+        if not ctx.dry_run:
+            result.feed = feed.summary(engine, tenant_id, name, request.run_id, fed)
     except XpmError as exc:
         hook.flush_usage()
         log_failure(engine, request, name, tenant_id, exc)
@@ -116,7 +119,17 @@ def pull(name: str, request: Request, *, hook: Any = None) -> EntityResult:
     hook.flush_usage()
     log_success(engine, ctx, label, result)
     _egress(engine, tenant_id, request)
+    _prune_feed(engine, tenant_id)
     return result
+
+
+def _prune_feed(engine: Any, tenant_id: str) -> None:
+    from xpm_sync import config
+
+    try:
+        feed.prune(engine, tenant_id, config.get_int("change_feed_days"))
+    except Exception:  # the sync's own outcome stands; the next one prunes
+        log.warning("The change feed could not be pruned", exc_info=True)
 
 
 def _egress(engine: Any, tenant_id: str | None, request: Request) -> None:

@@ -138,7 +138,19 @@ def pull(entity: str, context: dict[str, Any], *, manual: bool) -> dict[str, Any
     )
     for failure in result.failures:
         log.warning("XPM refused %s %s: %s", catalog.LABELS[entity], failure["key"], failure["error"])
+    _announce(entity, result.feed, context)
     return result.as_dict()
+
+
+def _announce(entity: str, changes: dict[str, Any] | None, context: dict[str, Any]) -> None:
+    """Put what the pull changed (counts, and its range of the change feed) on the entity's Asset
+    event, for the DAGs scheduled on it (`xpm_sync.store.feed.read` reads the rows it names)."""
+    events = context.get("outlet_events")
+    if events is None or not changes:
+        return
+    from airflow.sdk import Asset
+
+    events[Asset(catalog.asset_uri(entity))].extra.update(changes)
 
 
 def summarise(opened: dict[str, Any] | None, results: dict[str, Any], context: dict[str, Any], *, manual: bool) -> Any:

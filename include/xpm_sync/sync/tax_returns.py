@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xpm_sync.store.engine import writing
-from xpm_sync.store.models import Client, Job, TaxReturn
+from xpm_sync.store.models import ChangeKind, Client, Job, TaxReturn
+from xpm_sync.store.stage import Stage
 from xpm_sync.store.types import utcnow
-from xpm_sync.store.upsert import upsert
 from xpm_sync.sync.context import EntityResult, SyncContext
-from xpm_sync.sync.load import checkpoint, mark_missing
+from xpm_sync.sync.load import checkpoint, mark_missing, record_changes
 
 YEAR_IN_NAME = re.compile(r"\b(20\d\d)\b")
 
@@ -101,7 +101,10 @@ def derive(spec: Any, ctx: SyncContext) -> EntityResult:
     written = 0
     if not ctx.dry_run:
         with Session(writing(ctx.engine)) as session, session.begin():
-            written = upsert(session, TaxReturn, list(rows.values()))
+            stage = Stage.of(session)
+            written = stage.merge(TaxReturn, list(rows.values()), constants={"tenant_id": ctx.tenant_id}, track=True)
+            record_changes(session, ctx, TaxReturn, ChangeKind.INSERTED, stage.inserted)
+            record_changes(session, ctx, TaxReturn, ChangeKind.CHANGED, stage.changed)
     removed = _mark_missing_pairs(ctx, set(rows))
     checkpoint(ctx, spec.name)
     return EntityResult(spec.name, "derived", len(rows), written, removed, 0)
@@ -120,6 +123,7 @@ def _mark_missing_pairs(ctx: SyncContext, keep: set[tuple[str, int]]) -> int:
         ]
         for row in stale:
             row.removed_upstream_at = utcnow()
+        record_changes(session, ctx, TaxReturn, ChangeKind.REMOVED, [(r.client_uuid, r.tax_year) for r in stale])
     return len(stale)
 
 
