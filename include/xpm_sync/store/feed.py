@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from xpm_sync.store.engine import writing
@@ -63,13 +63,17 @@ def last_id(engine: Engine) -> int:
 
 
 def summary(engine: Engine, tenant_id: str, entity: str, run_id: str | None, after_id: int) -> dict[str, Any]:
-    """What one task of `run_id` added to the feed for `entity` (its rows after `after_id`): the
-    counts by kind, and the first and last id (None when it changed nothing), with the practice,
-    entity and run they belong to: what the entity's Asset event carries, and `read` takes."""
+    """What `entity`'s task added to the feed in run `run_id`: the counts by kind, and the first and
+    last id (None when it changed nothing), with the practice, entity and run they belong to: what
+    the entity's Asset event carries, and `read` takes.
+
+    In a run, every try's rows count: a try that failed had committed some of its loads and posted
+    no event, and the retry finds those rows already stored. Without a run (the command line), the
+    rows after `after_id`."""
     query = (
         select(Change.kind, func.count(), func.min(Change.id), func.max(Change.id))
-        .where(Change.tenant_id == tenant_id, Change.entity == entity, Change.id > after_id)
-        .where(Change.run_id.is_(None) if run_id is None else Change.run_id == run_id)
+        .where(Change.tenant_id == tenant_id, Change.entity == entity)
+        .where(and_(Change.run_id.is_(None), Change.id > after_id) if run_id is None else Change.run_id == run_id)
         .group_by(Change.kind)
     )
     counts = dict.fromkeys(KINDS, 0)
@@ -94,6 +98,7 @@ def read(engine: Engine, extra: Mapping[str, Any]) -> list[Change]:
             Change.tenant_id == extra["tenant_id"],
             Change.entity == extra["entity"],
             Change.id.between(int(first), int(last)),
+            Change.run_id.is_(None) if extra.get("run_id") is None else Change.run_id == extra["run_id"],
         )
         .order_by(Change.id)
     )

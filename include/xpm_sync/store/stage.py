@@ -264,10 +264,12 @@ class Stage:
         if not rows:
             return 0
         held: set[tuple[Any, ...]] = set()
-        if track:  # which of the staged rows the store holds already, before they are written
-            stored = select(*[table.c[k] for k in own]).where(
-                *[table.c[k] == v for k, v in fixed.items() if k in keys],
-                exists().where(*[staged.c[k] == table.c[k] for k in own]),
+        if track:  # which of the staged rows the store holds already (read from the stage, by the key)
+            stored = select(*[staged.c[k] for k in own]).where(
+                exists().where(
+                    *[table.c[k] == v for k, v in fixed.items() if k in keys],
+                    *[table.c[k] == staged.c[k] for k in own],
+                )
             )
             held = {tuple(r) for r in self.session.execute(stored)}
         chosen = select(

@@ -103,6 +103,27 @@ def test_a_manual_sync_of_chosen_entities_records_who_asked_and_the_estimate(rea
     request = next(m for m in messages if m.startswith("Manual full sync of"))
     assert request.startswith("Manual full sync of staff, clients requested by dag_test: about 2 XPM calls")
     assert messages[0].startswith("Manual sync finished:")
+    # Each entity's Asset event says what its task changed: here, every client inserted.
+    extra = _asset_event_extra("xpm://practice/clients", run.run_id)
+    assert (extra["entity"], extra["run_id"], extra["inserted"], extra["changed"], extra["removed"]) == (
+        "clients", run.run_id, len(ready.srv.sandbox.main.clients), 0, 0
+    )  # fmt: skip
+    assert extra["last_id"] - extra["first_id"] + 1 == extra["inserted"]
+
+
+def _asset_event_extra(uri: str, run_id: str) -> dict[str, Any]:
+    """The extra of the Asset event a run's task posted, as Airflow stored it (its own tables: a test's read)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = (
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.uri == uri, AssetEvent.source_run_id == run_id)
+        )
+        return dict(session.scalars(query).one())
 
 
 def test_a_manual_job_sync_is_refused_while_local_job_changes_wait(ready: Xpm):

@@ -6,14 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import uuid4
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.integration.conftest import Xpm
 from tests.integration.sync.test_pull import connected, sync  # noqa: F401 - the fixture
 from xpm_sandbox.model import Staff
+from xpm_sync.errors import XpmPayloadError
 from xpm_sync.store import feed
-from xpm_sync.store.models import Change
+from xpm_sync.store.models import Change, Job
 
 
 def _keys(xpm: Xpm, extra: dict, kind: str) -> set[str]:
@@ -82,3 +84,19 @@ def test_a_dry_run_leaves_nothing_in_the_feed_and_old_rows_are_pruned(connected:
     assert feed.prune(connected.engine, tenant, 0) == 0  # 0 keeps them for ever
     with Session(connected.engine) as session:
         assert session.scalar(select(func.count()).select_from(Change)) == stored - 1
+
+
+def test_a_retry_announces_what_its_failed_try_committed(connected: Xpm):  # noqa: F811
+    practice = connected.srv.sandbox.main
+    sync(connected, ["staff", "categories", "job_states", "client_groups", "clients"], full=True, run_id="night-1")
+    # The first try stores the jobs of each year, then the current list comes back cut off: it fails
+    # having committed them, and posts no Asset event. The retry finds them stored.
+    connected.control("faults", {"kind": "truncate", "path": "job.api/current"})
+    with pytest.raises(XpmPayloadError):
+        sync(connected, ["jobs"], full=True, run_id="night-1")
+    with Session(connected.engine) as session:
+        committed = session.scalar(select(func.count()).select_from(Job))
+    assert committed == len(practice.jobs)
+    retry = sync(connected, ["jobs"], full=True, run_id="night-1")["jobs"].feed
+    assert _keys(connected, retry, "inserted") == set(practice.jobs)
+    assert retry["inserted"] == len(practice.jobs)
