@@ -121,8 +121,10 @@ def store_url() -> URL:
 
 
 def schedule_timezone() -> str:
-    """The time zone the DAGs' crons are read in: `[xpm_sync] timezone`, else UTC."""
-    return get("timezone") or "UTC"
+    """The name of the time zone the DAGs' crons are read in: the practice's (`practice_timezone`),
+    so a schedule and what the page and the morning check say of it never differ."""
+    zone = practice_timezone()
+    return zone.key if isinstance(zone, ZoneInfo) else "UTC"
 
 
 def practice_timezone() -> tzinfo:

@@ -43,7 +43,10 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "api_pool_slots": _option("Slots of the XPM pool; XPM allows 5 calls in flight.", "5", kind="integer"),
     "overnight_cron": _option("When the overnight sync runs (cron, in `timezone`).", "0 19 * * *"),
     "timezone": _option(
-        "Time zone of `overnight_cron`; empty means Airflow's default time zone.", "", "Australia/Sydney"
+        "The practice's time zone: the DAGs' crons, the overnight deadline and the times shown are in it. "
+        "Empty means Airflow's `[core] default_timezone` (UTC unless set; 'system' is read as UTC).",
+        "",
+        "Australia/Sydney",
     ),
     "job_start_year": _option(
         "First year a full sync reads jobs, time entries, invoices and quotes from (XPM lists them a year a call).",

@@ -51,3 +51,17 @@ def test_a_deadline_that_is_not_a_time_of_day_says_so(monkeypatch: pytest.Monkey
         config.deadline_cron()
     monkeypatch.setenv("AIRFLOW__XPM_SYNC__OVERNIGHT_DEADLINE", "07:30")
     assert config.deadline_cron() == "30 7 * * *"
+
+
+@pytest.mark.parametrize(
+    ("ours", "airflows", "zone"),
+    [("Australia/Sydney", "utc", "Australia/Sydney"), ("", "Europe/London", "Europe/London"), ("", "utc", "UTC"),
+     ("", "system", "UTC")],
+)  # fmt: skip
+def test_the_crons_are_read_in_the_zone_the_practice_sees(
+    ours: str, airflows: str, zone: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__TIMEZONE", ours)
+    monkeypatch.setenv("AIRFLOW__CORE__DEFAULT_TIMEZONE", airflows)
+    assert config.schedule_timezone() == zone
+    assert str(config.practice_timezone()) == zone
