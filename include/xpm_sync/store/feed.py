@@ -106,6 +106,16 @@ def read(engine: Engine, extra: Mapping[str, Any]) -> list[Change]:
         return list(session.scalars(query))
 
 
+def after(
+    session: Session, tenant_id: str, after_id: int, *, entity: str | None = None, limit: int = 500
+) -> list[Change]:
+    """The practice's feed rows after `after_id`, oldest first (a reader's cursor), `limit` of them."""
+    query = select(Change).where(Change.tenant_id == tenant_id, Change.id > after_id)
+    if entity is not None:
+        query = query.where(Change.entity == entity)
+    return list(session.scalars(query.order_by(Change.id).limit(limit)))
+
+
 def changed_keys(engine: Engine, extras: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, list[str]]]:
     """The keys the Asset events' `extra`s name, by entity and kind: what a downstream DAG works on."""
     found: dict[str, dict[str, list[str]]] = {}

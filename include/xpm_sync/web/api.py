@@ -33,6 +33,7 @@ from xpm_sync.catalog import MANUAL_DAG
 from xpm_sync.change_values import ChangeRefused, text_of
 from xpm_sync.errors import XpmError
 from xpm_sync.status import read as read_status
+from xpm_sync.store import feed
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import get_engine, session_scope, writing
 from xpm_sync.store.models import ActivityStatus
@@ -107,6 +108,22 @@ class ActivityPage(Out):
     page: int
     per_page: int
     more: bool = Field(description="Whether an older page exists")
+
+
+class FeedRow(Out):
+    id: int = Field(description="The feed's order; pass the last one read as `after_id` for the next page")
+    entity: str = Field(description="The entity whose sync wrote it (its Asset is xpm://practice/<entity>)")
+    table: str = Field(description="The table of the row (docs/schema.md)")
+    key: str = Field(description="The row's key: XPM's UUID or number; a composite key's parts joined with '/'")
+    kind: Literal["inserted", "changed", "removed"]
+    run_id: str | None = Field(description="The Airflow run whose load wrote it")
+    changed_at: datetime
+
+
+class FeedPage(Out):
+    rows: list[FeedRow]
+    after_id: int = Field(description="Where the next page starts: the last id here, else the one asked for")
+    more: bool = Field(description="Whether more rows follow at once")
 
 
 class FieldChange(Out):
@@ -370,6 +387,33 @@ def create_api() -> FastAPI:
                     for e in found[:per_page]
                 ]
             return ActivityPage(entries=entries, page=page, per_page=per_page, more=len(found) > per_page)
+
+        return await run_in_threadpool(read)
+
+    @api.get(
+        "/feed",
+        response_model=FeedPage,
+        responses=_READS,
+        summary="What the syncs inserted, changed or marked removed, oldest first (the change feed)",
+    )
+    async def change_feed(
+        who: Reader,
+        after_id: Annotated[int, Query(ge=0, description="Rows after this id (0: the oldest kept)")] = 0,
+        entity: Annotated[str | None, Query(max_length=64, description="Only rows of this entity")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000, description="Rows a page, up to 1,000")] = 500,
+    ) -> FeedPage:
+        if entity is not None and entity not in catalog.ALL:
+            raise Problem(422, "The request is not valid", f"{entity!r} is not one of {', '.join(catalog.ALL)}.")
+
+        def read() -> FeedPage:
+            with Session(_engine()) as session:
+                found = feed.after(session, _tenant(session), after_id, entity=entity, limit=limit + 1)
+            rows = [
+                FeedRow(id=c.id, entity=c.entity, table=c.table_name, key=c.record_key, kind=c.kind,  # type: ignore[arg-type]
+                        run_id=c.run_id, changed_at=c.changed_at)
+                for c in found[:limit]
+            ]  # fmt: skip
+            return FeedPage(rows=rows, after_id=rows[-1].id if rows else after_id, more=len(found) > limit)
 
         return await run_in_threadpool(read)
 

@@ -300,3 +300,25 @@ def test_the_openapi_document_validates_and_lists_every_route(page: Page):
     assert docs.status_code == 200
     for method, path in listed:
         assert f"{method} {path}" in docs.text
+
+
+def test_the_change_feed_is_read_page_by_page_after_the_last_id_read(practice: Page):
+    clients = set(practice.xpm.srv.sandbox.main.clients)
+    read: list[dict[str, Any]] = []
+    after, more = 0, True
+    while more:
+        page = call(practice, "GET", f"/feed?entity=clients&limit=15&after_id={after}", user="viewer").json()
+        assert len(page["rows"]) <= 15
+        read += page["rows"]
+        after, more = page["after_id"], page["more"]
+    assert {r["key"] for r in read} == clients
+    assert {(r["entity"], r["table"], r["kind"]) for r in read} == {("clients", "clients", "inserted")}
+    assert [r["id"] for r in read] == sorted(r["id"] for r in read)
+    assert call(practice, "GET", f"/feed?after_id={after}&entity=clients").json() == {
+        "rows": [], "after_id": after, "more": False
+    }  # fmt: skip
+    everything = call(practice, "GET", "/feed?limit=1000").json()["rows"]
+    assert {r["entity"] for r in everything} >= {"staff", "clients", "jobs"}
+    unknown = call(practice, "GET", "/feed?entity=payroll")
+    assert unknown.status_code == 422
+    assert "'payroll' is not one of" in unknown.json()["detail"]
