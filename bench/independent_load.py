@@ -74,7 +74,12 @@ def _fields(spec: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+TASK_FIELDS = """
+Name name s; Description description s; EstimatedMinutes estimated_minutes i; ActualMinutes actual_minutes i;
+Completed completed b; Billable billable b; Folder folder s; StartDate start_date d; DueDate due_date d
+"""
 CLIENT, CONTACT, JOB = _fields(CLIENT_FIELDS), _fields(CONTACT_FIELDS), _fields(JOB_FIELDS)
+TASK = _fields(TASK_FIELDS)
 CLIENT_COLUMNS = ["uuid", "legacy_id", *[c for c, _ in CLIENT.values()], *CLIENT_REFS.values(), "client_type"]
 CONTACT_COLUMNS = ["uuid", "legacy_id", *[c for c, _ in CONTACT.values()]]
 JOB_COLUMNS = ["job_number", "uuid", *[c for c, _ in JOB.values()], *JOB_REFS.values()]
@@ -95,6 +100,9 @@ TABLES = {
     ],  # fmt: skip
     "jobs": JOB_COLUMNS,
     "job_assignments": ["job_number", "staff_uuid", "allocated_minutes"],
+    "job_tasks": ["uuid", "job_number", "position", "task_type_uuid", *[c for c, _ in TASK.values()]],
+    "job_task_staff": ["task_uuid", "staff_uuid", "job_number", "allocated_minutes"],
+    "job_milestones": ["uuid", "job_number", "milestone_date", "description", "completed", "folder"],
     "client_groups": ["uuid", "name"],
 }
 
@@ -198,19 +206,25 @@ def job_rows(elem: Any, rows: Rows) -> None:
         return
     refs = [_key(_named(kids[t])) if t in kids else None for t in JOB_REFS]
     rows.add("jobs", number, (number, _text(kids.get("uuid")), *_scalars(kids, JOB), *refs))
-    people = [_key(_named(s)) for s in _list(kids, "assigned")]
-    tasks = kids.get("tasks")
-    minutes: dict[str, int] = {}
-    for task in [] if tasks is None else tasks:
-        for s in _list(_named(task), "assigned"):
+    # The job's own <Assigned> list, as XPM sent it (no minutes there); each task's staff with theirs.
+    for s in _list(kids, "assigned"):
+        staff = _named(s)
+        allocated = value(_text(staff.get("allocatedminutes")), "i")
+        rows.add("job_assignments", (number, _key(staff)), (number, _key(staff), allocated))
+    for position, task in enumerate(_list(kids, "tasks")):
+        t = _named(task)
+        uuid = _key(t)
+        kind = _text(t.get("taskuuid")) or _text(t.get("taskid"))
+        rows.add("job_tasks", uuid, (uuid, number, position, kind, *_scalars(t, TASK)))
+        for s in _list(t, "assigned"):
             staff = _named(s)
-            who = _key(staff)
-            minutes[who] = minutes.get(who, 0) + (value(_text(staff.get("allocatedminutes")), "i") or 0)
-            if who not in people:
-                people.append(who)
-    for who in dict.fromkeys(people):
-        allocated = None if tasks is None else minutes.get(who, 0)
-        rows.add("job_assignments", (number, who), (number, who, allocated))
+            allocated = value(_text(staff.get("allocatedminutes")), "i")
+            rows.add("job_task_staff", (uuid, _key(staff)), (uuid, _key(staff), number, allocated))
+    for milestone in _list(kids, "milestones"):
+        m = _named(milestone)
+        row = (_key(m), number, value(_text(m.get("date")), "d"), _text(m.get("description")),
+               value(_text(m.get("completed")), "b"), _text(m.get("folder")))  # fmt: skip
+        rows.add("job_milestones", _key(m), row)
 
 
 def records(path: Path, tag: str) -> Iterator[Any]:

@@ -39,7 +39,7 @@ from common import HOME, drop, store
 
 BENCH = Path(__file__).resolve().parent
 TABLES = ("clients", "contacts", "client_contacts", "client_group_members", "client_relationships", "jobs",
-          "job_assignments")  # fmt: skip
+          "job_assignments", "job_tasks", "job_task_staff", "job_milestones")  # fmt: skip
 
 
 def step(args: list[str]) -> dict[str, Any]:
