@@ -68,8 +68,8 @@ def summary(engine: Engine, tenant_id: str, entity: str, run_id: str | None, aft
     the entity's Asset event carries, and `read` takes.
 
     In a run, every try's rows count: a try that failed had committed some of its loads and posted
-    no event, and the retry finds those rows already stored. Without a run (the command line), the
-    rows after `after_id`."""
+    no event, and the retry finds those rows already stored. Without a run id (a caller of `runner`
+    that gives none), the rows after `after_id`."""
     query = (
         select(Change.kind, func.count(), func.min(Change.id), func.max(Change.id))
         .where(Change.tenant_id == tenant_id, Change.entity == entity)

@@ -114,7 +114,7 @@ TABLE_COLUMNS = {
     "changes.table_name": "The table of the row that changed.",
     "changes.record_key": "The row's key less the practice (XPM's key; a composite key's parts joined with '/').",
     "changes.kind": "inserted, changed (or back after removal) or removed (marked removed upstream).",
-    "changes.run_id": "The Airflow run whose load wrote it (NULL for the command line without a run).",
+    "changes.run_id": "The Airflow run whose load wrote it (`cli-<user>-<pid>` for `xpm-sync sync`).",
     "changes.changed_at": "When the load's transaction wrote it; rows older than `change_feed_days` are pruned.",
     **{
         f"{parent}_custom_field_values.{kind.lower()}_value": f"XPM `<{kind}>`, when the ValueElement is {kind}."

@@ -116,7 +116,7 @@ class FeedRow(Out):
     table: str = Field(description="The table of the row (docs/schema.md)")
     key: str = Field(description="The row's key: XPM's UUID or number; a composite key's parts joined with '/'")
     kind: Literal["inserted", "changed", "removed"]
-    run_id: str | None = Field(description="The Airflow run whose load wrote it")
+    run_id: str | None = Field(description="The Airflow run whose load wrote it (cli-<user>-<pid>: `xpm-sync sync`)")
     changed_at: datetime
 
 
