@@ -15,7 +15,7 @@ from tests.integration.sync.test_pull import connected, sync  # noqa: F401 - the
 from xpm_sandbox.model import Staff
 from xpm_sync.errors import XpmPayloadError
 from xpm_sync.store import feed
-from xpm_sync.store.models import Change, Job
+from xpm_sync.store.models import Change, ClientCustomFieldValue, Job, TaxReturn
 
 
 def _keys(xpm: Xpm, extra: dict, kind: str) -> set[str]:
@@ -100,3 +100,18 @@ def test_a_retry_announces_what_its_failed_try_committed(connected: Xpm):  # noq
     retry = sync(connected, ["jobs"], full=True, run_id="night-1")["jobs"].feed
     assert _keys(connected, retry, "inserted") == set(practice.jobs)
     assert retry["inserted"] == len(practice.jobs)
+
+
+def test_custom_field_values_and_the_tax_return_register_are_in_the_feed(connected: Xpm):  # noqa: F811
+    names = ["staff", "categories", "job_states", "client_groups", "custom_field_definitions", "clients", "jobs",
+             "client_custom_fields", "tax_returns"]  # fmt: skip
+    first = sync(connected, names, full=True, run_id="night-1")
+    with Session(connected.engine) as session:
+        values = {f"{v.client_uuid}/{v.field_uuid}" for v in session.scalars(select(ClientCustomFieldValue))}
+        returns = {f"{r.client_uuid}/{r.tax_year}" for r in session.scalars(select(TaxReturn))}
+    assert values
+    assert returns
+    assert _keys(connected, first["client_custom_fields"].feed, "inserted") == values
+    assert _keys(connected, first["tax_returns"].feed, "inserted") == returns
+    again = sync(connected, ["tax_returns"], run_id="night-2")
+    assert again["tax_returns"].feed["first_id"] is None  # derived again, nothing changed
