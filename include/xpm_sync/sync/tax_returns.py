@@ -19,7 +19,7 @@ from xpm_sync.store.models import ChangeKind, Client, Job, TaxReturn
 from xpm_sync.store.stage import Stage
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync.context import EntityResult, SyncContext
-from xpm_sync.sync.load import checkpoint, mark_missing, record_changes
+from xpm_sync.sync.load import checkpoint, mark_missing, record_changes, record_stage
 
 YEAR_IN_NAME = re.compile(r"\b(20\d\d)\b")
 
@@ -103,8 +103,7 @@ def derive(spec: Any, ctx: SyncContext) -> EntityResult:
         with Session(writing(ctx.engine)) as session, session.begin():
             stage = Stage.of(session)
             written = stage.merge(TaxReturn, list(rows.values()), constants={"tenant_id": ctx.tenant_id}, track=True)
-            record_changes(session, ctx, TaxReturn, ChangeKind.INSERTED, stage.inserted)
-            record_changes(session, ctx, TaxReturn, ChangeKind.CHANGED, stage.changed)
+            record_stage(session, ctx, TaxReturn)
     removed = _mark_missing_pairs(ctx, set(rows))
     checkpoint(ctx, spec.name)
     return EntityResult(spec.name, "derived", len(rows), written, removed, 0)
