@@ -65,8 +65,8 @@ PARAMS = {
         False,
         type="boolean",
         title="Confirm removals",
-        description="With a full sync: mark removed what XPM no longer lists, even many rows at once "
-        "(otherwise held back with an Alert in Practice Activity).",
+        description="With a full sync: mark removed what XPM no longer lists, even many rows at once, "
+        "without asking (otherwise they are held back and the run asks in Required Actions).",
     ),
 }
 
@@ -106,7 +106,9 @@ def xpm_manual_sync() -> None:
         return tasks.summarise(opened, results, context, manual=True)
 
     opened = start()
-    summary(opened, wiring.entity_tasks(pull, opened))
+    pulls = wiring.entity_tasks(pull, opened)
+    summary(opened, pulls)
+    wiring.removal_decision(pulls)
 
 
 xpm_manual_sync()

@@ -16,6 +16,9 @@ practice database in step with Xero Practice Manager:
    and quotes, an older year when it is due again, every page of costs, and the payments of invoices
    whose amount paid moved (each list can be switched off in the settings).
 8. **summary**: one Practice Activity entry with the counts and the XPM calls used.
+9. **decide_removals**: when a complete list would have marked too many rows removed, the run held
+   them back and asks here, in Airflow's Required Actions, whether to mark exactly those removed
+   (skipped when nothing was held back; no answer within `decision_timeout_hours` keeps them).
 
 Each entity task publishes an Asset (`xpm://practice/<entity>`) for downstream pipelines, and
 takes a slot of the `xpm_api` pool (XPM allows 5 calls in flight). Transient failures are retried
@@ -75,7 +78,9 @@ def xpm_overnight_sync() -> None:
         return tasks.summarise(opened, results, context, manual=False)
 
     opened = start()
-    summary(opened, wiring.entity_tasks(pull, opened))
+    pulls = wiring.entity_tasks(pull, opened)
+    summary(opened, pulls)
+    wiring.removal_decision(pulls)
 
 
 xpm_overnight_sync()

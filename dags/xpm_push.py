@@ -9,8 +9,11 @@ page).
 
 Each record's changes are coalesced into as few calls as XPM allows, and compared with XPM first:
 a change XPM already holds is not sent again. A change XPM refuses stays in the outbox marked
-failed, with XPM's words in Practice Activity, and the rest go on. Nothing is pushed while XPM
-needs to reconnect. Pushes use what is left of the day's calls after the pulls' 80%.
+failed, with XPM's words in Practice Activity, and the rest go on. A change that meets a newer value
+in XPM while XPM masters the field stops as "conflict": the `conflicts` task then starts
+`xpm_push_decisions`, which asks in Airflow's Required Actions whether the local value or XPM's
+stands. Nothing is pushed while XPM needs to reconnect. Pushes use what is left of the day's calls
+after the pulls' 80%.
 """
 
 from __future__ import annotations
@@ -53,7 +56,21 @@ def xpm_push() -> None:
 
         return tasks.push(context)
 
-    push()
+    # A teardown: it runs however the push ended, and the run's colour stays the push's own.
+    @task(outlets=[Asset(catalog.asset_uri("push_conflicts"))])
+    def conflicts() -> None:
+        """Start xpm_push_decisions (through this Asset) when a push left a conflict nobody was asked about."""
+        from xpm_sync import decisions
+        from xpm_sync.store.engine import get_engine
+
+        waiting = decisions.conflicts_unasked(get_engine())
+        if not waiting:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException("No push conflict waits for a decision.")
+        print(f"{waiting} push conflict(s) wait for a decision: xpm_push_decisions asks in Required Actions.")
+
+    push() >> conflicts().as_teardown()
 
 
 xpm_push()

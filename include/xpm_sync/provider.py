@@ -116,6 +116,13 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "30",
         kind="integer",
     ),
+    "decision_timeout_hours": _option(
+        "How long a question in Airflow's Required Actions (a held-back mass removal, a push conflict) waits "
+        "for an answer; then the safe choice is taken (keep the rows; keep XPM's value). An overnight run "
+        "waiting on one holds the next night back, so keep it under a day.",
+        "12",
+        kind="integer",
+    ),
     "alert_reminder_hours": _option(
         "While XPM still needs reconnecting, email again after this many hours; 0 means never.", "0", kind="integer"
     ),

@@ -21,7 +21,14 @@ from airflow.listeners import hookimpl
 log = logging.getLogger(__name__)
 
 XPM_DAGS = frozenset(
-    {"xpm_overnight_sync", "xpm_manual_sync", "xpm_push", "xpm_connection_health", "xpm_morning_check"}
+    {
+        "xpm_overnight_sync",
+        "xpm_manual_sync",
+        "xpm_push",
+        "xpm_push_decisions",
+        "xpm_connection_health",
+        "xpm_morning_check",
+    }
 )
 NOTE_LENGTH = 1000  # Airflow's dag_run_note.content
 TELLING = ("Action Required", "Failure")

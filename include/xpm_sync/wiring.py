@@ -42,3 +42,13 @@ def entity_tasks(pull: Any, start: Any) -> dict[str, Any]:
     for entity in catalog.REFERENCE:
         start >> pulls[entity]
     return pulls
+
+
+def removal_decision(pulls: dict[str, Any]) -> Any:
+    """The run's question about the removals it held back (a Required Action), after every entity;
+    skipped when nothing was held back. The summary does not wait for it."""
+    from xpm_sync.decision_tasks import RemovalDecision
+
+    decide = RemovalDecision(task_id="decide_removals", trigger_rule="all_done", doc_md=RemovalDecision.__doc__)
+    list(pulls.values()) >> decide
+    return decide

@@ -662,6 +662,50 @@ class Change(Base):
     changed_at: Mapped[datetime]
 
 
+class DecisionKind(enum.StrEnum):
+    """What a person is asked to decide in Airflow's Required Actions."""
+
+    REMOVAL = "removal"  # a complete list would mark many stored rows removed
+    OFF_CURRENT = "off_current"  # XPM's current job list would drop many open jobs
+    CONFLICT = "conflict"  # a local change met a newer value in XPM while XPM masters the field
+
+
+class DecisionOutcome(enum.StrEnum):
+    APPROVED = "approved"  # mark removed / keep the local value
+    REJECTED = "rejected"  # keep the rows / keep XPM's value
+    TIMED_OUT = "timed_out"  # nobody answered in time: the safe choice (keep) was taken
+    SUPERSEDED = "superseded"  # a newer list of the same entity came first: nothing applied
+
+
+class Decision(Base):
+    """Something the sync would not do on its own, waiting for a person: a held-back mass removal
+    (its exact keys), or a push conflict (its outbox entry). Asked in Airflow's Required Actions by
+    the run named here; `outcome`, `decided_by` and `decided_at` say what was done."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_tenant_id_outcome", "tenant_id", "outcome"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(16))
+    entity: Mapped[str] = mapped_column(String(64))
+    table_name: Mapped[str] = mapped_column(String(64))
+    key_column: Mapped[str] = mapped_column(String(64))
+    keys: Mapped[list[str]] = mapped_column(JSON)
+    stored: Mapped[int] = mapped_column(default=0)
+    question: Mapped[str] = mapped_column(Text)
+    raised_by_run: Mapped[str | None] = mapped_column(String(250))
+    dag_id: Mapped[str | None] = mapped_column(String(250))
+    run_id: Mapped[str | None] = mapped_column(String(250))  # the run that asks
+    task_id: Mapped[str | None] = mapped_column(String(250))
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    choice: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    decided_at: Mapped[datetime | None]
+    refreshed_at: Mapped[datetime | None]  # jobs taken off the current list: their final state read
+
+
 class PracticeSetting(Base):
     __tablename__ = "practice_settings"
 

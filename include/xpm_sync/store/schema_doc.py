@@ -116,6 +116,16 @@ TABLE_COLUMNS = {
     "changes.kind": "inserted, changed (or back after removal) or removed (marked removed upstream).",
     "changes.run_id": "The Airflow run whose load wrote it (`cli-<user>-<pid>` for `xpm-sync sync`).",
     "changes.changed_at": "When the load's transaction wrote it; rows older than `change_feed_days` are pruned.",
+    "decisions.kind": "removal (a complete list would mark many rows removed), off_current (XPM's current job "
+    "list would drop many open jobs) or conflict (a push met a newer value in XPM).",
+    "decisions.table_name": "The table the keys belong to (`outbox` for a conflict).",
+    "decisions.keys": "Exactly the keys the decision applies to (outbox entry ids for a conflict).",
+    "decisions.stored": "How many rows were stored when it was held back.",
+    "decisions.raised_by_run": "The run that held the removal back.",
+    "decisions.run_id": "The Airflow run whose Required Action asks it (with `dag_id` and `task_id`).",
+    "decisions.outcome": "Empty while waiting; approved, rejected, timed_out (the safe choice taken) or superseded.",
+    "decisions.decided_by": "The Airflow user who answered; empty when nobody did in time.",
+    "decisions.refreshed_at": "Jobs taken off the current list: when the jobs pull read their final state.",
     **{
         f"{parent}_custom_field_values.{kind.lower()}_value": f"XPM `<{kind}>`, when the ValueElement is {kind}."
         for parent in ("client", "job")

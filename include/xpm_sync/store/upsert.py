@@ -78,7 +78,8 @@ def mark_removed(
     """Mark the rows with these keys (values of `columns`) as removed upstream; never delete them.
     Returns the keys of the rows marked.
 
-    A row with a local change not yet pushed is left alone: XPM does not have it yet.
+    A row with a local change not yet pushed is left alone: XPM does not have it yet; one already
+    marked keeps the time it was first marked.
     """
     table = table_of(model)
     target = tuple_(*[table.c[c] for c in columns]) if len(columns) > 1 else table.c[columns[0]]
@@ -92,6 +93,7 @@ def mark_removed(
                 table.c.tenant_id == tenant_id,
                 target.in_(values[start : start + 500]),
                 table.c.pending_push.is_(False),
+                table.c.removed_upstream_at.is_(None),
             )
             .values(removed_upstream_at=now)
             .returning(*[table.c[c] for c in columns])

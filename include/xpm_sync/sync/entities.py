@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xpm_sync import catalog, config
+from xpm_sync import catalog, config, decisions
 from xpm_sync.api import fingerprint
 from xpm_sync.api.records import Record
 from xpm_sync.errors import XpmBusinessError
@@ -21,6 +21,7 @@ from xpm_sync.store.models import (
     Client,
     ClientGroup,
     CustomFieldDefinition,
+    DecisionKind,
     Job,
     JobState,
     Staff,
@@ -31,6 +32,7 @@ from xpm_sync.sync import children, custom_fields, job_reconcile, tax_returns, w
 from xpm_sync.sync.context import EntityResult, SyncContext
 from xpm_sync.sync.load import (
     Children,
+    Held,
     alert,
     checkpoint,
     hold_back,
@@ -237,8 +239,16 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
         what = (
             f"XPM's current job list would take {len(departed):,} of the {len(previously_current):,} open jobs off it"
         )
-        hold_back(ctx, _label(spec), what, len(departed), len(previously_current))
+        question = (
+            f"{_label(spec)} XPM's current job list no longer holds {len(departed):,} of the "
+            f"{len(previously_current):,} open jobs: take them off it?"
+        )
+        held = Held(DecisionKind.OFF_CURRENT, Job, "job_number", sorted(departed), question)
+        hold_back(ctx, _label(spec), what, len(previously_current), held)
         departed, current = set(), current | previously_current
+    # Jobs a person took off the current list (a Required Action): their final state is read now.
+    approved = decisions.jobs_to_refresh(ctx.engine, ctx.tenant_id)
+    departed |= set().union(*approved.values()) - current if approved else set()
     result = EntityResult(spec.name, "full" if full else "incremental", held_back=ctx.held_back)
     final, failed = [], set()
     for number in sorted(departed - seen):
@@ -251,6 +261,8 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
     f, w = load_jobs(final)
     result.fetched, result.written = fetched + f, written + w + set_current(ctx, Job, "job_number", current | failed)
     result.removed, result.calls = removed, _calls(ctx) - before
+    if not ctx.dry_run:
+        decisions.refreshed(ctx.engine, approved)
     checkpoint(ctx, spec.name, watermark=started, cursor=None, full_pass=full)
     return result
 

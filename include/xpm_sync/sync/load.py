@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, true, update
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity, config
+from xpm_sync import activity, config, decisions
 from xpm_sync.api.fingerprint import Fingerprints, ListAnswer
 from xpm_sync.api.records import Record
 from xpm_sync.api.xml import UNCHANGED
 from xpm_sync.store import feed
 from xpm_sync.store.engine import analyze_stale, writing
-from xpm_sync.store.models import ActivityStatus, Base, ChangeKind, SyncState, table_of
+from xpm_sync.store.models import ActivityStatus, Base, ChangeKind, DecisionKind, SyncState, table_of
 from xpm_sync.store.stage import Stage
 from xpm_sync.store.types import utcnow
 from xpm_sync.store.upsert import mark_removed
@@ -220,13 +221,16 @@ def mark_missing(
                 if not held:
                     marked = mark_removed(session, model, ctx.tenant_id, [key], [(k,) for k in gone])
                     record_changes(session, ctx, model, ChangeKind.REMOVED, marked)
+                    # A newer complete list answered: an earlier run's question about it is moot.
+                    decisions.supersede(session, ctx.tenant_id, DecisionKind.REMOVAL, table.name, ctx.run_id)
                 if ctx.dry_run:
                     raise _DryRun
         except _DryRun:
             pass
     if held:
         what = f"XPM's full list would mark {len(gone):,} of the {len(present):,} stored rows removed"
-        hold_back(ctx, label, what, len(gone), len(present))
+        question = f"{label} XPM no longer lists {len(gone):,} of the {len(present):,} stored: mark them removed?"
+        hold_back(ctx, label, what, len(present), Held(DecisionKind.REMOVAL, model, key, gone, question))
         return 0
     return len(gone)
 
@@ -252,17 +256,44 @@ def set_current(ctx: SyncContext, model: type[Base], key: str, current: set[str]
     return len(on) + len(off)
 
 
-def hold_back(ctx: SyncContext, label: str, what: str, gone: int, present: int) -> None:
-    """Too much would change at once to trust the answer: change nothing and raise an Alert."""
+@dataclass(frozen=True)
+class Held:
+    """What a held-back change would have done: its kind, the rows' keys, and the question it asks."""
+
+    kind: DecisionKind
+    model: type[Base]
+    key: str
+    keys: Sequence[str]
+    question: str
+
+
+def hold_back(ctx: SyncContext, label: str, what: str, present: int, held: Held) -> None:
+    """Too much would change at once to trust the answer: change nothing, keep the exact keys for a
+    person to decide (the run's Required Action), and raise an Alert."""
+    gone = len(held.keys)
     ctx.held_back += gone
     entity = ctx.entity or "the entity"
     message = (
         f"{label} {what} ({100 * gone // max(present, 1)}%); nothing was changed, in case the answer was "
-        "incomplete. If it is right, confirm with a full sync: "
-        f"`xpm-sync sync --entities {entity} --full --confirm-removals`, or trigger xpm_manual_sync with "
-        "'Full sync' and 'Confirm removals'."
+        "incomplete. The run asks in Airflow's Required Actions whether to apply it (the XPM page links to "
+        f"it); from a shell, `xpm-sync sync --entities {entity} --full --confirm-removals` applies it."
     )
     alert(ctx, message, {"entity": entity, "would_change": gone, "stored": present})
+    if ctx.dry_run:
+        return
+    with Session(writing(ctx.engine)) as session, session.begin():
+        decisions.hold(
+            session,
+            tenant_id=ctx.tenant_id,
+            kind=held.kind,
+            entity=entity,
+            model=held.model,
+            key_column=held.key,
+            keys=held.keys,
+            stored=present,
+            question=held.question,
+            run_id=ctx.run_id,
+        )
 
 
 def alert(ctx: SyncContext, message: str, details: dict[str, Any]) -> None:

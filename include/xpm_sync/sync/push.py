@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity, change_values, changes, config, display, settings
+from xpm_sync import activity, change_values, changes, config, decisions, display, settings
 from xpm_sync.api.records import Record
 from xpm_sync.api.usage import calls_today
 from xpm_sync.errors import (
@@ -62,6 +62,7 @@ from xpm_sync.sync.load import parent_rows
 log = logging.getLogger(__name__)
 
 LABELS = {"job": "Jobs", "client_custom_field": "Client custom fields", "job_custom_field": "Job custom fields"}
+RECORD = {"job": "Job", "client_custom_field": "Client", "job_custom_field": "Job"}
 SHOWN = 5
 
 
@@ -349,6 +350,11 @@ def _conflict(run: Push, group: Group, changed: dict[str, str | None], *, master
     _keep_xpm_values(run.engine, group, changed)
     result = run.result(group.entity)
     shown = ", ".join(f"{name}={value!r}" for name, value in changed.items())
+    chosen = [e.payload.get("decided_by") for e in group.entries if e.payload.get("decided") == "local"]
+    if chosen:  # a person chose the local value (a Required Action): it goes, this once
+        log.warning("%s %s: local value over XPM's (%s), as %s chose", group.entity, group.key, shown, chosen[0])
+        result.note = (result.note + "; " if result.note else "") + f"local value kept for {group.key} ({shown})"
+        return True
     if mastered:
         log.warning("%s %s: overwriting XPM's newer value (%s)", group.entity, group.key, shown)
         result.note = (result.note + "; " if result.note else "") + f"XPM's value overwritten for {group.key} ({shown})"
@@ -358,6 +364,15 @@ def _conflict(run: Push, group: Group, changed: dict[str, str | None], *, master
         "nothing was sent, and the next pull takes XPM's value."
     )
     _mark(run.engine, group.ids, OutboxStatus.CONFLICT, last_error=reason)
+    wanted = group.fields()
+    question = f"{RECORD[group.entity]} {group.key}: " + "; ".join(
+        f"{wanted.get(name, {}).get('name', name)} here {wanted.get(name, {}).get('after')!r}, in XPM {value!r}"
+        for name, value in changed.items()
+    )
+    with Session(writing(run.engine)) as session, session.begin():
+        decisions.raise_conflict(
+            session, tenant_id=run.tenant_id, entity=group.entity, entry_ids=group.ids, question=question
+        )
     model: Any = m.Job if group.entity == "job" else None
     if model is not None:
         _settled(run, group, model, model.job_number == group.key)

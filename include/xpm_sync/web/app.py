@@ -54,7 +54,14 @@ ENDED = {
         "failed": "The push to XPM ended failed: Practice Activity says why.",
     },
 }
-XPM_DAGS = ("xpm_manual_sync", "xpm_overnight_sync", "xpm_push", "xpm_connection_health", "xpm_morning_check")
+XPM_DAGS = (
+    "xpm_manual_sync",
+    "xpm_overnight_sync",
+    "xpm_push",
+    "xpm_push_decisions",
+    "xpm_connection_health",
+    "xpm_morning_check",
+)
 # Airflow's own rule for a run id given by a person ([scheduler] allowed_run_id_pattern's default).
 RUN_ID = re.compile(r"[A-Za-z0-9_.~:+-]{1,250}")
 LAST_PAGE = 10_000
@@ -187,6 +194,24 @@ def create_app() -> FastAPI:
         Airflow's plugin route /plugin/<view>/<path> opens <path> in the view's frame."""
         query = urlencode({"notice": notice, **extra})
         return RedirectResponse(f"{_airflow_root()}/plugin/xpm{request.url_for('home').path}?{query}", 303)
+
+    @app.get("/decisions/{decision_id}.csv", name="decision_csv")
+    async def decision_csv(request: Request, decision_id: int) -> Response:
+        """The rows a held-back removal would mark removed, for the person deciding."""
+        from xpm_sync import decisions
+
+        who = await visitor(request)
+        who.require("read")
+        tenant = (await run_in_threadpool(read_status, get_engine())).tenant_id
+        found = await run_in_threadpool(decisions.as_csv, get_engine(), decision_id, tenant or "")
+        if found is None:
+            return JSONResponse({"detail": f"There is no held-back list {decision_id} for this practice."}, 404)
+        name, text = found
+        return Response(
+            text,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+        )
 
     @app.post("/connect", name="connect")
     async def connect(request: Request) -> Response:

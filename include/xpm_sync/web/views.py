@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -83,6 +84,7 @@ class Page:
     alerts: Alerts | None = None
     # A setting whose change would need a scope the connection lacks: what the page says before saving.
     scope_warnings: dict[str, str] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # questions waiting in Required Actions
 
 
 def synced(engine: Engine, tenant_id: str | None) -> list[dict[str, Any]]:
@@ -188,10 +190,27 @@ def page(engine: Engine) -> Page:
     found = Page(conn, practice, synced(engine, conn.tenant_id), buttons(practice, problem), problem)
     found.waiting = waiting(engine)
     found.alerts = alert_email(engine)
+    found.decisions = awaiting_decisions(engine, conn.tenant_id)
     if conn.tenant_id:
         found.state_codes = changes.state_codes(engine)
         found.custom_fields = conn.custom_fields
         found.scope_warnings = scope_warnings(" ".join(conn.scopes), practice)
+    return found
+
+
+def awaiting_decisions(engine: Engine, tenant_id: str | None) -> list[dict[str, Any]]:
+    """The questions waiting for a person, each with where Airflow asks it (its Required Action)."""
+    from xpm_sync import decisions
+
+    found = decisions.awaiting(engine, tenant_id)
+    for d in found:
+        d["when"] = display.when(d.pop("raised_at"))
+        d["where"] = (
+            f"/dags/{quote(d['dag_id'], safe='')}/runs/{quote(d['run_id'], safe='')}/tasks/"
+            f"{quote(d['task_id'], safe='')}/required_actions"
+            if d["dag_id"] and d["run_id"] and d["task_id"]
+            else None
+        )
     return found
 
 

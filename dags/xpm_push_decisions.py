@@ -1,0 +1,55 @@
+"""
+### XPM push decisions
+
+A change made here that meets a newer value in XPM, while the practice's settings leave the field
+to XPM, stops as "conflict" in the outbox. `xpm_push` then starts this DAG (the Asset
+`xpm://practice/push_conflicts`), which asks in Airflow's **Required Actions**, for each such
+change, "keep the local value or XPM's?":
+
+1. **decide**: one question listing every conflict not asked about yet. The local value goes to
+   XPM with the next push, once, over XPM's; XPM's value discards the change, and the next pull
+   brings it. No answer within `[xpm_sync] decision_timeout_hours` keeps XPM's value. Who decided
+   is kept in Practice Activity.
+2. **send**: when a local value was chosen, tells `xpm_push` to run now (the outbox Asset).
+
+Pushes go on meanwhile: this DAG waits, `xpm_push` does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+
+from xpm_sync import catalog, wiring
+from xpm_sync.decision_tasks import ConflictDecision
+
+
+@dag(
+    dag_id="xpm_push_decisions",
+    schedule=[Asset(catalog.asset_uri("push_conflicts"))],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    is_paused_upon_creation=False,
+    max_active_runs=1,
+    default_args={"owner": "xpm-sync", "retries": 2, "on_failure_callback": wiring.on_failure},
+    tags=["xpm", "push"],
+    doc_md=__doc__,
+)
+def xpm_push_decisions() -> None:
+    decide = ConflictDecision(task_id="decide", doc_md=ConflictDecision.__doc__)
+
+    @task(outlets=[Asset(catalog.asset_uri("outbox"))])
+    def send(decided: dict[str, Any] | None) -> None:
+        """Tell xpm_push (the outbox Asset) when a local value was chosen; skip otherwise."""
+        if not decided or not decided.get("local"):
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException("No local value was chosen: nothing more goes to XPM.")
+        print(f"{decided['local']} local value(s) chosen: xpm_push sends them now.")
+
+    send(decide.output)
+
+
+xpm_push_decisions()
