@@ -146,10 +146,10 @@ def removal_subject(decisions: Sequence[Decision]) -> str:
 
 def removal_body(decisions: Sequence[Decision], link: Callable[[int], str] | None) -> str:
     """The question's text (Markdown), each held-back list with a link to its rows as CSV."""
-    lines = ["xpm-sync held these back, in case XPM's answer was incomplete; nothing has changed yet.", ""]
+    lines = ["xpm-sync held this back, in case XPM's answer was incomplete; nothing has changed yet.", ""]
     for decision in decisions:
-        download = f" ([the {len(decision.keys):,} rows as CSV]({link(decision.id)}))" if link else ""
-        lines.append(f"- {decision.question}{download}")
+        download = f"[The {len(decision.keys):,} rows as CSV]({link(decision.id)})" if link else ""
+        lines.append(f"- {decision.question} {download}" if len(decisions) > 1 else download)
     lines += [
         "",
         f"**{MARK}** marks exactly these rows removed (kept, never deleted; a row XPM lists again comes back). "

@@ -537,6 +537,125 @@ def test_a_job_state_changed_in_the_jobs_panel_is_pushed_to_xpm(stack: Airflow, 
     assert _state_writes(stack) - before == 1
 
 
+def _awaiting(af: Airflow, dag_id: str, timeout: float = 240) -> dict[str, Any]:
+    """The Required Action a run of `dag_id` waits on, once Airflow has it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = af.api("GET", f"/dags/{dag_id}/dagRuns/~/hitlDetails").json().get("hitl_details", [])
+        waiting = [d for d in listed if not d.get("response_received")]
+        if waiting:
+            return dict(waiting[0])
+        time.sleep(2)
+    raise AssertionError(f"no Required Action of {dag_id} appeared; logs in {af.logs}")
+
+
+def _removed_clients(af: Airflow) -> set[str]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from xpm_sync.store import models as m
+    from xpm_sync.store.engine import get_engine
+
+    with Session(get_engine(af.store_url)) as s:
+        return set(s.scalars(select(m.Client.uuid).where(m.Client.removed_upstream_at.is_not(None))))
+
+
+def _decide_from_the_page(page: Any, af: Airflow, question: str, screenshot: str) -> None:
+    """The XPM page lists the question; its link opens the run's Required Action in Airflow."""
+    from playwright.sync_api import expect
+
+    xpm = open_xpm(page, af)
+    panel = xpm.locator("#decisions")
+    expect(panel).to_contain_text(question)
+    shot(page, f"{screenshot}a-waiting-on-the-xpm-page")
+    panel.get_by_role("link", name="Decide in Airflow").first.click()
+    page.wait_for_url(re.compile(r".*/required_actions.*"), timeout=30_000)
+    expect(page.get_by_text(question).first).to_be_visible(timeout=30_000)
+    shot(page, f"{screenshot}b-required-action")
+
+
+def test_held_back_removals_are_approved_or_rejected_in_airflows_required_actions(stack: Airflow, browser: Any):
+    """XPM drops 30% of the clients: the full sync waits on a Required Action; approving in Airflow's
+    own page marks exactly those removed; a second time, rejecting changes nothing."""
+    from playwright.sync_api import expect
+
+    page, _xpm = _connected(browser, stack, "20-connect")
+    clients = stack.srv.sandbox.main.clients
+    already = _removed_clients(stack)
+    for answer, shots in (("Mark them removed", "20"), ("Keep them", "21")):
+        gone = sorted(set(clients) - already)[: len(clients) * 3 // 10]
+        dropped = {uuid: clients.pop(uuid) for uuid in gone}
+        run_id = stack.trigger("xpm_manual_sync", {"entities": ["clients"], "full": True})
+        asked = _awaiting(stack, "xpm_manual_sync")
+        assert asked["task_instance"]["dag_run_id"] == run_id
+        question = asked["subject"]
+        assert question.startswith(f"(Clients) XPM no longer lists {len(gone)} of the ")
+        _decide_from_the_page(page, stack, question, shots)
+        page.get_by_role("button", name=answer).click()
+        expect(page.get_by_text("decide_removals response successful")).to_be_visible(timeout=30_000)
+        shot(page, f"{shots}c-answered")
+        assert stack.wait("xpm_manual_sync", run_id) == "success"
+        detail = stack.api(
+            "GET", f"/dags/xpm_manual_sync/dagRuns/{run_id}/taskInstances/decide_removals/-1/hitlDetails"
+        )
+        assert detail.json()["responded_by_user"]["name"] == "admin"
+        if answer == "Mark them removed":
+            assert _removed_clients(stack) == already | set(gone)
+        else:  # nothing held back is marked; and those XPM lists again since the first case are back
+            assert _removed_clients(stack) == already
+        clients.update(dropped)  # XPM lists them again: the next full list brings them back
+    xpm = open_xpm(page, stack)
+    expect(xpm.locator("#decisions")).to_have_count(0)
+    expect(xpm.locator("#activity")).to_contain_text("Held-back removals kept (admin decided)")
+
+
+def test_a_push_conflict_is_resolved_in_airflows_required_actions_and_lands_once(stack: Airflow, browser: Any):
+    """A local job change meets a newer name in XPM after the practice hands jobs back to XPM: the
+    question waits in xpm_push_decisions; keeping the local value in Airflow's page sends it, once."""
+    from playwright.sync_api import expect
+
+    from xpm_sync import changes, settings
+    from xpm_sync.store.engine import get_engine, session_scope
+
+    page, _xpm = _connected(browser, stack, "22-connect")
+    _jobs_kept_here(stack)
+    stack.srv.sandbox.gateway.faults.clear()
+    engine = get_engine(stack.store_url)
+    job = _open_job(stack)
+    before = len([w for w in stack.srv.sandbox.gateway.writes if w == ("PUT", "job.api/update")])
+    changes.update_job(engine, job.number, actor="ada", name="Year-end accounts (ours)")
+    job.name = "Year-end accounts (XPM)"
+    with session_scope(engine) as session:
+        settings.change(session, "maintain_jobs_locally", False, actor="admin")
+    try:
+        push = stack.trigger("xpm_push")
+        assert stack.wait("xpm_push", push) == "failed"  # red: the change did not go
+        asked = _awaiting(stack, "xpm_push_decisions")
+        assert asked["subject"] == "1 change(s) made here met newer values in XPM: keep the local value or XPM's?"
+        _decide_from_the_page(page, stack, asked["subject"], "22")
+        choice = page.get_by_role("combobox").first
+        if choice.count():
+            choice.select_option("Keep the local value")
+        else:  # rendered as a list of options rather than a native select
+            page.get_by_role("button", name=re.compile("Keep XPM's value")).first.click()
+            page.get_by_role("option", name="Keep the local value").click()
+        shot(page, "22c-local-value-chosen")
+        page.get_by_role("button", name="Apply these choices").click()
+        expect(page.get_by_text("decide response successful")).to_be_visible(timeout=30_000)
+        decided = asked["task_instance"]["dag_run_id"]
+        assert stack.wait("xpm_push_decisions", decided) == "success"
+        deadline = time.monotonic() + 240
+        while job.name != "Year-end accounts (ours)" and time.monotonic() < deadline:
+            time.sleep(2)
+        assert job.name == "Year-end accounts (ours)"
+        time.sleep(5)  # a second push would have come by now
+        updates = [w for w in stack.srv.sandbox.gateway.writes if w == ("PUT", "job.api/update")]
+        assert len(updates) - before == 1
+    finally:
+        with session_scope(engine) as session:
+            settings.change(session, "maintain_jobs_locally", True, actor="admin")
+
+
 def test_an_administrator_switches_practice_from_the_page(stack: Airflow, browser: Any):
     """Last in this module: the installation ends on the second practice."""
     from playwright.sync_api import expect

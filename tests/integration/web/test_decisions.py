@@ -111,7 +111,7 @@ def test_approving_a_held_back_removal_marks_exactly_those_clients_removed(held:
     assert answer.asked["options"] == [decisions.MARK, decisions.KEEP]
     assert answer.asked["defaults"] == [decisions.KEEP]
     # The list is downloadable from the question, and the page said what waits and where.
-    assert "rows as CSV](/xpm/decisions/" in answer.asked["body"]
+    assert f"[The {len(gone)} rows as CSV](/xpm/decisions/" in answer.asked["body"]
     assert "Waiting for a decision" in answer.page_html
     assert "/required_actions" in answer.page_html
     assert answer.refused_viewer == 403  # a viewer may read the page, not decide
