@@ -24,6 +24,15 @@ def _timeout() -> timedelta:
     return timedelta(hours=max(config.get_int("decision_timeout_hours"), 1))
 
 
+def _asks_again_after_a_failure(kwargs: dict[str, Any]) -> None:
+    """One retry, which asks again: the answer is applied only by a try that finishes, so a try that
+    failed after it (the store out of reach; Airflow failing a task answered within moments of asking,
+    before the scheduler saw it park) leaves the question open, not lost."""
+    kwargs.setdefault("retries", 1)
+    kwargs.setdefault("retry_delay", timedelta(seconds=10))
+    kwargs.setdefault("retry_exponential_backoff", False)
+
+
 def _responder(result: Any) -> tuple[str | None, bool]:
     """(who answered, whether nobody did and the default was taken)."""
     user = result.get("responded_by_user") if isinstance(result, dict) else None
@@ -49,10 +58,8 @@ def download_link(decision_id: int) -> str:
 class RemovalDecision(HITLOperator):
     """Asks whether to apply the removals this run held back; skipped when it held none back."""
 
-    xpm_no_retry = True  # a retry would ask again
-
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("retries", 0)
+        _asks_again_after_a_failure(kwargs)
         super().__init__(
             subject="XPM no longer lists some stored rows: mark them removed?",
             options=[MARK, KEEP],
@@ -92,10 +99,8 @@ class RemovalDecision(HITLOperator):
 class ConflictDecision(HITLOperator):
     """Asks, for each push conflict no run has asked about yet, whether the local value or XPM's stands."""
 
-    xpm_no_retry = True
-
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("retries", 0)
+        _asks_again_after_a_failure(kwargs)
         super().__init__(
             subject="Changes made here met newer values in XPM: keep the local value or XPM's?",
             options=[APPLY],

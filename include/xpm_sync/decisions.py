@@ -114,6 +114,12 @@ def supersede(session: Session, tenant_id: str, kind: DecisionKind, table_name: 
     )
 
 
+def supersede_in(engine: Engine, tenant_id: str, kind: DecisionKind, model: type[m.Base], run_id: str | None) -> None:
+    """`supersede`, in a transaction of its own."""
+    with Session(writing(engine)) as session, session.begin():
+        supersede(session, tenant_id, kind, m.table_of(model).name, run_id)
+
+
 def _claim(engine: Engine, *where: Any, dag_id: str, run_id: str, task_id: str) -> list[Decision]:
     """The unanswered decisions matching `where`, marked as asked by this run's task."""
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
@@ -353,8 +359,9 @@ def conflicts_unasked(engine: Engine) -> int:
 
 
 def ask_conflicts(engine: Engine, *, dag_id: str, run_id: str, task_id: str) -> list[Decision]:
-    """Claim the conflicts no run has asked about yet, for this run's question."""
-    wanted = (Decision.kind == DecisionKind.CONFLICT.value, Decision.run_id.is_(None))
+    """Claim the conflicts no run has asked about yet (or this task's failed try asked), for this run's question."""
+    asked_here = (Decision.run_id == run_id) & (Decision.task_id == task_id)
+    wanted = (Decision.kind == DecisionKind.CONFLICT.value, or_(Decision.run_id.is_(None), asked_here))
     return _claim(engine, *wanted, dag_id=dag_id, run_id=run_id, task_id=task_id)
 
 

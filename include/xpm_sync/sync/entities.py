@@ -246,6 +246,8 @@ def pull_jobs(spec: EntitySpec, ctx: SyncContext) -> EntityResult:
         held = Held(DecisionKind.OFF_CURRENT, Job, "job_number", sorted(departed), question)
         hold_back(ctx, _label(spec), what, len(previously_current), held)
         departed, current = set(), current | previously_current
+    elif not ctx.dry_run:  # a current list trusted again: an earlier run's question about it is moot
+        decisions.supersede_in(ctx.engine, ctx.tenant_id, DecisionKind.OFF_CURRENT, Job, ctx.run_id)
     # Jobs a person took off the current list (a Required Action): their final state is read now.
     approved = decisions.jobs_to_refresh(ctx.engine, ctx.tenant_id)
     departed |= set().union(*approved.values()) - current if approved else set()
