@@ -122,7 +122,7 @@ class ConflictDecision(HITLOperator):
         self.params = ParamsDict(
             {
                 decisions.conflict_param(d): Param(
-                    XPM, enum=[LOCAL, XPM], title=d.question[:200], description=f"Change {', '.join(d.keys)}"
+                    XPM, enum=[LOCAL, XPM], title=d.question[:200], description=f"Outbox change {', '.join(d.keys)}"
                 )
                 for d in asked
             }

@@ -566,8 +566,9 @@ def _removed_clients(af: Airflow) -> set[str]:
         return set(s.scalars(select(m.Client.uuid).where(m.Client.removed_upstream_at.is_not(None))))
 
 
-def _decide_from_the_page(page: Any, af: Airflow, question: str, screenshot: str) -> None:
-    """The XPM page lists the question; its link opens the run's Required Action in Airflow."""
+def _decide_from_the_page(page: Any, af: Airflow, question: str, screenshot: str, asked: str | None = None) -> None:
+    """The XPM page lists the question; its link opens the run's Required Action in Airflow, which
+    asks it (or, for several changes, `asked`)."""
     from playwright.sync_api import expect
 
     xpm = open_xpm(page, af)
@@ -576,7 +577,7 @@ def _decide_from_the_page(page: Any, af: Airflow, question: str, screenshot: str
     shot(page, f"{screenshot}a-waiting-on-the-xpm-page")
     panel.get_by_role("link", name="Decide in Airflow").first.click()
     page.wait_for_url(re.compile(r".*/required_actions.*"), timeout=30_000)
-    expect(page.get_by_text(question).first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(asked or question).first).to_be_visible(timeout=30_000)
     shot(page, f"{screenshot}b-required-action")
 
 
@@ -639,13 +640,11 @@ def test_a_push_conflict_is_resolved_in_airflows_required_actions_and_lands_once
         assert stack.wait("xpm_push", push) == "failed"  # red: the change did not go
         asked = _awaiting(stack, "xpm_push_decisions")
         assert asked["subject"] == "1 change(s) made here met newer values in XPM: keep the local value or XPM's?"
-        _decide_from_the_page(page, stack, asked["subject"], "22")
-        choice = page.get_by_role("combobox").first
-        if choice.count():
-            choice.select_option("Keep the local value")
-        else:  # rendered as a list of options rather than a native select
-            page.get_by_role("button", name=re.compile("Keep XPM's value")).first.click()
-            page.get_by_role("option", name="Keep the local value").click()
+        question = f"Job {job.number}: name here 'Year-end accounts (ours)', in XPM 'Year-end accounts (XPM)'"
+        _decide_from_the_page(page, stack, question, "22", asked=asked["subject"])
+        page.get_by_role("combobox").first.click()  # the change's field: a list of the two answers
+        page.get_by_role("option", name="Keep the local value").click()
+        expect(page.get_by_text("Keep the local value").first).to_be_visible()
         shot(page, "22c-local-value-chosen")
         page.get_by_role("button", name="Apply these choices").click()
         expect(page.get_by_text("decide response successful")).to_be_visible(timeout=30_000)
