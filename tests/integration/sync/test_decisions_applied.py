@@ -23,6 +23,13 @@ def _held(xpm: Xpm, run_id: str) -> list[m.Decision]:
     return decisions.held_in_run(xpm.engine, run_id, dag_id="xpm_manual_sync", task_id="decide_removals")
 
 
+def _half_the_clients_dropped(xpm: Xpm) -> dict[str, Any]:
+    """A synced practice whose XPM then lists half its clients; returns those it dropped."""
+    sync(xpm, ["staff", "clients"], full=True)
+    clients = xpm.srv.sandbox.main.clients
+    return {uuid: clients.pop(uuid) for uuid in sorted(clients)[: len(clients) // 2]}
+
+
 def test_approved_jobs_leave_the_current_list_and_the_next_pull_reads_their_final_state(connected: Xpm):  # noqa: F811
     sync(connected, full=True)
     practice = connected.srv.sandbox.main
@@ -56,10 +63,7 @@ def test_approved_jobs_leave_the_current_list_and_the_next_pull_reads_their_fina
 
 
 def test_no_answer_in_time_keeps_the_rows_and_says_nobody_decided(connected: Xpm):  # noqa: F811
-    sync(connected, ["staff", "clients"], full=True)
-    clients = connected.srv.sandbox.main.clients
-    for uuid in sorted(clients)[: len(clients) // 2]:
-        del clients[uuid]
+    _half_the_clients_dropped(connected)
     sync(connected, ["clients"], full=True, run_id="manual-1")
     _held(connected, "manual-1")
     # What Airflow's scheduler resumes the task with when the response timeout passes: the defaults.
@@ -84,12 +88,10 @@ def test_no_answer_in_time_keeps_the_rows_and_says_nobody_decided(connected: Xpm
 
 
 def test_a_newer_complete_list_makes_an_unanswered_question_moot(connected: Xpm):  # noqa: F811
-    sync(connected, ["staff", "clients"], full=True)
-    clients = connected.srv.sandbox.main.clients
-    dropped = {uuid: clients.pop(uuid) for uuid in sorted(clients)[: len(clients) // 2]}
+    dropped = _half_the_clients_dropped(connected)
     sync(connected, ["clients"], full=True, run_id="manual-1")
     asked = _held(connected, "manual-1")
-    clients.update(dropped)  # XPM lists them again
+    connected.srv.sandbox.main.clients.update(dropped)  # XPM lists them again
     sync(connected, ["clients"], full=True, run_id="manual-2")
     settled = decisions.settle_removals(connected.engine, asked, approve=True, who="ada")
     assert settled.marked == 0
@@ -99,10 +101,7 @@ def test_a_newer_complete_list_makes_an_unanswered_question_moot(connected: Xpm)
 
 
 def test_the_same_answer_met_again_by_a_retry_is_one_question(connected: Xpm):  # noqa: F811
-    sync(connected, ["staff", "clients"], full=True)
-    clients = connected.srv.sandbox.main.clients
-    for uuid in sorted(clients)[: len(clients) // 2]:
-        del clients[uuid]
+    _half_the_clients_dropped(connected)
     sync(connected, ["clients"], full=True, run_id="manual-1")
     sync(connected, ["clients"], full=True, run_id="manual-1")
     assert len(_held(connected, "manual-1")) == 1
