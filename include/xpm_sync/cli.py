@@ -172,6 +172,7 @@ def _connect(args: argparse.Namespace) -> int:
 
 def _sync_after_connect(result: ConnectResult, args: argparse.Namespace) -> None:
     """The full sync the XPM page would start after this connect (after_connect decides for both)."""
+    from xpm_sync import airflow_runs
     from xpm_sync.sync import after_connect
 
     entities = after_connect.entities_to_sync(result)
@@ -181,11 +182,9 @@ def _sync_after_connect(result: ConnectResult, args: argparse.Namespace) -> None
         print(f"No sync started (--no-sync). Run `xpm-sync sync --full` or trigger {catalog.MANUAL_DAG} when ready.")
         return
     try:
-        run_id = after_connect.start_sync(result, user=args.by, source="cli")
-    except XpmError as exc:  # the DAG not loaded yet, or paused
+        run_id = after_connect.start_sync(result, airflow_runs.CommandLine(), user=args.by)
+    except XpmError as exc:  # the DAG not loaded yet, or Airflow's command line could not reach its database
         why = str(exc)
-    except Exception as exc:  # Airflow's database may not be reachable from this shell
-        why = f"Airflow's database could not be used from here: {type(exc).__name__}"
     else:
         print(f"Started {catalog.MANUAL_DAG} in Airflow ({run_id}) for: {', '.join(entities)}.")
         return
@@ -324,7 +323,7 @@ def _recorded(recorded: Any) -> int:
 
     print(recorded.message)
     if recorded.entry_id is not None:
-        told = airflow_runs.notify_push("xpm-sync")
+        told = airflow_runs.notify_push(airflow_runs.CommandLine(), "xpm-sync")
         if told == airflow_runs.TOLD:
             print("xpm_push was told and runs now.")
         elif told == airflow_runs.PUSH_PAUSED:
@@ -377,7 +376,7 @@ def _changes(args: argparse.Namespace) -> int:
     if args.retry:
         changes.retry(engine, args.retry, actor=args.by)
         print(f"Change {args.retry} is back in line for the next push.")
-        airflow_runs.notify_push("xpm-sync")
+        airflow_runs.notify_push(airflow_runs.CommandLine(), "xpm-sync")
         return DONE
     waiting = changes.open_changes(engine)
     for entry in waiting:

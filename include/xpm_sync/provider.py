@@ -116,6 +116,13 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "30",
         kind="integer",
     ),
+    "airflow_api_url": _option(
+        "Where the API server reaches Airflow's own REST API to start runs for the XPM page (as the signed-in "
+        "person). Empty uses `[api] base_url`, else http://127.0.0.1 on `[api] port`; set it when `base_url` "
+        "is a public address the API server cannot reach itself on.",
+        "",
+        "http://127.0.0.1:8080",
+    ),
     "decision_timeout_hours": _option(
         "How long a question in Airflow's Required Actions (a held-back mass removal, a push conflict) waits "
         "for an answer; then the safe choice is taken (keep the rows; keep XPM's value). An overnight run "

@@ -115,6 +115,7 @@ class Stack:
         # In compose the workers reach the api-server at airflow-apiserver:8080; here it listens on
         # AIRFLOW_API_PORT of this machine, and the scheduler's /health needs a port nobody else has.
         airflow["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"{self.url}/execution/"
+        airflow["AIRFLOW__XPM_SYNC__AIRFLOW_API_URL"] = self.url
         airflow["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"] = str(free_port())
         return {
             **os.environ,

@@ -147,3 +147,71 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     monkeypatch.setenv("AIRFLOW__XPM_SYNC__ALERT_RECIPIENTS", "admin@practice.example, it@practice.example")
     yield inbox
     controller.stop()
+
+
+@dataclass
+class AirflowServer:
+    """Airflow's own API app served over real HTTP from a thread of the test process: the XPM page
+    reaches Airflow's public REST API through it, as it does in an api-server."""
+
+    url: str
+    tokens: dict[str, str]
+
+    def token(self, user: str) -> str:
+        from tests.conftest import PAGE_USERS
+
+        if user not in self.tokens:
+            reply = requests.post(
+                f"{self.url}/auth/token", json={"username": user, "password": PAGE_USERS[user][1]}, timeout=30
+            )
+            reply.raise_for_status()
+            self.tokens[user] = reply.json()["access_token"]
+        return self.tokens[user]
+
+    def api(self, user: str) -> Any:
+        """Airflow's REST API as `user`, the way the XPM page calls it."""
+        from xpm_sync.airflow_runs import RestApi
+
+        return RestApi(self.token(user), base=self.url)
+
+
+@pytest.fixture(scope="session")
+def airflow_app(airflow_db: Any) -> Any:
+    from airflow.api_fastapi.app import create_app
+
+    return create_app()
+
+
+@pytest.fixture(scope="session")
+def airflow_server(airflow_app: Any) -> Iterator[AirflowServer]:
+    import os
+    import threading
+    import time
+
+    import uvicorn
+
+    from xpm_sandbox.server import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(airflow_app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="airflow-api-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive(), "Airflow's API app stopped while starting"
+        assert time.monotonic() < deadline, "Airflow's API app did not start serving"
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    os.environ["AIRFLOW__XPM_SYNC__AIRFLOW_API_URL"] = url  # where the plugin reaches Airflow's API
+    yield AirflowServer(url, {})
+    os.environ.pop("AIRFLOW__XPM_SYNC__AIRFLOW_API_URL", None)
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def airflow_dags(airflow_db: Any) -> None:
+    """Airflow knows the XPM DAGs: parsed into its database by its own command, as the dag-processor does."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "airflow", "dags", "reserialize"], check=True, capture_output=True)

@@ -108,6 +108,8 @@ def test_the_workers_reach_the_api_server_where_it_listens_whatever_port_is_publ
     (port,) = api["ports"]
     assert (str(port["published"]), int(port["target"])) == (published, listening)
     assert f"http://localhost:{listening}/" in " ".join(api["healthcheck"]["test"])
+    # The XPM page reaches Airflow's REST API inside the api-server's own container.
+    assert api["environment"]["AIRFLOW__XPM_SYNC__AIRFLOW_API_URL"] == f"http://localhost:{listening}"
     for name in AIRFLOW_SERVICES:
         url = services[name]["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
         assert url == f"http://airflow-apiserver:{listening}/execution/", (name, url)
@@ -145,6 +147,7 @@ def test_the_process_stack_reads_the_same_settings_as_compose(resolved):
     # Where the local processes listen is the stack's own (one machine, no compose network).
     local = Stack(folder, folder / "home", {**variables, "AIRFLOW_API_PORT": "8123"})._base_env()
     assert local["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:8123/execution/"
+    assert local["AIRFLOW__XPM_SYNC__AIRFLOW_API_URL"] == "http://127.0.0.1:8123"
     assert local["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"] != "8974"
 
 

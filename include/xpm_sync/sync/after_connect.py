@@ -20,20 +20,19 @@ def entities_to_sync(result: ConnectResult) -> tuple[str, ...]:
     return catalog.AFTER_RECONNECT if result.was_broken else ()
 
 
-def start_sync(result: ConnectResult, *, user: str, source: str) -> str | None:
+def start_sync(result: ConnectResult, airflow: airflow_runs.Airflow, *, user: str) -> str | None:
     """Queue the full manual sync this connect calls for, log it in Practice Activity, return the run id.
 
-    None when no sync is due. Airflow's own errors (its database not reachable from this shell, the
-    DAG not loaded yet) are raised for the caller to word for where the person is.
+    None when no sync is due. `airflow` is how Airflow is reached from where the person is (the
+    signed-in person's REST API on the page, Airflow's command line in a shell); its errors (out
+    of reach, the DAG not loaded yet, refused) are raised for the caller to word.
     """
     entities = entities_to_sync(result)
     if not entities:
         return None
     why = "reconnected" if result.reconnected else "connected"
     conf = {"entities": list(entities), "full": True}
-    run_id = airflow_runs.start(
-        catalog.MANUAL_DAG, conf, note=f"Full sync after XPM was {why} by {user}", user=user, source=source
-    )
+    run_id = airflow_runs.start(airflow, catalog.MANUAL_DAG, conf, note=f"Full sync after XPM was {why} by {user}")
     with session_scope() as session:
         activity.record(
             session,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 
 from xpm_sync import config
+from xpm_sync.airflow_runs import RestApi
 from xpm_sync.catalog import MANUAL_DAG
 
 READ_DAGS = ("xpm_overnight_sync", MANUAL_DAG)
@@ -35,6 +36,11 @@ class Visitor:
     may_read: bool
     may_sync: bool
     may_admin: bool
+    token: str = field(default="", repr=False)  # the Airflow token the request carried; never shown
+
+    def airflow(self) -> RestApi:
+        """Airflow's REST API as this person: Airflow's own rules decide what they may start."""
+        return RestApi(self.token)
 
     def require(self, what: str) -> None:
         allowed = {"read": self.may_read, "sync": self.may_sync, "admin": self.may_admin}[what]
@@ -52,6 +58,7 @@ FORBIDDEN = {
 async def visitor(request: Request) -> Visitor:
     """The signed-in Airflow user and what they may do; `NotSignedIn` without a valid session."""
     from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
     from airflow.api_fastapi.auth.managers.models.resource_details import (
         ConnectionDetails,
         DagAccessEntity,
@@ -62,8 +69,10 @@ async def visitor(request: Request) -> Visitor:
 
     header = request.headers.get("authorization", "")
     credentials = None
+    token = request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")  # the browser's session, as Airflow reads it
     if header.lower().startswith("bearer "):
         credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=header[7:])
+        token = header[7:]  # an explicit credential wins, as in Airflow
     try:
         user = await get_user(request, None, credentials)
     except HTTPException as exc:
@@ -76,7 +85,7 @@ async def visitor(request: Request) -> Visitor:
     may_admin = manager.is_authorized_connection(
         method="PUT", details=ConnectionDetails(conn_id=config.get("conn_id")), user=user
     )
-    return Visitor(user, str(user.get_name()), may_read, may_sync and may_read, may_admin and may_read)
+    return Visitor(user, str(user.get_name()), may_read, may_sync and may_read, may_admin and may_read, token)
 
 
 def login_url(request: Request) -> str:

@@ -478,11 +478,11 @@ def create_api() -> FastAPI:
 
     @api.get("/syncs/{run_id}", response_model=Run, responses=_READS, summary="A manual sync's state")
     async def sync_state(who: Reader, run_id: Annotated[str, RunPath]) -> Run:
-        return await _run(MANUAL_DAG, run_id)
+        return await _run(who, MANUAL_DAG, run_id)
 
     @api.get("/pushes/{run_id}", response_model=Run, responses=_READS, summary="A push's state")
     async def push_state(who: Reader, run_id: Annotated[str, RunPath]) -> Run:
-        return await _run(PUSH_DAG, run_id)
+        return await _run(who, PUSH_DAG, run_id)
 
     # --- writing ---
 
@@ -715,10 +715,11 @@ def _airflow_root() -> str:
     return root()
 
 
-async def _run(dag_id: str, run_id: str) -> Run:
-    from xpm_sync.web import views
-
-    state = await run_in_threadpool(views.run_state, dag_id, run_id)
+async def _run(who: Visitor, dag_id: str, run_id: str) -> Run:
+    try:
+        state = await run_in_threadpool(who.airflow().run_state, dag_id, run_id)
+    except XpmError as exc:
+        raise Problem(502, "Airflow did not answer", str(exc)) from None
     if state is None:
         raise Problem(404, "No such run", f"There is no run {run_id} of {dag_id}.")
     return Run(run_id=run_id, dag_id=dag_id, state=state, url=f"{_airflow_root()}/dags/{dag_id}/runs/{run_id}")
@@ -743,11 +744,10 @@ def _start_sync(who: Visitor, body: SyncRequest) -> Run:
     what = "All" if set(entities) >= set(catalog.ALL) else ", ".join(catalog.LABELS[e] for e in entities)
     try:
         run_id = airflow_runs.start(
+            who.airflow(),
             MANUAL_DAG,
             {"entities": entities, "full": body.full},
             note=f"{what}: {mode} sync by {who.name}",
-            user=who.name,
-            source="ui",
         )
     except XpmError as exc:
         raise Problem(409, "The sync was not started", str(exc)) from None
@@ -760,7 +760,7 @@ def _start_push(who: Visitor) -> Run:
     if problem:
         raise Problem(409, "XPM cannot be called now", problem)
     try:
-        run_id = airflow_runs.start(PUSH_DAG, {}, note=f"Push by {who.name}", user=who.name, source="ui", unpause=False)
+        run_id = airflow_runs.start(who.airflow(), PUSH_DAG, {}, note=f"Push by {who.name}", unpause=False)
     except XpmError as exc:  # paused on purpose: say so rather than unpause it
         raise Problem(409, "The push was not started", str(exc)) from None
     return Run(run_id=run_id, dag_id=PUSH_DAG, state="queued", url=f"{_airflow_root()}/dags/{PUSH_DAG}/runs/{run_id}")
@@ -835,7 +835,7 @@ async def _once(
         if replay is None:
             raise
         return replay
-    told = await run_in_threadpool(airflow_runs.notify_push, "the JSON API") if result.entry_id else "not told"
+    told = await run_in_threadpool(airflow_runs.notify_push, who.airflow(), who.name) if result.entry_id else "not told"
     answer["push"] = told
     if key:
         await run_in_threadpool(_keep_answer, engine, who.name, key, 201, answer)

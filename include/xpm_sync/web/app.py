@@ -138,13 +138,15 @@ def create_app() -> FastAPI:
         data = await run_in_threadpool(views.page, engine)
         what_if = budget_of(params.get("budget"))
         tonight = await run_in_threadpool(lambda: plan.tonight(engine, what_if_budget=what_if))
-        entries, older = await run_in_threadpool(views.activity_entries, engine, params.get("status"), number)
+        entries, older = await run_in_threadpool(
+            views.activity_entries, engine, params.get("status"), number, who.airflow()
+        )
         run_id = run_id_of(params.get("run_id"))
         run_dag = str(params.get("dag")) if params.get("dag") in XPM_DAGS else MANUAL_DAG
         key = params.get("notice", "")
         notice = NOTICES.get(key)
         if run_id and key in ENDED:
-            ended = await run_in_threadpool(views.run_state, run_dag, run_id)
+            ended = await run_in_threadpool(views.run_state, who.airflow(), run_dag, run_id)
             notice = ENDED[key].get(ended or "", notice)
         return _render(
             "page.html",
@@ -240,7 +242,7 @@ def create_app() -> FastAPI:
 
     async def connected(request: Request, who: Visitor, result: flow.ConnectResult) -> Response:
         """After a sign-in: the full sync the connect calls for (after_connect decides, as for the CLI)."""
-        run_id = await run_in_threadpool(lambda: after_connect.start_sync(result, user=who.name, source="ui"))
+        run_id = await run_in_threadpool(lambda: after_connect.start_sync(result, who.airflow(), user=who.name))
         notice = "reconnected" if result.reconnected else "connected"
         return back_in_airflow(request, notice, **({"run_id": run_id} if run_id else {}))
 

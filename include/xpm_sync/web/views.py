@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -10,10 +11,14 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from xpm_sync import activity, catalog, config, display, settings, status
+from xpm_sync.airflow_runs import RestApi
+from xpm_sync.plain_errors import XpmError
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import get_engine
 from xpm_sync.store.models import ActivityStatus
 from xpm_sync.sync import policy
+
+log = logging.getLogger(__name__)
 
 ACTIVITY_PAGE = 25
 
@@ -242,7 +247,9 @@ def egress_line(conn: status.Status) -> str:
     )
 
 
-def activity_entries(engine: Engine, status: str | None, number: int) -> tuple[list[dict[str, Any]], bool]:
+def activity_entries(
+    engine: Engine, status: str | None, number: int, airflow: RestApi
+) -> tuple[list[dict[str, Any]], bool]:
     """One page of Practice Activity, newest first, and whether an older page exists."""
     wanted = status if status in {s.value for s in ActivityStatus} else None
     with Session(engine) as session:
@@ -258,33 +265,29 @@ def activity_entries(engine: Engine, status: str | None, number: int) -> tuple[l
             }
             for e in found[:ACTIVITY_PAGE]
         ]
-    _link_runs(entries)
+    _link_runs(entries, airflow)
     return entries, len(found) > ACTIVITY_PAGE
 
 
-def _link_runs(entries: list[dict[str, Any]]) -> None:
-    """Give each entry written by a DAG run the run's DAG, so the page can link to it."""
+def _link_runs(entries: list[dict[str, Any]], airflow: RestApi) -> None:
+    """Give each entry written by a DAG run the run's DAG, so the page can link to it. Without an
+    answer from Airflow the entries are shown unlinked."""
     run_ids = {e["run_id"] for e in entries if e["run_id"]}
-    if not run_ids:
-        return
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        found = dict(
-            session.execute(
-                select(DagRun.run_id, DagRun.dag_id).where(DagRun.run_id.in_(run_ids), DagRun.dag_id.like("xpm_%"))
-            ).all()
-        )
+    found: dict[str, str] = {}
+    if run_ids:
+        try:
+            found = airflow.dags_of(run_ids)
+        except XpmError as exc:
+            log.warning("Practice Activity is shown without links to its runs: %s", exc)
     for entry in entries:
         entry["dag_id"] = found.get(entry["run_id"])
 
 
-def run_state(dag_id: str, run_id: str) -> str | None:
-    """The state of one of the XPM DAGs' runs, from Airflow's database."""
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        state = session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
-    return str(state) if state is not None else None
+def run_state(airflow: RestApi, dag_id: str, run_id: str) -> str | None:
+    """The state of one of the XPM DAGs' runs, as Airflow's API tells the person; None when unknown
+    or Airflow did not answer."""
+    try:
+        return airflow.run_state(dag_id, run_id)
+    except XpmError as exc:
+        log.warning("The state of %s was not read: %s", run_id, exc)
+        return None

@@ -1,6 +1,7 @@
 """The XPM page's routes in process: Airflow's own API app (with the plugin mounted at /xpm and
 the simple auth manager), driven by FastAPI's TestClient with each role's bearer token, against
-the sandbox and a real practice database."""
+the sandbox and a real practice database. The same app also serves over real HTTP
+(`airflow_server`), where the page reaches Airflow's REST API, as in an api-server."""
 
 from __future__ import annotations
 
@@ -11,14 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PAGE_USERS
-from tests.integration.conftest import Xpm
-
-
-@pytest.fixture(scope="session")
-def airflow_app(airflow_db: Any) -> Any:
-    from airflow.api_fastapi.app import create_app
-
-    return create_app()
+from tests.integration.conftest import AirflowServer, Xpm
 
 
 @dataclass
@@ -46,7 +40,7 @@ class Page:
 
 
 @pytest.fixture
-def page(airflow_app: Any, xpm: Xpm) -> Iterator[Page]:
+def page(airflow_app: Any, airflow_server: AirflowServer, xpm: Xpm) -> Iterator[Page]:
     from fastapi.testclient import TestClient
 
     with TestClient(airflow_app) as client:

@@ -1,0 +1,176 @@
+"""The XPM page asks Airflow through its public REST API, as the signed-in person: "Sync now" and
+"Push now" start runs, the page and the JSON API read their states, Practice Activity links the
+runs, and a recorded change tells xpm_push. Airflow's own app serves that API over real HTTP from
+the test process (`airflow_server`); what each role may do is Airflow's rule, not the page's."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy.orm import Session
+
+from tests.integration.conftest import AirflowServer
+from tests.integration.web.conftest import Page
+from tests.integration.web.test_json_api import _planned, call, practice  # noqa: F401 - the fixture
+from xpm_sandbox.server import free_port
+from xpm_sync import activity, airflow_runs
+from xpm_sync.errors import XpmConfigError
+from xpm_sync.store.models import ActivityStatus
+
+
+def rest(server: AirflowServer, method: str, path: str, *, user: str = "admin", **kwargs: Any) -> Any:
+    """Airflow's REST API, asked directly (as the test's own eyes on Airflow)."""
+    reply = requests.request(
+        method,
+        f"{server.url}/api/v2/{path}",
+        headers={"Authorization": f"Bearer {server.token(user)}"},
+        timeout=30,
+        **kwargs,
+    )
+    reply.raise_for_status()
+    return reply.json()
+
+
+def paused(server: AirflowServer, dag_id: str, value: bool | None = None) -> bool:
+    if value is not None:
+        rest(server, "PATCH", f"dags/{dag_id}", json={"is_paused": value})
+    return bool(rest(server, "GET", f"dags/{dag_id}")["is_paused"])
+
+
+def runs(server: AirflowServer, dag_id: str) -> list[dict[str, Any]]:
+    return list(rest(server, "GET", f"dags/{dag_id}/dagRuns", params={"order_by": "-id", "limit": 100})["dag_runs"])
+
+
+@pytest.fixture
+def airflow(airflow_server: AirflowServer, airflow_dags: None) -> Iterator[AirflowServer]:
+    """Airflow knows the XPM DAGs, all unpaused, as an installation leaves them."""
+    for dag_id in (airflow_runs.PUSH_DAG, "xpm_manual_sync"):
+        paused(airflow_server, dag_id, False)
+    yield airflow_server
+    for dag_id in (airflow_runs.PUSH_DAG, "xpm_manual_sync"):
+        paused(airflow_server, dag_id, False)
+
+
+def test_sync_now_starts_a_run_as_the_person_and_unpauses_a_paused_manual_sync(page: Page, airflow: AirflowServer):
+    page.xpm.connect()
+    assert paused(airflow, "xpm_manual_sync", True) is True
+    reply = call(page, "POST", "/syncs", user="user", json={"entities": ["clients", "staff"], "full": True})
+    assert reply.status_code == 202, reply.text
+    started = reply.json()
+    assert (started["dag_id"], started["state"]) == ("xpm_manual_sync", "queued")
+
+    run = rest(airflow, "GET", f"dags/xpm_manual_sync/dagRuns/{started['run_id']}")
+    assert run["conf"] == {"entities": ["staff", "clients"], "full": True}  # the catalog's order
+    assert run["note"] == "Staff, Clients: full sync by user"
+    assert (run["triggering_user_name"], run["triggered_by"]) == ("user", "rest_api")
+    assert paused(airflow, "xpm_manual_sync") is False  # a person asked for a sync: it may run
+
+    # Its state, read through the JSON API by someone who may only read.
+    state = call(page, "GET", f"/syncs/{started['run_id']}", user="viewer")
+    assert state.status_code == 200, state.text
+    assert state.json()["state"] == "queued"
+    assert state.json()["url"].endswith(f"/dags/xpm_manual_sync/runs/{started['run_id']}")
+
+
+def test_push_now_refuses_a_paused_push_and_starts_nothing(page: Page, airflow: AirflowServer):
+    page.xpm.connect()
+    paused(airflow, airflow_runs.PUSH_DAG, True)
+    before = runs(airflow, airflow_runs.PUSH_DAG)
+    reply = call(page, "POST", "/pushes", user="op")
+    assert reply.status_code == 409
+    assert reply.json()["detail"].startswith("xpm_push is paused in Airflow, so nothing was started")
+    assert runs(airflow, airflow_runs.PUSH_DAG) == before
+    assert paused(airflow, airflow_runs.PUSH_DAG) is True  # a person paused it; the page leaves it so
+
+    paused(airflow, airflow_runs.PUSH_DAG, False)
+    reply = call(page, "POST", "/pushes", user="op")
+    assert reply.status_code == 202, reply.text
+    newest = runs(airflow, airflow_runs.PUSH_DAG)[0]
+    assert (newest["dag_run_id"], newest["note"], newest["triggering_user_name"]) == (
+        reply.json()["run_id"],
+        "Push by op",
+        "op",
+    )
+
+
+def test_a_change_tells_xpm_push_as_the_person_who_made_it(practice: Page, airflow: AirflowServer):  # noqa: F811
+    def record(user: str, state: str) -> Any:
+        job = _planned(practice)
+        reply = call(practice, "POST", "/changes/job-state", user=user, json={"job_number": job.number, "state": state})
+        assert reply.status_code == 201, reply.text
+        return reply.json()["push"]
+
+    def events() -> list[dict[str, Any]]:
+        found = rest(airflow, "GET", "assets/events", params={"order_by": "-timestamp", "limit": 100})["asset_events"]
+        return [e for e in found if e["uri"] == airflow_runs.OUTBOX_ASSET]
+
+    # An operator may post asset events: the outbox Asset gets one, saying who.
+    before_events, before_runs = len(events()), len(runs(airflow, airflow_runs.PUSH_DAG))
+    assert record("op", "Review") == airflow_runs.TOLD
+    assert len(events()) == before_events + 1
+    assert events()[0]["extra"] == {"from": "op", "from_rest_api": True}  # Airflow marks what its API posted
+    assert len(runs(airflow, airflow_runs.PUSH_DAG)) == before_runs
+
+    # A "user" may start runs but not post asset events (Airflow's rule): xpm_push is started instead.
+    assert record("user", "In Progress") == airflow_runs.TOLD
+    assert len(events()) == before_events + 1
+    newest = runs(airflow, airflow_runs.PUSH_DAG)[0]
+    assert (newest["note"], newest["triggering_user_name"]) == ("A change recorded by user", "user")
+
+    # xpm_push paused: nothing is told or started, and the answer says why the change waits.
+    paused(airflow, airflow_runs.PUSH_DAG, True)
+    count = len(runs(airflow, airflow_runs.PUSH_DAG))
+    assert record("op", "Planned") == airflow_runs.PUSH_PAUSED
+    assert (len(events()), len(runs(airflow, airflow_runs.PUSH_DAG))) == (before_events + 1, count)
+
+
+def test_activity_links_the_runs_airflow_knows_and_shows_them_plainly_when_it_does_not_answer(
+    page: Page, airflow: AirflowServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    run_id = airflow.api("admin").trigger("xpm_manual_sync", {"entities": ["staff"]}, "a test run")
+    with Session(page.xpm.engine) as s, s.begin():
+        activity.record(s, ActivityStatus.SUCCESS, "Sync", "A sync Airflow ran", details={"run_id": run_id})
+        activity.record(s, ActivityStatus.SUCCESS, "Sync", "A sync from a shell", details={"run_id": "cli__shell-1"})
+    link = f"/dags/xpm_manual_sync/runs/{run_id}"
+    shown = page.get("/xpm/", user="viewer")
+    assert shown.status_code == 200
+    assert link in shown.text
+    assert "/runs/cli__shell-1" not in shown.text  # Airflow does not know it: no link to nowhere
+
+    # Airflow's API out of reach: the page still shows the activity, unlinked, and says why in the log.
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__AIRFLOW_API_URL", f"http://127.0.0.1:{free_port()}")
+    with caplog.at_level(logging.WARNING, logger="xpm_sync.web.views"):
+        shown = page.get("/xpm/", user="viewer")
+    assert shown.status_code == 200
+    assert "A sync Airflow ran" in shown.text
+    assert link not in shown.text
+    assert "Practice Activity is shown without links to its runs: Airflow's API at http://127.0.0.1:" in caplog.text
+    assert page.token("viewer") not in caplog.text
+    state = call(page, "GET", f"/syncs/{run_id}", user="viewer")
+    assert state.status_code == 502
+    assert "set [xpm_sync] airflow_api_url" in state.json()["detail"]
+
+
+def test_the_command_line_starts_runs_through_airflows_own_command_line(airflow: AirflowServer):
+    """`xpm-sync` in a shell has no signed-in person: Airflow's command line starts the run."""
+    shell = airflow_runs.CommandLine()
+    paused(airflow, "xpm_manual_sync", True)
+    run_id = airflow_runs.start(shell, "xpm_manual_sync", {"entities": ["clients"], "full": True}, note="unused")
+    run = rest(airflow, "GET", f"dags/xpm_manual_sync/dagRuns/{run_id}")
+    assert (run["conf"], run["state"], run["run_type"]) == ({"entities": ["clients"], "full": True}, "queued", "manual")
+    assert paused(airflow, "xpm_manual_sync") is False
+
+    before = len(runs(airflow, airflow_runs.PUSH_DAG))
+    assert airflow_runs.notify_push(shell, "xpm-sync") == airflow_runs.TOLD
+    assert len(runs(airflow, airflow_runs.PUSH_DAG)) == before + 1
+    paused(airflow, airflow_runs.PUSH_DAG, True)
+    assert airflow_runs.notify_push(shell, "xpm-sync") == airflow_runs.PUSH_PAUSED
+    with pytest.raises(XpmConfigError, match="xpm_push is paused in Airflow"):
+        airflow_runs.start(shell, airflow_runs.PUSH_DAG, {}, note="Push now", unpause=False)
+    assert len(runs(airflow, airflow_runs.PUSH_DAG)) == before + 1
+    with pytest.raises(XpmConfigError, match="Airflow has not loaded the DAG xpm_nothing"):
+        airflow_runs.start(shell, "xpm_nothing", {}, note="")
