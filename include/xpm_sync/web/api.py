@@ -476,11 +476,11 @@ def create_api() -> FastAPI:
             raise refused(exc) from None
         return [JobState(name=name, code=code) for name, code in found]
 
-    @api.get("/syncs/{run_id}", response_model=Run, responses=_READS, summary="A manual sync's state")
+    @api.get("/syncs/{run_id}", response_model=Run, responses=_RUN_READS, summary="A manual sync's state")
     async def sync_state(who: Reader, run_id: Annotated[str, RunPath]) -> Run:
         return await _run(who, MANUAL_DAG, run_id)
 
-    @api.get("/pushes/{run_id}", response_model=Run, responses=_READS, summary="A push's state")
+    @api.get("/pushes/{run_id}", response_model=Run, responses=_RUN_READS, summary="A push's state")
     async def push_state(who: Reader, run_id: Annotated[str, RunPath]) -> Run:
         return await _run(who, PUSH_DAG, run_id)
 
@@ -566,6 +566,11 @@ _WRITES: dict[int | str, dict[str, Any]] = {
     403: {"description": "The Airflow role may not do this", **_PROBLEM},
     409: {"description": "Refused by the practice's settings or the connection's state", **_PROBLEM},
     422: {"description": "A value is not valid: `errors` names the field", **_PROBLEM},
+}
+_RUN_READS: dict[int | str, dict[str, Any]] = {
+    **_READS,
+    404: {"description": "Airflow has no such run of this DAG", **_PROBLEM},
+    502: {"description": "Airflow's own API did not answer", **_PROBLEM},
 }
 
 
