@@ -199,6 +199,12 @@ class CommandLine:
         # The command line posts no asset events: a run of xpm_push now does the same.
         self.trigger(PUSH_DAG, {}, f"A change recorded by {source}")
 
+    def set_pool(self, name: str, slots: int, description: str) -> None:
+        """Create the pool, or give it these slots (deferred tasks hold none)."""
+        done = self._airflow("pools", "set", name, str(slots), description)
+        if done.returncode != 0:
+            raise XpmConfigError(f"`airflow pools set {name}` failed: {_last_line(done)}")
+
 
 def _json_rows(text: str) -> list[dict[str, Any]]:
     """The JSON list `--output json` prints on a line of its own, among Airflow's log lines."""
