@@ -18,4 +18,3 @@ def ensure_pool() -> tuple[str, int]:
     CommandLine().set_pool(name, slots, "Calls in flight to Xero Practice Manager (XPM allows 5 per practice)")
     log.debug("Pool %s has %s slots", name, slots)
     return name, slots
-
