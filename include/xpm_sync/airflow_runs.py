@@ -40,7 +40,7 @@ NOT_LOADED = (
 OUTBOX_ASSET = catalog.asset_uri("outbox")
 PUSH_DAG = "xpm_push"
 TOLD, PUSH_PAUSED, NOT_TOLD = "told", "paused", "not told"
-TIMEOUT = 15  # seconds: Airflow answering itself on loopback, or its command line starting
+TIMEOUT = 15  # seconds: Airflow answering itself (a connection gets 3), or its command line starting
 
 
 class AirflowUnreachable(XpmConfigError):
@@ -74,10 +74,9 @@ def api_url() -> str:
 class RestApi:
     """Airflow's public REST API, as the signed-in person (their bearer token, never logged)."""
 
-    def __init__(self, token: str, *, base: str | None = None, http: requests.Session | None = None) -> None:
+    def __init__(self, token: str, *, base: str | None = None) -> None:
         self._token = token
         self.base = (base or api_url()).rstrip("/")
-        self._http = http or requests.Session()
 
     def __repr__(self) -> str:  # the token stays out of every log and traceback
         return f"RestApi({self.base!r})"
@@ -85,8 +84,8 @@ class RestApi:
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = f"{self.base}/api/v2/{path}"
         try:
-            return self._http.request(
-                method, url, headers={"Authorization": f"Bearer {self._token}"}, timeout=TIMEOUT, **kwargs
+            return requests.request(
+                method, url, headers={"Authorization": f"Bearer {self._token}"}, timeout=(3, TIMEOUT), **kwargs
             )
         except requests.RequestException as exc:
             raise AirflowUnreachable(

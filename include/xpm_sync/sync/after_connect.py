@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from xpm_sync import activity, airflow_runs, catalog
 from xpm_sync.oauth.flow import ConnectResult
+from xpm_sync.plain_errors import XpmError
 from xpm_sync.store.engine import session_scope
 from xpm_sync.store.models import ActivityStatus
 
@@ -32,7 +33,21 @@ def start_sync(result: ConnectResult, airflow: airflow_runs.Airflow, *, user: st
         return None
     why = "reconnected" if result.reconnected else "connected"
     conf = {"entities": list(entities), "full": True}
-    run_id = airflow_runs.start(airflow, catalog.MANUAL_DAG, conf, note=f"Full sync after XPM was {why} by {user}")
+    try:
+        run_id = airflow_runs.start(airflow, catalog.MANUAL_DAG, conf, note=f"Full sync after XPM was {why} by {user}")
+    except XpmError as exc:  # connected all the same: say so where the administrator looks
+        with session_scope() as session:
+            activity.record(
+                session,
+                ActivityStatus.ACTION_REQUIRED,
+                "Sync",
+                f"XPM was {why}, but Airflow did not start the full sync of {', '.join(entities)} it calls for "
+                f"({exc}): start it with Sync now, All, full.",
+                details=conf,
+                actor=user,
+                tenant_id=result.tenant_id,
+            )
+        raise
     with session_scope() as session:
         activity.record(
             session,

@@ -34,6 +34,8 @@ TEMPLATES = Environment(loader=PackageLoader("xpm_sync.web", "templates"), autoe
 NOTICES = {
     "connected": "XPM is connected.",
     "reconnected": "XPM is reconnected.",
+    "connected-no-sync": "XPM is connected, but Airflow did not start the full sync: Practice Activity says why.",
+    "reconnected-no-sync": "XPM is reconnected, but Airflow did not start the full sync: Practice Activity says why.",
     "disconnected": "XPM was disconnected: xpm-sync no longer calls it.",
     "settings": "The setting was saved.",
     "sync-started": "The sync has started.",
@@ -242,8 +244,11 @@ def create_app() -> FastAPI:
 
     async def connected(request: Request, who: Visitor, result: flow.ConnectResult) -> Response:
         """After a sign-in: the full sync the connect calls for (after_connect decides, as for the CLI)."""
-        run_id = await run_in_threadpool(lambda: after_connect.start_sync(result, who.airflow(), user=who.name))
         notice = "reconnected" if result.reconnected else "connected"
+        try:
+            run_id = await run_in_threadpool(lambda: after_connect.start_sync(result, who.airflow(), user=who.name))
+        except XpmError:  # connected all the same; Practice Activity says why no sync started
+            return back_in_airflow(request, f"{notice}-no-sync")
         return back_in_airflow(request, notice, **({"run_id": run_id} if run_id else {}))
 
     @app.get("/oauth/callback", name="oauth_callback")

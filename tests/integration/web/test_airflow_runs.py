@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 from tests.integration.conftest import AirflowServer
 from tests.integration.web.conftest import Page
 from tests.integration.web.test_json_api import _planned, call, practice  # noqa: F401 - the fixture
+from xpm_sandbox.browser import sign_in
 from xpm_sandbox.server import free_port
+from xpm_sandbox.state import USERS
 from xpm_sync import activity, airflow_runs
 from xpm_sync.errors import XpmConfigError
 from xpm_sync.store.models import ActivityStatus
@@ -174,3 +176,30 @@ def test_the_command_line_starts_runs_through_airflows_own_command_line(airflow:
     assert len(runs(airflow, airflow_runs.PUSH_DAG)) == before + 1
     with pytest.raises(XpmConfigError, match="Airflow has not loaded the DAG xpm_nothing"):
         airflow_runs.start(shell, "xpm_nothing", {}, note="")
+
+
+def test_a_connect_whose_full_sync_airflow_does_not_start_is_connected_and_says_why(
+    page: Page, airflow: AirflowServer, monkeypatch: pytest.MonkeyPatch
+):
+    srv = page.xpm.srv
+    srv.sandbox.identity.apps[srv.client_id].redirect_uris.append("http://testserver/xpm/oauth/callback")
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__AIRFLOW_API_URL", f"http://127.0.0.1:{free_port()}")
+    before = len(runs(airflow, "xpm_manual_sync"))
+    to_xero = page.post("/xpm/connect")
+    assert to_xero.status_code == 303, to_xero.text[-500:]
+    callback = sign_in(to_xero.headers["location"], USERS.admin)
+    back = page.get(callback.replace("http://testserver", ""), follow_redirects=False)
+    assert back.status_code == 303, back.text[-500:]
+    assert "notice=connected-no-sync" in back.headers["location"]
+    assert "run_id" not in back.headers["location"]
+
+    assert page.xpm.row().status == "connected"
+    with Session(page.xpm.engine) as s:
+        entry = activity.recent(s, 1)[0]
+    assert (entry.status, entry.actor) == ("Action Required", "admin")
+    assert entry.message.startswith("XPM was connected, but Airflow did not start the full sync of ")
+    assert "Airflow's API at http://127.0.0.1:" in entry.message
+    assert entry.message.endswith("start it with Sync now, All, full.")
+    assert len(runs(airflow, "xpm_manual_sync")) == before
+    shown = page.get("/xpm/?notice=connected-no-sync")
+    assert "XPM is connected, but Airflow did not start the full sync: Practice Activity says why." in shown.text
