@@ -3,9 +3,9 @@
 
 Sends the practice's own changes to XPM: job states and details while "Maintain jobs locally" is
 on, client and job custom field values while "Sync custom fields from XPM" is off. It runs every
-15 minutes (`[xpm_sync] push_cron`) and as soon as a change is recorded (the Asset
-`xpm://practice/outbox`, updated by `xpm-sync job ...`, `xpm-sync custom-field set` and the XPM
-page).
+15 minutes (`[xpm_sync] push_cron`) and as soon as a change is recorded: the XPM page posts an event
+on the Asset `xpm://practice/outbox` (or, for a role Airflow does not let post events, starts a
+run), and `xpm-sync job ...` and `xpm-sync custom-field set` start a run with Airflow's command line.
 
 Each record's changes are coalesced into as few calls as XPM allows, and compared with XPM first:
 a change XPM already holds is not sent again. A change XPM refuses stays in the outbox marked

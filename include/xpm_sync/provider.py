@@ -142,7 +142,7 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     ),
     "push_cron": _option(
         "When xpm_push sends the practice's own changes to XPM (cron, in `timezone`); it also runs as soon as "
-        "a change is recorded where Airflow's database is reachable.",
+        "a change is recorded on the XPM page, or with `xpm-sync` on a machine whose Airflow command line works.",
         "*/15 * * * *",
     ),
     "health_cron": _option("When xpm_connection_health runs (cron, in `timezone`).", "0 6 * * *"),
