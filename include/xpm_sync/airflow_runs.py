@@ -98,14 +98,19 @@ class RestApi:
             raise XpmConfigError(f"Airflow refused to {doing}: your Airflow role may not ({reply.status_code}).")
         if reply.status_code >= 400:
             raise XpmConfigError(f"Airflow did not {doing}: {_detail(reply)}")
-        body = reply.json()
-        return body if isinstance(body, dict) else {}
+        try:
+            body = reply.json()
+        except ValueError:  # not Airflow answering (a proxy's page, say)
+            raise AirflowUnreachable(f"{self.base} did not answer as Airflow's API does (asked to {doing}).") from None
+        if not isinstance(body, dict):
+            raise AirflowUnreachable(f"{self.base} did not answer as Airflow's API does (asked to {doing}).")
+        return body
 
     def paused(self, dag_id: str) -> bool | None:
         reply = self._call("GET", f"dags/{quote(dag_id, safe='')}")
         if reply.status_code == 404:
             return None
-        return bool(self._ok(reply, f"read {dag_id}")["is_paused"])
+        return bool(_field(self._ok(reply, f"read {dag_id}"), "is_paused"))
 
     def unpause(self, dag_id: str) -> None:
         reply = self._call("PATCH", f"dags/{quote(dag_id, safe='')}", json={"is_paused": False})
@@ -114,7 +119,7 @@ class RestApi:
     def trigger(self, dag_id: str, conf: dict[str, Any], note: str) -> str:
         body = {"logical_date": None, "conf": conf, "note": note}
         reply = self._call("POST", f"dags/{quote(dag_id, safe='')}/dagRuns", json=body)
-        return str(self._ok(reply, f"start {dag_id}")["dag_run_id"])
+        return str(_field(self._ok(reply, f"start {dag_id}"), "dag_run_id"))
 
     def tell_outbox(self, source: str) -> None:
         """An event on the outbox Asset (xpm_push is scheduled on it). Posting asset events is an
@@ -133,7 +138,7 @@ class RestApi:
         reply = self._call("GET", f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}")
         if reply.status_code == 404:
             return None
-        return str(self._ok(reply, f"read the run {run_id}")["state"])
+        return str(_field(self._ok(reply, f"read the run {run_id}"), "state"))
 
     def dags_of(self, run_ids: set[str]) -> dict[str, str]:
         """Which XPM DAG each of these runs belongs to (runs Airflow does not know are left out)."""
@@ -148,6 +153,12 @@ class RestApi:
                 if run.get("dag_run_id") in chunk and str(run.get("dag_id", "")).startswith("xpm_"):
                     found[run["dag_run_id"]] = run["dag_id"]
         return found
+
+
+def _field(body: dict[str, Any], name: str) -> Any:
+    if name not in body:
+        raise AirflowUnreachable(f"Airflow's API answered without {name!r}: is it the Airflow xpm-sync expects?")
+    return body[name]
 
 
 def _detail(reply: requests.Response) -> str:

@@ -203,3 +203,36 @@ def test_a_connect_whose_full_sync_airflow_does_not_start_is_connected_and_says_
     assert len(runs(airflow, "xpm_manual_sync")) == before
     shown = page.get("/xpm/?notice=connected-no-sync")
     assert "XPM is connected, but Airflow did not start the full sync: Practice Activity says why." in shown.text
+
+
+def test_an_address_that_is_not_airflows_api_is_named_not_a_crash(page: Page, monkeypatch: pytest.MonkeyPatch):
+    """A proxy's sign-in page where Airflow's API should be: a clear error, and the page still shows."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotAirflow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            body = b"<html><body>Sign in to the proxy</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotAirflow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proxy = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(airflow_runs.AirflowUnreachable, match=f"{proxy} did not answer as Airflow's API does"):
+            airflow_runs.RestApi("a-token", base=proxy).run_state("xpm_manual_sync", "manual__1")
+        monkeypatch.setenv("AIRFLOW__XPM_SYNC__AIRFLOW_API_URL", proxy)
+        assert page.get("/xpm/", user="viewer").status_code == 200
+        state = call(page, "GET", "/syncs/manual__1", user="viewer")
+        assert state.status_code == 502
+        assert "did not answer as Airflow's API does" in state.json()["detail"]
+        assert airflow_runs.notify_push(airflow_runs.RestApi("a-token", base=proxy)) == airflow_runs.NOT_TOLD
+    finally:
+        server.shutdown()
