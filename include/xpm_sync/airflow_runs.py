@@ -157,7 +157,7 @@ class RestApi:
 
 def _field(body: dict[str, Any], name: str) -> Any:
     if name not in body:
-        raise AirflowUnreachable(f"Airflow's API answered without {name!r}: is it the Airflow xpm-sync expects?")
+        raise AirflowUnreachable(f"Airflow answered without {name!r}: is it the Airflow xpm-sync expects?")
     return body[name]
 
 
@@ -191,19 +191,22 @@ class CommandLine:
                 return None
             said = _last_line(done)
             raise AirflowUnreachable(f"Airflow's database could not be used from here (`airflow dags details`: {said})")
-        return str(_json_rows(done.stdout)[0]["is_paused"]).lower() == "true"  # printed as text
+        return str(_field(_json_rows(done.stdout)[0], "is_paused")).lower() == "true"  # printed as text
+
+    def _done(self, *args: str) -> str:
+        """Run `airflow <args>`; its output, or an error naming the command and what it said."""
+        done = self._airflow(*args)
+        if done.returncode != 0:
+            raise XpmConfigError(f"`airflow {' '.join(args[:3])}` failed: {_last_line(done)}")
+        return done.stdout
 
     def unpause(self, dag_id: str) -> None:
-        done = self._airflow("dags", "unpause", dag_id, "--yes")
-        if done.returncode != 0:
-            raise XpmConfigError(f"`airflow dags unpause {dag_id}` failed: {_last_line(done)}")
+        self._done("dags", "unpause", dag_id, "--yes")
 
     def trigger(self, dag_id: str, conf: dict[str, Any], note: str) -> str:
         # Airflow's command line takes no note; the Practice Activity entry says the same.
-        done = self._airflow("dags", "trigger", dag_id, "--conf", json.dumps(conf), "--output", "json")
-        if done.returncode != 0:
-            raise XpmConfigError(f"`airflow dags trigger {dag_id}` failed: {_last_line(done)}")
-        return str(_json_rows(done.stdout)[0]["dag_run_id"])
+        printed = self._done("dags", "trigger", dag_id, "--conf", json.dumps(conf), "--output", "json")
+        return str(_field(_json_rows(printed)[0], "dag_run_id"))
 
     def tell_outbox(self, source: str) -> None:
         # The command line posts no asset events: a run of xpm_push now does the same.
@@ -211,9 +214,7 @@ class CommandLine:
 
     def set_pool(self, name: str, slots: int, description: str) -> None:
         """Create the pool, or give it these slots (deferred tasks hold none)."""
-        done = self._airflow("pools", "set", name, str(slots), description)
-        if done.returncode != 0:
-            raise XpmConfigError(f"`airflow pools set {name}` failed: {_last_line(done)}")
+        self._done("pools", "set", name, str(slots), description)
 
 
 def _json_rows(text: str) -> list[dict[str, Any]]:
