@@ -10,6 +10,8 @@ before the overnight sync does:
 - checks that the staff member who connected XPM is still active staff, and writes an "Alert"
   entry in Practice Activity if not, before access stops;
 - when access is already gone, raises the "XPM needs to reconnect" alert (one email per outage).
+
+With several practices each has its own, `xpm_<name>_connection_health`.
 """
 
 from __future__ import annotations
@@ -21,35 +23,41 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from xpm_sync import config, wiring
-
-TIMEZONE = config.schedule_timezone()
-
-
-@dag(
-    dag_id="xpm_connection_health",
-    schedule=CronTriggerTimetable(config.get("health_cron"), timezone=TIMEZONE),
-    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
-    catchup=False,
-    # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
-    is_paused_upon_creation=False,
-    max_active_runs=1,
-    default_args={
-        "owner": "xpm-sync",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=10),
-        "on_failure_callback": wiring.on_failure,
-    },
-    tags=["xpm", "health"],
-    doc_md=__doc__,
-)
-def xpm_connection_health() -> None:
-    @task(pool=config.get("api_pool"))
-    def check_connection() -> dict[str, Any]:
-        from xpm_sync import health
-
-        return health.check()
-
-    check_connection()
+from xpm_sync.practices import Practice
 
 
-xpm_connection_health()
+def build(practice: Practice) -> Any:
+    timezone = config.schedule_timezone()
+    conn_id = practice.conn_id
+
+    @dag(
+        dag_id=practice.dag_id("connection_health"),
+        schedule=CronTriggerTimetable(config.get("health_cron"), timezone=timezone),
+        start_date=pendulum.datetime(2026, 1, 1, tz=timezone),
+        catchup=False,
+        # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
+        is_paused_upon_creation=False,
+        max_active_runs=1,
+        default_args={
+            "owner": "xpm-sync",
+            "retries": 2,
+            "retry_delay": timedelta(minutes=10),
+            "on_failure_callback": wiring.on_failure,
+        },
+        tags=wiring.tags(practice, "health"),
+        doc_md=__doc__,
+    )
+    def xpm_connection_health() -> None:
+        @task(pool=config.get("api_pool"))
+        def check_connection() -> dict[str, Any]:
+            from xpm_sync import health
+
+            with wiring.acting_for(conn_id):
+                return health.check()
+
+        check_connection()
+
+    return xpm_connection_health()
+
+
+DAGS = wiring.each_practice(build)

@@ -12,7 +12,8 @@ The first task records who asked and the estimated XPM calls in Practice Activit
 sync is refused while "Maintain jobs locally" is on, and nothing runs while XPM needs to reconnect:
 a refused run fails with the reason, and each skipped task's log says why. Custom fields may be
 pulled even when "Sync custom fields from XPM" is off. The XPM page in Airflow's menu starts the
-same runs with a button.
+same runs with a button. With several practices (`[xpm_sync] practices`) each has this DAG of its
+own, `xpm_<name>_manual_sync`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from xpm_sync import catalog, ids, wiring
+from xpm_sync.practices import Practice
 
 DEFAULT_ARGS = {
     "owner": "xpm-sync",
@@ -71,44 +73,52 @@ PARAMS = {
 }
 
 
-@dag(
-    dag_id="xpm_manual_sync",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
-    is_paused_upon_creation=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params=PARAMS,
-    tags=["xpm", "sync", "manual"],
-    doc_md=__doc__,
-)
-def xpm_manual_sync() -> None:
-    @task
-    def start(**context: Any) -> dict[str, Any]:
-        from xpm_sync.sync import tasks
+def build(practice: Practice) -> Any:
+    conn_id = practice.conn_id
 
-        return tasks.start(context, manual=True)
+    @dag(
+        dag_id=practice.dag_id("manual_sync"),
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
+        is_paused_upon_creation=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params=PARAMS,
+        tags=wiring.tags(practice, "sync", "manual"),
+        doc_md=__doc__,
+    )
+    def xpm_manual_sync() -> None:
+        @task
+        def start(**context: Any) -> dict[str, Any]:
+            from xpm_sync.sync import tasks
 
-    # Every entity task runs its own check: one not asked for skips saying so (never "upstream
-    # failed"), one whose prerequisites failed in this run is named as not run.
-    @task(trigger_rule="all_done")
-    def pull(entity: str, **context: Any) -> dict[str, Any]:
-        from xpm_sync.sync import tasks
+            with wiring.acting_for(conn_id):
+                return tasks.start(context, manual=True)
 
-        return tasks.pull(entity, context, manual=True)
+        # Every entity task runs its own check: one not asked for skips saying so (never "upstream
+        # failed"), one whose prerequisites failed in this run is named as not run.
+        @task(trigger_rule="all_done")
+        def pull(entity: str, **context: Any) -> dict[str, Any]:
+            from xpm_sync.sync import tasks
 
-    @task(trigger_rule="all_done")
-    def summary(opened: dict[str, Any], results: dict[str, Any], **context: Any) -> Any:
-        from xpm_sync.sync import tasks
+            with wiring.acting_for(conn_id):
+                return tasks.pull(entity, context, manual=True)
 
-        return tasks.summarise(opened, results, context, manual=True)
+        @task(trigger_rule="all_done")
+        def summary(opened: dict[str, Any], results: dict[str, Any], **context: Any) -> Any:
+            from xpm_sync.sync import tasks
 
-    opened = start()
-    pulls = wiring.entity_tasks(pull, opened)
-    summary(opened, pulls)
-    wiring.removal_decision(pulls)
+            with wiring.acting_for(conn_id):
+                return tasks.summarise(opened, results, context, manual=True)
+
+        opened = start()
+        pulls = wiring.entity_tasks(pull, opened)
+        summary(opened, pulls)
+        wiring.removal_decision(pulls)
+
+    return xpm_manual_sync()
 
 
-xpm_manual_sync()
+DAGS = wiring.each_practice(build)

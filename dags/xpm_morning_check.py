@@ -8,6 +8,7 @@ one email, once a night. It calls nothing at XPM. With the deadline empty it has
 before XPM is connected it skips, saying why.
 
 Failed nights in a row are told when the overnight sync closes (`[xpm_sync] failures_before_email`).
+With several practices each has its own, `xpm_<name>_morning_check`, at its own deadline.
 """
 
 from __future__ import annotations
@@ -19,44 +20,51 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from xpm_sync import config, wiring
-
-TIMEZONE = config.schedule_timezone()
-CRON = config.deadline_cron()
+from xpm_sync.practices import Practice
 
 
-@dag(
-    dag_id="xpm_morning_check",
-    schedule=CronTriggerTimetable(CRON, timezone=TIMEZONE) if CRON else None,
-    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
-    catchup=False,
-    is_paused_upon_creation=False,
-    max_active_runs=1,
-    default_args={
-        "owner": "xpm-sync",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "on_failure_callback": wiring.on_failure,
-    },
-    tags=["xpm", "health"],
-    doc_md=__doc__,
-)
-def xpm_morning_check() -> None:
-    @task
-    def overnight_finished(**context: Any) -> str:
-        from airflow.sdk.exceptions import AirflowSkipException
+def build(practice: Practice) -> Any:
+    timezone = config.schedule_timezone()
+    cron = config.deadline_cron()
+    conn_id = practice.conn_id
+    overnight = practice.dag_id("overnight_sync")
 
-        from xpm_sync import morning
+    @dag(
+        dag_id=practice.dag_id("morning_check"),
+        schedule=CronTriggerTimetable(cron, timezone=timezone) if cron else None,
+        start_date=pendulum.datetime(2026, 1, 1, tz=timezone),
+        catchup=False,
+        is_paused_upon_creation=False,
+        max_active_runs=1,
+        default_args={
+            "owner": "xpm-sync",
+            "retries": 2,
+            "retry_delay": timedelta(minutes=5),
+            "on_failure_callback": wiring.on_failure,
+        },
+        tags=wiring.tags(practice, "health"),
+        doc_md=__doc__,
+    )
+    def xpm_morning_check() -> None:
+        @task
+        def overnight_finished(**context: Any) -> str:
+            from airflow.sdk.exceptions import AirflowSkipException
 
-        if (problem := morning.not_connected()) is not None:
-            raise AirflowSkipException(problem)  # no practice yet: no night to check
-        ti = context.get("ti")
-        running = None
-        if ti is not None:
-            # The Task SDK's own question to Airflow: how many overnight runs are going now.
-            running = ti.get_dr_count(dag_id="xpm_overnight_sync", states=["queued", "running"])
-        return morning.check_deadline(running=running)
+            from xpm_sync import morning
 
-    overnight_finished()
+            with wiring.acting_for(conn_id):
+                if (problem := morning.not_connected()) is not None:
+                    raise AirflowSkipException(problem)  # no practice yet: no night to check
+                ti = context.get("ti")
+                running = None
+                if ti is not None:
+                    # The Task SDK's own question to Airflow: how many overnight runs are going now.
+                    running = ti.get_dr_count(dag_id=overnight, states=["queued", "running"])
+                return morning.check_deadline(running=running)
+
+        overnight_finished()
+
+    return xpm_morning_check()
 
 
-xpm_morning_check()
+DAGS = wiring.each_practice(build)

@@ -20,8 +20,11 @@ practice database in step with Xero Practice Manager:
    them back and asks here, in Airflow's Required Actions, whether to mark exactly those removed
    (skipped when nothing was held back; no answer within `decision_timeout_hours` keeps them).
 
-Each entity task publishes an Asset (`xpm://practice/<entity>`) for downstream pipelines, and
-takes a slot of the `xpm_api` pool (XPM allows 5 calls in flight). Transient failures are retried
+Each entity task publishes an Asset (`xpm://practice/<entity>`; `xpm://<name>/<entity>` for another
+practice) for downstream pipelines, and takes a slot of the practice's pool (`xpm_api`, or
+`xpm_api_<name>`: XPM allows 5 calls in flight per practice). With several practices
+(`[xpm_sync] practices`) each has this DAG of its own, `xpm_<name>_overnight_sync`, on its own
+schedule. Transient failures are retried
 with exponential backoff; authentication failures fail at once.
 """
 
@@ -34,53 +37,60 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from xpm_sync import config, wiring
-
-DEFAULT_ARGS = {
-    "owner": "xpm-sync",
-    "on_failure_callback": wiring.on_failure,
-    "retries": 3,
-    "retry_delay": timedelta(seconds=config.get_int("task_retry_delay_seconds")),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=30),
-}
-TIMEZONE = config.schedule_timezone()
+from xpm_sync.practices import Practice
 
 
-@dag(
-    dag_id="xpm_overnight_sync",
-    schedule=CronTriggerTimetable(config.get("overnight_cron"), timezone=TIMEZONE),
-    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
-    catchup=False,
-    # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
-    is_paused_upon_creation=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["xpm", "sync"],
-    doc_md=__doc__,
-)
-def xpm_overnight_sync() -> None:
-    @task
-    def start(**context: Any) -> dict[str, Any]:
-        from xpm_sync.sync import tasks
+def build(practice: Practice) -> Any:
+    timezone = config.schedule_timezone()
+    conn_id = practice.conn_id
 
-        return tasks.start(context, manual=False)
+    @dag(
+        dag_id=practice.dag_id("overnight_sync"),
+        schedule=CronTriggerTimetable(config.get("overnight_cron"), timezone=timezone),
+        start_date=pendulum.datetime(2026, 1, 1, tz=timezone),
+        catchup=False,
+        # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
+        is_paused_upon_creation=False,
+        max_active_runs=1,
+        default_args={
+            "owner": "xpm-sync",
+            "on_failure_callback": wiring.on_failure,
+            "retries": 3,
+            "retry_delay": timedelta(seconds=config.get_int("task_retry_delay_seconds")),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=30),
+        },
+        tags=wiring.tags(practice, "sync"),
+        doc_md=__doc__,
+    )
+    def xpm_overnight_sync() -> None:
+        @task
+        def start(**context: Any) -> dict[str, Any]:
+            from xpm_sync.sync import tasks
 
-    @task(trigger_rule="all_done")
-    def pull(entity: str, **context: Any) -> dict[str, Any]:
-        from xpm_sync.sync import tasks
+            with wiring.acting_for(conn_id):
+                return tasks.start(context, manual=False)
 
-        return tasks.pull(entity, context, manual=False)
+        @task(trigger_rule="all_done")
+        def pull(entity: str, **context: Any) -> dict[str, Any]:
+            from xpm_sync.sync import tasks
 
-    @task(trigger_rule="all_done")
-    def summary(opened: dict[str, Any], results: dict[str, Any], **context: Any) -> Any:
-        from xpm_sync.sync import tasks
+            with wiring.acting_for(conn_id):
+                return tasks.pull(entity, context, manual=False)
 
-        return tasks.summarise(opened, results, context, manual=False)
+        @task(trigger_rule="all_done")
+        def summary(opened: dict[str, Any], results: dict[str, Any], **context: Any) -> Any:
+            from xpm_sync.sync import tasks
 
-    opened = start()
-    pulls = wiring.entity_tasks(pull, opened)
-    summary(opened, pulls)
-    wiring.removal_decision(pulls)
+            with wiring.acting_for(conn_id):
+                return tasks.summarise(opened, results, context, manual=False)
+
+        opened = start()
+        pulls = wiring.entity_tasks(pull, opened)
+        summary(opened, pulls)
+        wiring.removal_decision(pulls)
+
+    return xpm_overnight_sync()
 
 
-xpm_overnight_sync()
+DAGS = wiring.each_practice(build)

@@ -13,7 +13,8 @@ failed, with XPM's words in Practice Activity, and the rest go on. A change that
 in XPM while XPM masters the field stops as "conflict": the `conflicts` task then starts
 `xpm_push_decisions`, which asks in Airflow's Required Actions whether the local value or XPM's
 stands. Nothing is pushed while XPM needs to reconnect. Pushes use what is left of the day's calls
-after the pulls' 80%.
+after the pulls' 80%. With several practices each has its own, `xpm_<name>_push`, on its own
+outbox Asset (`xpm://<name>/outbox`).
 """
 
 from __future__ import annotations
@@ -25,52 +26,62 @@ import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from xpm_sync import catalog, config, wiring
-
-TIMEZONE = config.schedule_timezone()
-
-
-@dag(
-    dag_id="xpm_push",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(config.get("push_cron"), timezone=TIMEZONE),
-        assets=[Asset(catalog.asset_uri("outbox"))],
-    ),
-    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
-    catchup=False,
-    is_paused_upon_creation=False,
-    max_active_runs=1,
-    default_args={
-        "owner": "xpm-sync",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-        "on_failure_callback": wiring.on_failure,
-    },
-    tags=["xpm", "push"],
-    doc_md=__doc__,
-)
-def xpm_push() -> None:
-    @task(pool=config.get("api_pool"))
-    def push(**context: Any) -> dict[str, Any]:
-        from xpm_sync.sync import tasks
-
-        return tasks.push(context)
-
-    # A teardown: it runs however the push ended, and the run's colour stays the push's own.
-    @task(outlets=[Asset(catalog.asset_uri("push_conflicts"))])
-    def conflicts() -> None:
-        """Start xpm_push_decisions (through this Asset) when a push left a conflict nobody was asked about."""
-        from xpm_sync import decisions
-        from xpm_sync.store.engine import get_engine
-
-        waiting = decisions.conflicts_unasked(get_engine())
-        if not waiting:
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            raise AirflowSkipException("No push conflict waits for a decision.")
-        print(f"{waiting} push conflict(s) wait for a decision: xpm_push_decisions asks in Required Actions.")
-
-    push() >> conflicts().as_teardown()
+from xpm_sync.practices import Practice
 
 
-xpm_push()
+def build(practice: Practice) -> Any:
+    timezone = config.schedule_timezone()
+    conn_id = practice.conn_id
+
+    @dag(
+        dag_id=practice.dag_id("push"),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(config.get("push_cron"), timezone=timezone),
+            assets=[Asset(catalog.asset_uri("outbox"))],
+        ),
+        start_date=pendulum.datetime(2026, 1, 1, tz=timezone),
+        catchup=False,
+        is_paused_upon_creation=False,
+        max_active_runs=1,
+        default_args={
+            "owner": "xpm-sync",
+            "retries": 3,
+            "retry_delay": timedelta(minutes=2),
+            "retry_exponential_backoff": True,
+            "on_failure_callback": wiring.on_failure,
+        },
+        tags=wiring.tags(practice, "push"),
+        doc_md=__doc__,
+    )
+    def xpm_push() -> None:
+        @task(pool=config.get("api_pool"))
+        def push(**context: Any) -> dict[str, Any]:
+            from xpm_sync.sync import tasks
+
+            with wiring.acting_for(conn_id):
+                return tasks.push(context)
+
+        # A teardown: it runs however the push ended, and the run's colour stays the push's own.
+        @task(outlets=[Asset(catalog.asset_uri("push_conflicts"))])
+        def conflicts() -> None:
+            """Start the practice's push decisions DAG (through this Asset) when a push left a conflict
+            nobody was asked about."""
+            from xpm_sync import decisions
+            from xpm_sync.status import read
+            from xpm_sync.store.engine import get_engine
+
+            with wiring.acting_for(conn_id):
+                tenant = read(get_engine()).tenant_id
+                waiting = decisions.conflicts_unasked(get_engine(), tenant) if tenant else 0
+            if not waiting:
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException("No push conflict waits for a decision.")
+            print(f"{waiting} push conflict(s) wait for a decision: {practice.dag_id('push_decisions')} asks.")
+
+        push() >> conflicts().as_teardown()
+
+    return xpm_push()
+
+
+DAGS = wiring.each_practice(build)

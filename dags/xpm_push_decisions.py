@@ -12,7 +12,8 @@ change, "keep the local value or XPM's?":
    is kept in Practice Activity.
 2. **send**: when a local value was chosen, tells `xpm_push` to run now (the outbox Asset).
 
-Pushes go on meanwhile: this DAG waits, `xpm_push` does not.
+Pushes go on meanwhile: this DAG waits, `xpm_push` does not. With several practices each has its
+own, `xpm_<name>_push_decisions`, asking only about that practice's changes.
 """
 
 from __future__ import annotations
@@ -24,32 +25,36 @@ from airflow.sdk import Asset, dag, task
 
 from xpm_sync import catalog, wiring
 from xpm_sync.decision_tasks import ConflictDecision
+from xpm_sync.practices import Practice
 
 
-@dag(
-    dag_id="xpm_push_decisions",
-    schedule=[Asset(catalog.asset_uri("push_conflicts"))],
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    is_paused_upon_creation=False,
-    max_active_runs=1,
-    default_args={"owner": "xpm-sync", "retries": 2, "on_failure_callback": wiring.on_failure},
-    tags=["xpm", "push"],
-    doc_md=__doc__,
-)
-def xpm_push_decisions() -> None:
-    decide = ConflictDecision(task_id="decide", doc_md=ConflictDecision.__doc__)
+def build(practice: Practice) -> Any:
+    @dag(
+        dag_id=practice.dag_id("push_decisions"),
+        schedule=[Asset(catalog.asset_uri("push_conflicts"))],
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        is_paused_upon_creation=False,
+        max_active_runs=1,
+        default_args={"owner": "xpm-sync", "retries": 2, "on_failure_callback": wiring.on_failure},
+        tags=wiring.tags(practice, "push"),
+        doc_md=__doc__,
+    )
+    def xpm_push_decisions() -> None:
+        decide = ConflictDecision(conn_id=practice.conn_id, task_id="decide", doc_md=ConflictDecision.__doc__)
 
-    @task(outlets=[Asset(catalog.asset_uri("outbox"))])
-    def send(decided: dict[str, Any] | None) -> None:
-        """Tell xpm_push (the outbox Asset) when a local value was chosen; skip otherwise."""
-        if not decided or not decided.get("local"):
-            from airflow.sdk.exceptions import AirflowSkipException
+        @task(outlets=[Asset(catalog.asset_uri("outbox"))])
+        def send(decided: dict[str, Any] | None) -> None:
+            """Tell the practice's push DAG (the outbox Asset) when a local value was chosen; skip otherwise."""
+            if not decided or not decided.get("local"):
+                from airflow.sdk.exceptions import AirflowSkipException
 
-            raise AirflowSkipException("No local value was chosen: nothing more goes to XPM.")
-        print(f"{decided['local']} local value(s) chosen: xpm_push sends them now.")
+                raise AirflowSkipException("No local value was chosen: nothing more goes to XPM.")
+            print(f"{decided['local']} local value(s) chosen: {practice.dag_id('push')} sends them now.")
 
-    send(decide.output)
+        send(decide.output)
+
+    return xpm_push_decisions()
 
 
-xpm_push_decisions()
+DAGS = wiring.each_practice(build)

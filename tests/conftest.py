@@ -118,6 +118,12 @@ def load_dag_file(path: Path, name: str):  # type: ignore[no-untyped-def]
     return module
 
 
+def dag_of(name: str, dag_id: str | None = None):  # type: ignore[no-untyped-def]
+    """A DAG built afresh from `dags/<name>.py` (the file builds one per practice): `dag_id`'s, by
+    default the primary practice's, whose id is the file's name."""
+    return load_dag_file(REPO / "dags" / f"{name}.py", name).DAGS[dag_id or name]
+
+
 @pytest.fixture
 def pg_database() -> Iterator[str]:
     """A new, empty PostgreSQL database; its URL. Dropped after the test."""

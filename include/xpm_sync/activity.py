@@ -8,7 +8,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from xpm_sync import config
 from xpm_sync.store.models import ActivityStatus, PracticeActivity
+
+
+def of_practice() -> Any:
+    """The condition that keeps a query to the entries of the practice the running code acts for."""
+    return PracticeActivity.conn_id == config.get("conn_id")
 
 
 def record(
@@ -21,7 +27,8 @@ def record(
     actor: str | None = None,
     tenant_id: str | None = None,
 ) -> PracticeActivity:
-    """Append one entry; `status` must be one of the Practice Activity statuses."""
+    """Append one entry, to the log of the practice the running code acts for (`practices.using`);
+    `status` must be one of the Practice Activity statuses."""
     try:
         status = ActivityStatus(status)
     except ValueError:
@@ -36,6 +43,7 @@ def record(
         details=dict(details) if details else None,
         actor=actor,
         tenant_id=tenant_id,
+        conn_id=config.get("conn_id"),
     )
     session.add(entry)
     session.flush()
@@ -50,8 +58,9 @@ def recent(
     status: str | None = None,
     offset: int = 0,
 ) -> Sequence[PracticeActivity]:
-    """The newest entries first, optionally of one category or status, skipping `offset`."""
-    query = select(PracticeActivity).order_by(PracticeActivity.id.desc()).limit(limit).offset(offset)
+    """The practice's newest entries first, optionally of one category or status, skipping `offset`."""
+    query = select(PracticeActivity).where(of_practice())
+    query = query.order_by(PracticeActivity.id.desc()).limit(limit).offset(offset)
     if category:
         query = query.where(PracticeActivity.category == category)
     if status:

@@ -37,8 +37,6 @@ NOT_LOADED = (
     "Airflow has not loaded the DAG {dag_id} yet (is the dag-processor running on this installation?), "
     "so it could not be started."
 )
-OUTBOX_ASSET = catalog.asset_uri("outbox")
-PUSH_DAG = "xpm_push"
 TOLD, PUSH_PAUSED, NOT_TOLD = "told", "paused", "not told"
 TIMEOUT = 15  # seconds: Airflow answering itself (a connection gets 3), or its command line starting
 
@@ -124,15 +122,16 @@ class RestApi:
     def tell_outbox(self, source: str) -> None:
         """An event on the outbox Asset (xpm_push is scheduled on it). Posting asset events is an
         operator's right in Airflow; for a role that may only start runs, a run of xpm_push instead."""
-        reply = self._call("GET", "assets", params={"uri_pattern": OUTBOX_ASSET, "limit": 100})
-        found = [a for a in self._ok(reply, "find the outbox asset").get("assets", []) if a.get("uri") == OUTBOX_ASSET]
+        outbox = catalog.asset_uri("outbox")
+        reply = self._call("GET", "assets", params={"uri_pattern": outbox, "limit": 100})
+        found = [a for a in self._ok(reply, "find the outbox asset").get("assets", []) if a.get("uri") == outbox]
         if found:
             event = {"asset_id": found[0]["id"], "extra": {"from": source}}
             reply = self._call("POST", "assets/events", json=event)
             if reply.status_code != 403:
                 self._ok(reply, "record the change on the outbox asset")
                 return
-        self.trigger(PUSH_DAG, {}, f"A change recorded by {source}")
+        self.trigger(catalog.dag_id("push"), {}, f"A change recorded by {source}")
 
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         reply = self._call("GET", f"dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}")
@@ -210,7 +209,7 @@ class CommandLine:
 
     def tell_outbox(self, source: str) -> None:
         # The command line posts no asset events: a run of xpm_push now does the same.
-        self.trigger(PUSH_DAG, {}, f"A change recorded by {source}")
+        self.trigger(catalog.dag_id("push"), {}, f"A change recorded by {source}")
 
     def set_pool(self, name: str, slots: int, description: str) -> None:
         """Create the pool, or give it these slots (deferred tasks hold none)."""
@@ -268,7 +267,7 @@ def notify_push(airflow: Airflow, source: str = "xpm-sync") -> str:
     (the schedule picks the change up).
     """
     try:
-        paused = airflow.paused(PUSH_DAG)
+        paused = airflow.paused(catalog.dag_id("push"))
         if paused is None:
             return NOT_TOLD
         if paused:

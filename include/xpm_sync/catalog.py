@@ -40,12 +40,22 @@ UPSTREAM = {
 }
 # Entities that call XPM (and so take a slot of the xpm_api pool).
 CALLS_XPM = frozenset(ALL) - {"tax_returns"}
-# The DAG a person (or a connect) starts a sync with.
-MANUAL_DAG = "xpm_manual_sync"
+# The kinds of DAG each practice has (`practices.Practice.dag_id` names them).
+DAG_KINDS = ("overnight_sync", "manual_sync", "push", "push_decisions", "connection_health", "morning_check")
 # What a reconnect syncs: Clients, Jobs, Staff, Tax Returns and custom fields.
 AFTER_RECONNECT = ("staff", "custom_field_definitions", "clients", "jobs", *CUSTOM_FIELD_VALUES, "tax_returns")
 
 
 def asset_uri(entity: str) -> str:
-    """The Airflow Asset each entity publishes when its rows are updated."""
-    return f"xpm://practice/{entity}"
+    """The Airflow Asset each entity of the practice the code acts for publishes when its rows are updated."""
+    from xpm_sync import practices
+
+    return practices.current().asset_uri(entity)
+
+
+def dag_id(kind: str) -> str:
+    """The DAG of this kind of the practice the code acts for ("manual_sync": the one a person, or a
+    connect, starts a sync with)."""
+    from xpm_sync import practices
+
+    return practices.current().dag_id(kind)

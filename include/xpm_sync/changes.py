@@ -26,6 +26,7 @@ from xpm_sync.change_values import VALUE_COLUMN, ChangeRefused, field_value, job
 from xpm_sync.errors import XpmInputError
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import writing
+from xpm_sync.store.locks import practice_tenant
 from xpm_sync.store.models import ActivityStatus, OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def _one_transaction(engine: Engine, claim: Claim | None, work: Callable[[Sessio
 
 
 def _tenant(session: Session) -> str:
-    tenant = session.scalar(select(m.XpmConnection.tenant_id).where(m.XpmConnection.active.is_(True)))
+    tenant = practice_tenant(session)
     if tenant is None:
         raise ChangeRefused("XPM is not connected, so there is nothing to push changes to. Connect XPM first.")
     return str(tenant)
@@ -317,7 +318,11 @@ def open_changes(engine: Engine, *, entity: str | None = None) -> list[m.OutboxE
     """Changes not yet in XPM, oldest first: waiting, being sent, refused by XPM, or in conflict."""
     waiting = (*OPEN, OutboxStatus.FAILED.value, OutboxStatus.CONFLICT.value)
     with Session(engine, expire_on_commit=False) as session:
-        query = select(m.OutboxEntry).where(m.OutboxEntry.status.in_(waiting)).order_by(m.OutboxEntry.id)
+        tenant = practice_tenant(session)
+        if tenant is None:
+            return []
+        query = select(m.OutboxEntry).where(m.OutboxEntry.tenant_id == tenant, m.OutboxEntry.status.in_(waiting))
+        query = query.order_by(m.OutboxEntry.id)
         if entity:
             query = query.where(m.OutboxEntry.entity == entity)
         return list(session.scalars(query))
@@ -328,6 +333,8 @@ def retry(engine: Engine, entry_id: int, *, actor: str | None, claim: Claim | No
 
     def work(session: Session) -> Recorded:
         entry = session.get(m.OutboxEntry, entry_id, with_for_update=True)
+        if entry is not None and entry.tenant_id != practice_tenant(session):
+            entry = None  # another practice's change: not this practice's to retry (nor to say it exists)
         if entry is None or entry.status not in (OutboxStatus.FAILED.value, OutboxStatus.CONFLICT.value):
             raise ChangeRefused(f"Change {entry_id} is not one XPM refused; nothing to retry.")
         entry.status, entry.last_error = OutboxStatus.PENDING.value, None

@@ -13,10 +13,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from xpm_sync import activity, catalog, display, ids, settings
-from xpm_sync.plain_errors import XpmError, XpmInputError
+from xpm_sync.plain_errors import XpmConfigError, XpmError, XpmInputError
 from xpm_sync.store import migrate
 from xpm_sync.store.engine import get_engine, session_scope
 from xpm_sync.store.models import ActivityStatus
@@ -95,12 +96,17 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _setup(_args: argparse.Namespace) -> int:
+    from xpm_sync import practices
     from xpm_sync.airflow_setup import ensure_pool
 
     migrate.upgrade()
-    name, slots = ensure_pool()
+    pools = []
+    for practice in practices.all_practices():
+        with practices.using(practice):
+            name, slots = ensure_pool()
+        pools.append(f"Airflow pool {name} has {slots} slots" + (f" ({practice.label})" if practices.several() else ""))
     revision = migrate.current_revision()
-    print(f"Practice database is at revision {revision}; Airflow pool {name} has {slots} slots.")
+    print(f"Practice database is at revision {revision}; {'; '.join(pools)}.")
     return DONE
 
 
@@ -178,18 +184,19 @@ def _sync_after_connect(result: ConnectResult, args: argparse.Namespace) -> None
     entities = after_connect.entities_to_sync(result)
     if not entities:
         return
+    manual = catalog.dag_id("manual_sync")
     if args.no_sync:
-        print(f"No sync started (--no-sync). Run `xpm-sync sync --full` or trigger {catalog.MANUAL_DAG} when ready.")
+        print(f"No sync started (--no-sync). Run `xpm-sync sync --full` or trigger {manual} when ready.")
         return
     try:
         run_id = after_connect.start_sync(result, airflow_runs.CommandLine(), user=args.by)
     except XpmError as exc:  # the DAG not loaded yet, or Airflow's command line could not reach its database
         why = str(exc)
     else:
-        print(f"Started {catalog.MANUAL_DAG} in Airflow ({run_id}) for: {', '.join(entities)}.")
+        print(f"Started {manual} in Airflow ({run_id}) for: {', '.join(entities)}.")
         return
     print(
-        f"No sync was started in Airflow ({why}). Trigger {catalog.MANUAL_DAG} from the Airflow UI, "
+        f"No sync was started in Airflow ({why}). Trigger {manual} from the Airflow UI, "
         "or run `xpm-sync sync --full` now.",
         file=sys.stderr,
     )
@@ -425,6 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="xpm-sync", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="show library log lines too")
+    parser.add_argument(
+        "--practice",
+        dest="practice_name",
+        metavar="NAME",
+        help="the practice to act for, by its name or xpm connection id (default: the first of "
+        "[xpm_sync] practices, else [xpm_sync] conn_id)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="practice database migrations")
@@ -442,7 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(handler=_settings)
 
     conn = sub.add_parser("connect", help="connect XPM through Xero's sign-in (or reconnect it)")
-    conn.add_argument("--practice", help="practice id or name, when the sign-in reaches several")
+    conn.add_argument(
+        "--practice", help="the XPM practice (its id or name) to connect, when the sign-in reaches several"
+    )
     conn.add_argument("--switch-practice", action="store_true", help="allow moving to another practice")
     conn.add_argument("--paste", action="store_true", help="paste the redirect URL instead of listening for it")
     conn.add_argument(
@@ -537,16 +553,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "settings" and args.name and args.value is None:
         print(f"Say on or off, e.g. `xpm-sync settings {args.name} on`.", file=sys.stderr)
         return NOT_DONE
-    if hasattr(args, "conn_id") and args.conn_id is None:
-        from xpm_sync import config
-
-        args.conn_id = config.get("conn_id")
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with _acting_for(args):
+            return handler(args)
     except (settings.SettingRefused, XpmError, ValueError) as exc:
         print(str(exc), file=sys.stderr)
         return NOT_DONE
+
+
+def _acting_for(args: argparse.Namespace) -> AbstractContextManager[object]:
+    """Act for the practice `--practice` names (or `--conn-id`'s connection), else the first one."""
+    from xpm_sync import practices
+
+    named = getattr(args, "conn_id", None)
+    if args.practice_name and named and practices.find(args.practice_name).conn_id != named:
+        raise XpmConfigError(f"--practice {args.practice_name} and --conn-id {named} name two practices: give one.")
+    practice = practices.for_connection(named) if named else practices.find(args.practice_name)
+    if hasattr(args, "conn_id"):
+        args.conn_id = practice.conn_id
+    return practices.using(practice)
 
 
 if __name__ == "__main__":

@@ -39,11 +39,28 @@ def airflow_option(section: str, option: str, fallback: str | None) -> str | Non
     return None if found is None else str(found)
 
 
-def get(option: str) -> str:
-    """Return an `[xpm_sync]` option, falling back to its declared default."""
+def option_default(option: str) -> str:
+    """An `[xpm_sync]` option as configured for the deployment (its declared default when unset),
+    whichever practice the running code acts for."""
     default = CONFIG_OPTIONS[option]["default"]
     value = airflow_option("xpm_sync", option, default)
     return default if value is None else str(value)
+
+
+def get(option: str) -> str:
+    """Return an `[xpm_sync]` option for the practice the running code acts for (`practices.using`):
+    its connection, its pool, and what its connection's extra sets for it; else the deployment's."""
+    from xpm_sync import practices
+
+    practice = practices.chosen()
+    if practice is not None:
+        if option == "conn_id":
+            return practice.conn_id
+        if option == "api_pool":
+            return practice.pool
+        if option in practice.options:
+            return practice.options[option]
+    return option_default(option)
 
 
 def get_int(option: str) -> int:
@@ -65,8 +82,8 @@ def airflow_home() -> str:
     return os.path.abspath(AIRFLOW_HOME)
 
 
-def _connection(conn_id: str) -> Any:
-    """The connection's fields (conn_type, host, login, password, schema, port), or None."""
+def connection(conn_id: str) -> Any:
+    """The connection's fields (conn_type, host, login, password, schema, port, extra), or None."""
     if not light_config.airflow_loaded():
         try:
             return light_config.connection(conn_id)
@@ -84,7 +101,7 @@ def _connection(conn_id: str) -> Any:
 def _url_from_connection(conn_id: str) -> URL | None:
     from sqlalchemy.engine import URL, make_url
 
-    conn = _connection(conn_id)
+    conn = connection(conn_id)
     if conn is None:
         return None
     if conn.conn_type in ("postgres", "postgresql"):
@@ -109,9 +126,9 @@ def store_url() -> URL:
     """Where the practice database lives: the store connection, else `store_url`, else SQLite."""
     from sqlalchemy.engine import make_url
 
-    url = _url_from_connection(get("store_conn_id"))
-    if url is None and get("store_url"):
-        url = make_url(get("store_url"))
+    url = _url_from_connection(option_default("store_conn_id"))
+    if url is None and option_default("store_url"):
+        url = make_url(option_default("store_url"))
     if url is None:
         url = make_url(f"sqlite:///{os.path.join(airflow_home(), PRACTICE_DB_FILENAME)}")
     if url.drivername in ("postgres", "postgresql"):

@@ -51,15 +51,53 @@ def download_link(decision_id: int) -> str:
     """The XPM page's CSV of a decision's rows, as the browser showing Airflow reaches it."""
     from airflow.configuration import conf
 
+    from xpm_sync import practices
+
     root = urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
-    return f"{root}/xpm/decisions/{decision_id}.csv"
+    practice = practices.current()
+    page = "/xpm" if practice.primary else f"/xpm/practices/{practice.name}"
+    return f"{root}{page}/decisions/{decision_id}.csv"
 
 
-class RemovalDecision(HITLOperator):
+def _tenant() -> str:
+    """The tenant of the practice the task acts for (its questions are about that practice's rows)."""
+    from xpm_sync.status import read
+    from xpm_sync.store.engine import get_engine
+
+    return read(get_engine()).tenant_id or ""
+
+
+class _PracticeQuestion(HITLOperator):
+    """A question about one practice's rows: its methods act for the practice named by `conn_id`."""
+
+    def __init__(self, *, conn_id: str, **kwargs: Any) -> None:
+        _asks_again_after_a_failure(kwargs)
+        self.conn_id = conn_id
+        super().__init__(**kwargs)
+
+    def execute(self, context: Any) -> Any:
+        from xpm_sync import practices
+
+        with practices.using(self.conn_id):
+            return self.ask(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from xpm_sync import practices
+
+        with practices.using(self.conn_id):
+            return self.answered(context, event)
+
+    def ask(self, context: Any) -> Any:
+        return super().execute(context)
+
+    def answered(self, context: Any, event: dict[str, Any]) -> Any:
+        return super().execute_complete(context, event)
+
+
+class RemovalDecision(_PracticeQuestion):
     """Asks whether to apply the removals this run held back; skipped when it held none back."""
 
     def __init__(self, **kwargs: Any) -> None:
-        _asks_again_after_a_failure(kwargs)
         super().__init__(
             subject="XPM no longer lists some stored rows: mark them removed?",
             options=[MARK, KEEP],
@@ -68,39 +106,38 @@ class RemovalDecision(HITLOperator):
             **kwargs,
         )
 
-    def execute(self, context: Any) -> Any:
+    def ask(self, context: Any) -> Any:
         from xpm_sync import decisions
         from xpm_sync.store.engine import get_engine
 
         ti = context["ti"]
-        held = decisions.held_in_run(get_engine(), ti.run_id, dag_id=ti.dag_id, task_id=ti.task_id)
+        held = decisions.held_in_run(get_engine(), _tenant(), ti.run_id, dag_id=ti.dag_id, task_id=ti.task_id)
         if not held:
             _skip("Nothing was held back in this run: there is nothing to decide.")
         self.subject = decisions.removal_subject(held)[:1000]
         self.body = decisions.removal_body(held, download_link)
         self.log.info("Waiting for a decision in Required Actions: %s", self.subject)
-        return super().execute(context)
+        return super().ask(context)
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+    def answered(self, context: Any, event: dict[str, Any]) -> Any:
         from xpm_sync import decisions
         from xpm_sync.store.engine import get_engine
 
-        result = super().execute_complete(context, event)
+        result = super().answered(context, event)
         who, timed_out = _responder(result)
         approve = list(result["chosen_options"]) == [MARK] and not timed_out
         ti = context["ti"]
         engine = get_engine()
-        asked = decisions.asked_by(engine, ti.run_id, ti.task_id)
+        asked = decisions.asked_by(engine, ti.dag_id, ti.run_id, ti.task_id)
         settled = decisions.settle_removals(engine, asked, approve=approve, who=who, timed_out=timed_out)
         self.log.info("%s: %s", "Approved by " + who if approve and who else "Kept", settled.message)
         return {"chosen": result["chosen_options"][0], "decided_by": who, "marked": settled.marked}
 
 
-class ConflictDecision(HITLOperator):
+class ConflictDecision(_PracticeQuestion):
     """Asks, for each push conflict no run has asked about yet, whether the local value or XPM's stands."""
 
     def __init__(self, **kwargs: Any) -> None:
-        _asks_again_after_a_failure(kwargs)
         super().__init__(
             subject="Changes made here met newer values in XPM: keep the local value or XPM's?",
             options=[APPLY],
@@ -109,14 +146,14 @@ class ConflictDecision(HITLOperator):
             **kwargs,
         )
 
-    def execute(self, context: Any) -> Any:
+    def ask(self, context: Any) -> Any:
         from airflow.sdk.definitions.param import ParamsDict
 
         from xpm_sync import decisions
         from xpm_sync.store.engine import get_engine
 
         ti = context["ti"]
-        asked = decisions.ask_conflicts(get_engine(), dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id)
+        asked = decisions.ask_conflicts(get_engine(), _tenant(), dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id)
         if not asked:
             _skip("No push conflict is waiting for a decision.")
         self.params = ParamsDict(
@@ -133,19 +170,19 @@ class ConflictDecision(HITLOperator):
             f"the field to XPM. **{LOCAL}** sends the local value to XPM with the next push (once, over XPM's); "
             f"**{XPM}** discards the change, and the next pull brings XPM's value. No answer keeps XPM's value."
         )
-        return super().execute(context)
+        return super().ask(context)
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+    def answered(self, context: Any, event: dict[str, Any]) -> Any:
         from xpm_sync import decisions
         from xpm_sync.store.engine import get_engine
 
-        result = super().execute_complete(context, event)
+        result = super().answered(context, event)
         who, timed_out = _responder(result)
         given = result.get("params_input") or {}
         ti = context["ti"]
         engine = get_engine()
         chosen = {}
-        for decision in decisions.asked_by(engine, ti.run_id, ti.task_id):
+        for decision in decisions.asked_by(engine, ti.dag_id, ti.run_id, ti.task_id):
             answer = given.get(decisions.conflict_param(decision), XPM)
             chosen[decision.id] = XPM if timed_out or answer not in (LOCAL, XPM) else answer
         counts = decisions.settle_conflicts(engine, chosen, who=who, timed_out=timed_out)

@@ -129,19 +129,17 @@ def _claim(engine: Engine, *where: Any, dag_id: str, run_id: str, task_id: str) 
     return found
 
 
-def held_in_run(engine: Engine, run_id: str, *, dag_id: str, task_id: str) -> list[Decision]:
-    """The removals this run held back and nobody has decided yet, claimed for this run's question."""
-    wanted = (Decision.raised_by_run == run_id, Decision.kind.in_(REMOVALS))
+def held_in_run(engine: Engine, tenant_id: str, run_id: str, *, dag_id: str, task_id: str) -> list[Decision]:
+    """The removals this run (of this practice) held back and nobody has decided yet, claimed for its question."""
+    wanted = (Decision.tenant_id == tenant_id, Decision.raised_by_run == run_id, Decision.kind.in_(REMOVALS))
     return _claim(engine, *wanted, dag_id=dag_id, run_id=run_id, task_id=task_id)
 
 
-def asked_by(engine: Engine, run_id: str, task_id: str) -> list[Decision]:
+def asked_by(engine: Engine, dag_id: str, run_id: str, task_id: str) -> list[Decision]:
+    """The decisions this task of this run asked about."""
+    asked = (Decision.dag_id == dag_id, Decision.run_id == run_id, Decision.task_id == task_id)
     with Session(engine, expire_on_commit=False) as session:
-        return list(
-            session.scalars(
-                select(Decision).where(Decision.run_id == run_id, Decision.task_id == task_id).order_by(Decision.id)
-            )
-        )
+        return list(session.scalars(select(Decision).where(*asked).order_by(Decision.id)))
 
 
 def removal_subject(decisions: Sequence[Decision]) -> str:
@@ -345,11 +343,13 @@ def raise_conflict(session: Session, *, tenant_id: str, entity: str, entry_ids: 
     )
 
 
-def conflicts_unasked(engine: Engine) -> int:
+def conflicts_unasked(engine: Engine, tenant_id: str) -> int:
+    """How many of this practice's push conflicts no run has asked about yet."""
     with Session(engine) as session:
         return len(
             session.scalars(
                 select(Decision.id).where(
+                    Decision.tenant_id == tenant_id,
                     Decision.kind == DecisionKind.CONFLICT.value,
                     Decision.outcome.is_(None),
                     Decision.run_id.is_(None),
@@ -358,10 +358,15 @@ def conflicts_unasked(engine: Engine) -> int:
         )
 
 
-def ask_conflicts(engine: Engine, *, dag_id: str, run_id: str, task_id: str) -> list[Decision]:
-    """Claim the conflicts no run has asked about yet (or this task's failed try asked), for this run's question."""
-    asked_here = (Decision.run_id == run_id) & (Decision.task_id == task_id)
-    wanted = (Decision.kind == DecisionKind.CONFLICT.value, or_(Decision.run_id.is_(None), asked_here))
+def ask_conflicts(engine: Engine, tenant_id: str, *, dag_id: str, run_id: str, task_id: str) -> list[Decision]:
+    """Claim this practice's conflicts no run has asked about yet (or this task's failed try asked), for
+    this run's question."""
+    asked_here = (Decision.dag_id == dag_id) & (Decision.run_id == run_id) & (Decision.task_id == task_id)
+    wanted = (
+        Decision.tenant_id == tenant_id,
+        Decision.kind == DecisionKind.CONFLICT.value,
+        or_(Decision.run_id.is_(None), asked_here),
+    )
     return _claim(engine, *wanted, dag_id=dag_id, run_id=run_id, task_id=task_id)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 
 class NotPlain(Exception):
@@ -73,6 +73,16 @@ class Conn:
     password: str | None = None
     schema: str | None = None
     port: int | None = None
+    extra: str | None = None
+
+    @property
+    def extra_dejson(self) -> dict[str, Any]:
+        """The extra as a dict (empty when unset or not JSON), as Airflow's own connection gives it."""
+        try:
+            found = json.loads(self.extra or "{}")
+        except ValueError:
+            return {}
+        return found if isinstance(found, dict) else {}
 
 
 def _from_uri(uri: str) -> Conn:
@@ -80,6 +90,7 @@ def _from_uri(uri: str) -> Conn:
     if parts.scheme == "sqlite":
         raise NotPlain("a SQLite connection given as a URI")  # Airflow's reading of its path is its own
     host = unquote(parts.hostname or "") or None
+    query = dict(parse_qsl(parts.query))
     return Conn(
         conn_type=parts.scheme.replace("-", "_"),
         host=host,
@@ -87,6 +98,7 @@ def _from_uri(uri: str) -> Conn:
         password=unquote(parts.password) if parts.password else None,
         schema=unquote(parts.path.lstrip("/")) or None,
         port=parts.port,
+        extra=query.pop("__extra__", None) or (json.dumps(query) if query else None),
     )
 
 
@@ -100,6 +112,7 @@ def _from_json(text: str) -> Conn:
         password=fields.get("password"),
         schema=fields.get("schema"),
         port=int(port) if port not in (None, "") else None,
+        extra=extra if isinstance(extra := fields.get("extra"), str | None) else json.dumps(extra),
     )
 
 
@@ -134,7 +147,8 @@ def connection(conn_id: str) -> Conn | None:
         with engine.connect() as conn:
             row = conn.execute(
                 text(
-                    "SELECT conn_type, host, login, password, schema, port, is_encrypted FROM connection "
+                    "SELECT conn_type, host, login, password, schema, port, is_encrypted, extra, is_extra_encrypted "
+                    "FROM connection "
                     "WHERE conn_id = :id"
                 ),
                 {"id": conn_id},
@@ -152,4 +166,5 @@ def connection(conn_id: str) -> Conn | None:
         password=_decrypt(row.password, bool(row.is_encrypted)),
         schema=row.schema,
         port=row.port,
+        extra=_decrypt(row.extra, bool(row.is_extra_encrypted)),
     )

@@ -73,6 +73,7 @@ def _closings(session: Session, since: datetime | None = None, limit: int = 200)
     query = (
         select(PracticeActivity)
         .where(
+            activity.of_practice(),
             PracticeActivity.category == "Sync",
             or_(*(PracticeActivity.message.startswith(OVERNIGHT + word) for word in CLOSINGS)),
         )
@@ -88,7 +89,11 @@ def _already(session: Session, key: str, value: Any) -> bool:
     """Whether an Alert about this (the night, the streak) was already recorded."""
     alerts_ = session.scalars(
         select(PracticeActivity)
-        .where(PracticeActivity.status == ActivityStatus.ALERT.value, PracticeActivity.category == "Sync")
+        .where(
+            activity.of_practice(),
+            PracticeActivity.status == ActivityStatus.ALERT.value,
+            PracticeActivity.category == "Sync",
+        )
         .order_by(PracticeActivity.id.desc())
         .limit(50)
     )

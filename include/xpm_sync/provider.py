@@ -29,6 +29,14 @@ def _option(description: str, default: str, example: str | None = None, kind: st
 
 CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "conn_id": _option("Airflow connection holding the XPM app's OAuth client.", "xpm_default"),
+    "practices": _option(
+        "The practices this deployment keeps in step, as their `xpm` connection ids (comma separated). Empty "
+        "means the one practice of `conn_id`. Each other practice has DAGs, a pool and a page of its own; "
+        "its connection's extra may set its own timezone, overnight_cron, overnight_deadline, push_cron, "
+        "health_cron, alert_recipients, daily_call_limit and practice_name.",
+        "",
+        "xpm_default, xpm_north, xpm_south",
+    ),
     "store_conn_id": _option(
         "Airflow connection (postgres or sqlite) for the practice database. Used when it exists.",
         "xpm_store",

@@ -20,16 +20,6 @@ from airflow.listeners import hookimpl
 
 log = logging.getLogger(__name__)
 
-XPM_DAGS = frozenset(
-    {
-        "xpm_overnight_sync",
-        "xpm_manual_sync",
-        "xpm_push",
-        "xpm_push_decisions",
-        "xpm_connection_health",
-        "xpm_morning_check",
-    }
-)
 NOTE_LENGTH = 1000  # Airflow's dag_run_note.content
 TELLING = ("Action Required", "Failure")
 _WRITER_ATTEMPTS = 20  # the scheduler's transaction ends in well under a second; SQLite waits meanwhile
@@ -49,15 +39,18 @@ def loaded_ids(dag_run: Any) -> tuple[str, str] | None:
     return None
 
 
-def reason(run_id: str) -> str | None:
-    """Why this run failed, from its Practice Activity: what needs a person (Action Required) before
-    the run's own failure entries, the newest of each."""
+def reason(dag_id: str, run_id: str) -> str | None:
+    """Why this run failed, from its practice's Practice Activity: what needs a person (Action
+    Required) before the run's own failure entries, the newest of each."""
     from sqlalchemy.orm import Session
 
-    from xpm_sync import activity
+    from xpm_sync import activity, practices
     from xpm_sync.store.engine import get_engine
 
-    with Session(get_engine()) as session:
+    practice = practices.of_dag(dag_id)
+    if practice is None:
+        return None
+    with practices.using(practice), Session(get_engine()) as session:
         mine = [e for e in activity.recent(session, 200) if (e.details or {}).get("run_id") == run_id]
     for status in TELLING:
         found = next((e for e in mine if e.status == status), None)
@@ -79,7 +72,7 @@ def write_note(dag_id: str, run_id: str) -> bool:
     from sqlalchemy import select
     from sqlalchemy.exc import OperationalError
 
-    found = reason(run_id)
+    found = reason(dag_id, run_id)
     if not found:
         return False
     for attempt in range(_WRITER_ATTEMPTS):
@@ -107,7 +100,7 @@ def _write_quietly(dag_id: str, run_id: str) -> None:
 def on_dag_run_failed(dag_run: Any, msg: str) -> None:
     try:
         ids = loaded_ids(dag_run)
-        if ids is None or ids[0] not in XPM_DAGS:
+        if ids is None or not ids[0].startswith("xpm_"):  # which practice's, if any: asked off this thread
             return
         threading.Thread(target=_write_quietly, args=ids, name=f"xpm-run-note-{ids[1]}", daemon=True).start()
     except Exception:  # nothing here may reach the scheduler's loop

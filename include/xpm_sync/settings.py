@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xpm_sync import activity
+from xpm_sync import activity, config
 from xpm_sync.store.models import ActivityStatus, PracticeSetting
 
 LABELS = {
@@ -65,8 +65,9 @@ def _parse_bool(name: str, value: str | bool) -> bool:
 
 
 def load(session: Session) -> PracticeSettings:
-    """The settings in force: stored values over the defaults."""
-    stored = {row.name: row.value for row in session.scalars(select(PracticeSetting))}
+    """The settings in force for the practice the running code acts for: stored values over the defaults."""
+    rows = session.scalars(select(PracticeSetting).where(PracticeSetting.conn_id == config.get("conn_id")))
+    stored = {row.name: row.value for row in rows}
     values = {f.name: _parse_bool(f.name, stored[f.name]) for f in fields(PracticeSettings) if f.name in stored}
     return PracticeSettings(**values)
 
@@ -81,10 +82,11 @@ def change(session: Session, name: str, value: str | bool, *, actor: str | None)
     old = getattr(load(session), name)
     if old == new:
         return load(session)
-    row = session.get(PracticeSetting, name)
+    conn_id = config.get("conn_id")
+    row = session.get(PracticeSetting, (conn_id, name))
     text = "true" if new else "false"
     if row is None:
-        session.add(PracticeSetting(name=name, value=text, updated_by=actor))
+        session.add(PracticeSetting(conn_id=conn_id, name=name, value=text, updated_by=actor))
     else:
         row.value = text
         row.updated_by = actor

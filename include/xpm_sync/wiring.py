@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from airflow.sdk import Asset
 
-from xpm_sync import catalog, config
+from xpm_sync import catalog, config, practices
+from xpm_sync.practices import Practice
+
+
+def each_practice(build: Callable[[Practice], Any]) -> dict[str, Any]:
+    """Build a DAG file's DAG once for each practice, each while acting for it (its ids, options, pool);
+    the DAGs by id."""
+    built = {}
+    for practice in practices.all_practices():
+        with practices.using(practice):
+            dag = build(practice)
+            built[dag.dag_id] = dag
+    return built
+
+
+def acting_for(conn_id: str) -> AbstractContextManager[Practice]:
+    """What a task body runs inside: its DAG's practice."""
+    return practices.using(conn_id)
+
+
+def tags(practice: Practice, *kinds: str) -> list[str]:
+    """A DAG's tags: "xpm", its kinds, and the practice's name when there are several."""
+    return ["xpm", *kinds, *([f"practice:{practice.name}"] if practices.several() else [])]
 
 
 def run_actor(context: Any) -> str:
@@ -22,10 +46,19 @@ def run_actor(context: Any) -> str:
 
 
 def on_failure(context: Any) -> None:
-    """The DAGs' failure callback; the alerts module is imported only when a task fails."""
+    """The DAGs' failure callback, acting for the failed DAG's practice; the alerts module is imported
+    only when a task fails."""
     from xpm_sync import alerts
 
-    alerts.on_failure(context)
+    dag = context.get("dag")
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(dag, "dag_id", None) or getattr(ti, "dag_id", None) or ""
+    practice = practices.of_dag(str(dag_id))
+    if practice is None:
+        alerts.on_failure(context)
+        return
+    with practices.using(practice):
+        alerts.on_failure(context)
 
 
 def entity_tasks(pull: Any, start: Any) -> dict[str, Any]:
@@ -49,6 +82,11 @@ def removal_decision(pulls: dict[str, Any]) -> Any:
     skipped when nothing was held back. The summary does not wait for it."""
     from xpm_sync.decision_tasks import RemovalDecision
 
-    decide = RemovalDecision(task_id="decide_removals", trigger_rule="all_done", doc_md=RemovalDecision.__doc__)
+    decide = RemovalDecision(
+        conn_id=config.get("conn_id"),
+        task_id="decide_removals",
+        trigger_rule="all_done",
+        doc_md=RemovalDecision.__doc__,
+    )
     list(pulls.values()) >> decide
     return decide

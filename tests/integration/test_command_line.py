@@ -17,7 +17,7 @@ import pytest
 import requests
 from sqlalchemy.orm import Session
 
-from tests.conftest import REPO, load_dag_file
+from tests.conftest import REPO, dag_of
 from tests.integration.conftest import Inbox, Xpm, connect_command
 from xpm_sandbox.state import USERS
 from xpm_sync import activity, alerts, settings
@@ -264,7 +264,7 @@ def test_an_auth_failure_raises_the_same_alert_and_one_email_whoever_meets_it(
         assert _cli("sync", "--entities", "staff").returncode == (1 if first == "command line" else 2)
 
     def dag_task() -> None:
-        dag = load_dag_file(REPO / "dags" / "xpm_overnight_sync.py", "overnight").xpm_overnight_sync
+        dag = dag_of("xpm_overnight_sync")
         dag().test()
 
     meet = {"command line": command_line, "dag task": dag_task}

@@ -153,8 +153,39 @@ def _claim_attempt(
     return attempt, verifier
 
 
+def practice_of_attempt(engine: Engine, state: str) -> str | None:
+    """The practice (its connection id) a sign-in was started for; None for an unknown state."""
+    with Session(engine) as session:
+        attempt = session.get(OAuthAttempt, state)
+        return attempt.conn_id if attempt is not None else None
+
+
+def _taken_by_another(engine: Engine, settings: XpmSettings, chosen: xero.Practice, person: str) -> str | None:
+    """Why storing `chosen` is refused because another practice of this deployment already holds that XPM
+    practice (its rows would be written by both), or None."""
+    with Session(engine) as session:
+        other = session.scalars(
+            select(XpmConnection).where(
+                XpmConnection.tenant_id == chosen.tenant_id,
+                XpmConnection.active.is_(True),
+                XpmConnection.conn_id != settings.conn_id,
+            )
+        ).first()
+    if other is None:
+        return None
+    return (
+        f"{person} signed in and chose the practice {chosen.name!r}, but it is already connected here as the "
+        f"practice of the connection {other.conn_id!r}. {WRONG_PRACTICE_WARNING} Nothing was changed: connect "
+        "this entry to its own XPM practice."
+    )
+
+
 def _pinned_elsewhere(engine: Engine, settings: XpmSettings, chosen: xero.Practice, person: str) -> str | None:
-    """Why storing `chosen` is refused (the installation is pinned to another practice), or None."""
+    """Why storing `chosen` is refused (the installation is pinned to another practice, or another practice
+    here holds it), or None."""
+    taken = _taken_by_another(engine, settings, chosen, person)
+    if taken:
+        return taken
     with Session(engine) as session:
         current = session.scalars(active_connection(settings.conn_id)).first()
     pinned = current.tenant_id if current else settings.pinned_tenant_id
@@ -301,12 +332,25 @@ def _store(
     """Store the tokens for `chosen`. Practice Activity names who acted: the Airflow user on the XPM
     page, else the person who signed in to Xero."""
     who = acting_user or person
-    held_back = _pinned_elsewhere(engine, settings, chosen, person) if not attempt.switch_practice else None
+    held_back = (
+        _pinned_elsewhere(engine, settings, chosen, person)
+        if not attempt.switch_practice
+        else _taken_by_another(engine, settings, chosen, person)
+    )
     if held_back:
         xero.revoke_quietly(settings, http, tokens.refresh_token)  # outside any transaction: Xero may be slow
         raise refused(engine, settings, held_back, who)
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         rows = session.scalars(select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id)).all()
+        taken = session.scalars(
+            select(XpmConnection.conn_id).where(
+                XpmConnection.tenant_id == chosen.tenant_id,
+                XpmConnection.active.is_(True),
+                XpmConnection.conn_id != settings.conn_id,
+            )
+        ).first()
+        if taken:  # another practice here connected it meanwhile
+            raise XpmOAuthError(f"Another practice here ({taken}) took {chosen.name!r} meanwhile. Nothing changed.")
         current = next((r for r in rows if r.active), None)
         pinned = current.tenant_id if current else settings.pinned_tenant_id
         switched = bool(pinned and pinned != chosen.tenant_id)

@@ -18,6 +18,19 @@ def active_connection(conn_id: str) -> Select[XpmConnection]:
     return select(XpmConnection).where(XpmConnection.conn_id == conn_id, XpmConnection.active.is_(True))
 
 
+def practice_connection() -> Select[XpmConnection]:
+    """The connection row in use of the practice the running code acts for (`practices.using`)."""
+    from xpm_sync import config
+
+    return active_connection(config.get("conn_id"))
+
+
+def practice_tenant(session: Session) -> str | None:
+    """The XPM practice (tenant) the practice the running code acts for is connected to, or None."""
+    row = session.scalars(practice_connection()).first()
+    return row.tenant_id if row is not None else None
+
+
 def granted_scopes(engine: Engine, conn_id: str) -> str | None:
     """The scopes the connection in use was granted (the token's `scope`); None when not connected."""
     with Session(engine) as session:

@@ -604,10 +604,14 @@ class PracticeActivity(Base):
     """Append-only log of what the pipeline did, as the practice sees it."""
 
     __tablename__ = "practice_activity"
-    __table_args__ = (Index("ix_practice_activity_occurred_at", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_practice_activity_occurred_at", "occurred_at"),
+        Index("ix_practice_activity_conn_id_id", "conn_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    conn_id: Mapped[str] = mapped_column(String(250))  # the practice's connection (`xpm_sync.practices`)
     tenant_id: Mapped[str | None] = mapped_column(String(36))
     status: Mapped[str] = mapped_column(String(32))
     category: Mapped[str] = mapped_column(String(64))
@@ -709,6 +713,7 @@ class Decision(Base):
 class PracticeSetting(Base):
     __tablename__ = "practice_settings"
 
+    conn_id: Mapped[str] = mapped_column(String(250), primary_key=True)  # the practice's connection
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

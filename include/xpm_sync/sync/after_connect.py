@@ -34,7 +34,8 @@ def start_sync(result: ConnectResult, airflow: airflow_runs.Airflow, *, user: st
     why = "reconnected" if result.reconnected else "connected"
     conf = {"entities": list(entities), "full": True}
     try:
-        run_id = airflow_runs.start(airflow, catalog.MANUAL_DAG, conf, note=f"Full sync after XPM was {why} by {user}")
+        note = f"Full sync after XPM was {why} by {user}"
+        run_id = airflow_runs.start(airflow, catalog.dag_id("manual_sync"), conf, note=note)
     except XpmError as exc:  # connected all the same: say so where the administrator looks
         with session_scope() as session:
             activity.record(

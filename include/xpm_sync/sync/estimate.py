@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from xpm_sync import catalog, config
 from xpm_sync.store.engine import get_engine
-from xpm_sync.store.models import Job, SyncState, XpmConnection
+from xpm_sync.store.locks import practice_tenant
+from xpm_sync.store.models import Job, SyncState
 from xpm_sync.store.types import utcnow
 from xpm_sync.sync import custom_fields, work
 from xpm_sync.sync.policy import Request
@@ -25,7 +26,7 @@ def estimate(entities: Sequence[str], request: Request) -> int:
     """
     engine = get_engine(request.store_url)
     with Session(engine) as session:
-        tenant_id = session.scalar(select(XpmConnection.tenant_id).where(XpmConnection.active.is_(True)))
+        tenant_id = practice_tenant(session)
         # Every entity's checkpoint, read once: which had a full pass, and where the dated lists stand.
         states = {s.entity: s for s in session.scalars(select(SyncState).where(SyncState.tenant_id == tenant_id))}
         full_done = {name for name, s in states.items() if s.last_full_sync_at is not None}

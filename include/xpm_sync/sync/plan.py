@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from xpm_sync import catalog, config, settings
 from xpm_sync.oauth import scopes
-from xpm_sync.store.models import PracticeActivity, XpmConnection
+from xpm_sync.store.locks import practice_connection
+from xpm_sync.store.models import PracticeActivity
 from xpm_sync.sync import custom_fields
 from xpm_sync.sync.policy import Request, refusal
 
@@ -91,7 +92,7 @@ def tonight(engine: Engine, *, what_if_budget: int | None = None) -> Plan:
     from xpm_sync.sync.estimate import estimate
 
     with Session(engine) as session:
-        row = session.scalars(select(XpmConnection).where(XpmConnection.active.is_(True))).first()
+        row = session.scalars(practice_connection()).first()
         practice = settings.load(session)
     if row is None:
         return Plan()

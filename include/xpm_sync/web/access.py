@@ -17,11 +17,9 @@ from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 
-from xpm_sync import config
+from xpm_sync import catalog, config
 from xpm_sync.airflow_runs import RestApi
-from xpm_sync.catalog import MANUAL_DAG
 
-READ_DAGS = ("xpm_overnight_sync", MANUAL_DAG)
 CSRF_LIFETIME = 12 * 3600
 
 
@@ -45,14 +43,19 @@ class Visitor:
     def require(self, what: str) -> None:
         allowed = {"read": self.may_read, "sync": self.may_sync, "admin": self.may_admin}[what]
         if not allowed:
-            raise HTTPException(403, FORBIDDEN[what])
+            raise HTTPException(403, forbidden(what))
 
 
 FORBIDDEN = {
     "read": "Your Airflow role may not read the XPM DAGs, so it may not see the XPM page.",
-    "sync": "Your Airflow role may not start runs of xpm_manual_sync.",
+    "sync": "Your Airflow role may not start runs of {manual}.",
     "admin": "Connecting XPM and changing its settings needs edit rights on the XPM connection in Airflow.",
 }
+
+
+def forbidden(what: str) -> str:
+    """Why a role may not do `what` ("read", "sync", "admin"), naming the practice's DAG where one decides."""
+    return FORBIDDEN[what].format(manual=catalog.dag_id("manual_sync"))
 
 
 async def visitor(request: Request) -> Visitor:
@@ -78,9 +81,14 @@ async def visitor(request: Request) -> Visitor:
     except HTTPException as exc:
         raise NotSignedIn from exc
     manager = get_auth_manager()
-    may_read = all(manager.is_authorized_dag(method="GET", details=DagDetails(id=dag), user=user) for dag in READ_DAGS)
+    # The practice's own DAGs and connection: Airflow's per-DAG rights can give each branch its people.
+    readable = (catalog.dag_id("overnight_sync"), catalog.dag_id("manual_sync"))
+    may_read = all(manager.is_authorized_dag(method="GET", details=DagDetails(id=dag), user=user) for dag in readable)
     may_sync = manager.is_authorized_dag(
-        method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=MANUAL_DAG), user=user
+        method="POST",
+        access_entity=DagAccessEntity.RUN,
+        details=DagDetails(id=catalog.dag_id("manual_sync")),
+        user=user,
     )
     may_admin = manager.is_authorized_connection(
         method="PUT", details=ConnectionDetails(conn_id=config.get("conn_id")), user=user

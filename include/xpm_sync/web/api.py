@@ -29,23 +29,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from xpm_sync import activity, airflow_runs, catalog, changes, config, ids, settings
-from xpm_sync.catalog import MANUAL_DAG
 from xpm_sync.change_values import ChangeRefused, text_of
 from xpm_sync.errors import XpmError
 from xpm_sync.status import read as read_status
 from xpm_sync.store import feed
 from xpm_sync.store import models as m
 from xpm_sync.store.engine import get_engine, session_scope, writing
+from xpm_sync.store.locks import practice_tenant
 from xpm_sync.store.models import ActivityStatus
 from xpm_sync.sync import policy
-from xpm_sync.web.access import FORBIDDEN, NotSignedIn, Visitor, check_post, visitor
+from xpm_sync.web.access import NotSignedIn, Visitor, check_post, forbidden, visitor
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 PROBLEM = "application/problem+json"
 KEPT = timedelta(hours=24)  # how long an Idempotency-Key's answer is kept
-PUSH_DAG = "xpm_push"
 CSRF_HEADER = "X-XPM-CSRF"
 REPLAYED = "Idempotent-Replayed"
 
@@ -270,7 +269,7 @@ async def _caller(request: Request) -> Visitor:
 
 def _allowed(who: Visitor, what: str) -> None:
     if not {"read": who.may_read, "sync": who.may_sync}[what]:
-        raise Problem(403, "Not allowed", FORBIDDEN[what])
+        raise Problem(403, "Not allowed", forbidden(what))
 
 
 async def reader(request: Request) -> Visitor:
@@ -478,11 +477,11 @@ def create_api() -> FastAPI:
 
     @api.get("/syncs/{run_id}", response_model=Run, responses=_RUN_READS, summary="A manual sync's state")
     async def sync_state(who: Reader, run_id: Annotated[str, RunPath]) -> Run:
-        return await _run(who, MANUAL_DAG, run_id)
+        return await _run(who, catalog.dag_id("manual_sync"), run_id)
 
     @api.get("/pushes/{run_id}", response_model=Run, responses=_RUN_READS, summary="A push's state")
     async def push_state(who: Reader, run_id: Annotated[str, RunPath]) -> Run:
-        return await _run(who, PUSH_DAG, run_id)
+        return await _run(who, catalog.dag_id("push"), run_id)
 
     # --- writing ---
 
@@ -601,7 +600,7 @@ def _change(entry: m.OutboxEntry) -> Change:
 
 
 def _tenant(session: Session) -> str:
-    tenant = session.scalar(select(m.XpmConnection.tenant_id).where(m.XpmConnection.active.is_(True)))
+    tenant = practice_tenant(session)
     if tenant is None:
         raise Problem(409, "XPM is not connected", "XPM is not connected, so nothing is stored yet. Connect XPM first.")
     return str(tenant)
@@ -747,28 +746,30 @@ def _start_sync(who: Visitor, body: SyncRequest) -> Run:
             left_out["jobs"] = jobs_refused
     mode = "full" if body.full else "incremental"
     what = "All" if set(entities) >= set(catalog.ALL) else ", ".join(catalog.LABELS[e] for e in entities)
+    manual = catalog.dag_id("manual_sync")
     try:
         run_id = airflow_runs.start(
             who.airflow(),
-            MANUAL_DAG,
+            manual,
             {"entities": entities, "full": body.full},
             note=f"{what}: {mode} sync by {who.name}",
         )
     except XpmError as exc:
         raise Problem(409, "The sync was not started", str(exc)) from None
-    url = f"{_airflow_root()}/dags/{MANUAL_DAG}/runs/{run_id}"
-    return Run(run_id=run_id, dag_id=MANUAL_DAG, state="queued", url=url, entities=entities, left_out=left_out)
+    url = f"{_airflow_root()}/dags/{manual}/runs/{run_id}"
+    return Run(run_id=run_id, dag_id=manual, state="queued", url=url, entities=entities, left_out=left_out)
 
 
 def _start_push(who: Visitor) -> Run:
     problem = policy.connection_problem(get_engine(), config.get("conn_id"))
     if problem:
         raise Problem(409, "XPM cannot be called now", problem)
+    push = catalog.dag_id("push")
     try:
-        run_id = airflow_runs.start(who.airflow(), PUSH_DAG, {}, note=f"Push by {who.name}", unpause=False)
+        run_id = airflow_runs.start(who.airflow(), push, {}, note=f"Push by {who.name}", unpause=False)
     except XpmError as exc:  # paused on purpose: say so rather than unpause it
         raise Problem(409, "The push was not started", str(exc)) from None
-    return Run(run_id=run_id, dag_id=PUSH_DAG, state="queued", url=f"{_airflow_root()}/dags/{PUSH_DAG}/runs/{run_id}")
+    return Run(run_id=run_id, dag_id=push, state="queued", url=f"{_airflow_root()}/dags/{push}/runs/{run_id}")
 
 
 # --- Idempotency-Key ----------------------------------------------------------------------------

@@ -19,8 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from xpm_sync import changes, config, display, settings
-from xpm_sync.catalog import MANUAL_DAG
+from xpm_sync import catalog, changes, config, display, practices, settings
 from xpm_sync.errors import XpmError
 from xpm_sync.oauth import flow
 from xpm_sync.status import read as read_status
@@ -29,6 +28,7 @@ from xpm_sync.store.models import ActivityStatus
 from xpm_sync.sync import after_connect, plan
 from xpm_sync.web import api, views
 from xpm_sync.web.access import NotSignedIn, Visitor, check_post, csrf_token, login_url, visitor
+from xpm_sync.web.practice_paths import PracticePaths, base_root, practice_root, url_for
 
 TEMPLATES = Environment(loader=PackageLoader("xpm_sync.web", "templates"), autoescape=select_autoescape())
 NOTICES = {
@@ -56,14 +56,6 @@ ENDED = {
         "failed": "The push to XPM ended failed: Practice Activity says why.",
     },
 }
-XPM_DAGS = (
-    "xpm_manual_sync",
-    "xpm_overnight_sync",
-    "xpm_push",
-    "xpm_push_decisions",
-    "xpm_connection_health",
-    "xpm_morning_check",
-)
 # Airflow's own rule for a run id given by a person ([scheduler] allowed_run_id_pattern's default).
 RUN_ID = re.compile(r"[A-Za-z0-9_.~:+-]{1,250}")
 LAST_PAGE = 10_000
@@ -100,8 +92,8 @@ def _render(name: str, request: Request, who: Visitor, status: int = 200, **cont
         request=request,
         who=who,
         csrf=csrf_token(who),
-        url=lambda route, **params: str(request.url_for(route, **params)),
-        api=str(request.url_for("home")).rstrip("/") + api.PREFIX,
+        url=lambda route, **params: url_for(request, route, **params),
+        api=url_for(request, "home").rstrip("/") + api.PREFIX,
         airflow=_airflow_root(),
         **context,
     )
@@ -113,7 +105,8 @@ def _wants_json(request: Request) -> bool:
 
 
 def _callback_url(request: Request) -> str:
-    return str(request.url_for("oauth_callback"))
+    """The one address Xero's sign-in returns to, whichever practice it is for."""
+    return str(request.url.replace(path=base_root(request) + "/oauth/callback", query=""))
 
 
 def _xpm_settings() -> Any:
@@ -124,6 +117,7 @@ def _xpm_settings() -> Any:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="XPM integration", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(PracticePaths)
     app.mount("/static", StaticFiles(packages=[("xpm_sync.web", "static")]), name="static")
     app.mount(api.PREFIX, api.create_api(), name="api")
 
@@ -138,13 +132,15 @@ def create_app() -> FastAPI:
         number = page_number(params.get("page"))
         engine = get_engine()
         data = await run_in_threadpool(views.page, engine)
+        overview = await run_in_threadpool(views.overview, engine) if practices.several() else []
         what_if = budget_of(params.get("budget"))
         tonight = await run_in_threadpool(lambda: plan.tonight(engine, what_if_budget=what_if))
         entries, older = await run_in_threadpool(
             views.activity_entries, engine, params.get("status"), number, who.airflow()
         )
         run_id = run_id_of(params.get("run_id"))
-        run_dag = str(params.get("dag")) if params.get("dag") in XPM_DAGS else MANUAL_DAG
+        own_dags = {catalog.dag_id(kind) for kind in catalog.DAG_KINDS}  # this practice's only
+        run_dag = str(params.get("dag")) if params.get("dag") in own_dags else catalog.dag_id("manual_sync")
         key = params.get("notice", "")
         notice = NOTICES.get(key)
         if run_id and key in ENDED:
@@ -173,7 +169,10 @@ def create_app() -> FastAPI:
             callback_url=_callback_url(request),
             invoices_refused=settings.INVOICES_REFUSED,
             labels=settings.LABELS,
-            dag_id=MANUAL_DAG,
+            dag_id=catalog.dag_id("manual_sync"),
+            push_dag=catalog.dag_id("push"),
+            practice=practices.current(),
+            overview=[{**row, "url": practice_root(request, row["practice"]) + "/"} for row in overview],
         )
 
     @app.get("/", response_class=HTMLResponse, name="home")
@@ -191,13 +190,14 @@ def create_app() -> FastAPI:
 
     def back(request: Request, notice: str, **extra: str) -> RedirectResponse:
         query = urlencode({"notice": notice, **extra})
-        return RedirectResponse(f"{request.url_for('home')}?{query}", 303)
+        return RedirectResponse(f"{url_for(request, 'home')}?{query}", 303)
 
     def back_in_airflow(request: Request, notice: str, **extra: str) -> RedirectResponse:
         """After Xero's sign-in, which had the whole window: back to the page inside Airflow's frame.
         Airflow's plugin route /plugin/<view>/<path> opens <path> in the view's frame."""
         query = urlencode({"notice": notice, **extra})
-        return RedirectResponse(f"{_airflow_root()}/plugin/xpm{request.url_for('home').path}?{query}", 303)
+        home_path = practice_root(request, practices.current()) + "/"  # the callback's own path names no practice
+        return RedirectResponse(f"{_airflow_root()}/plugin/xpm{home_path}?{query}", 303)
 
     @app.get("/decisions/{decision_id}.csv", name="decision_csv")
     async def decision_csv(request: Request, decision_id: int) -> Response:
@@ -253,6 +253,15 @@ def create_app() -> FastAPI:
 
     @app.get("/oauth/callback", name="oauth_callback")
     async def oauth_callback(request: Request) -> Response:
+        """Xero's sign-in comes back here for every practice: the sign-in it completes names which."""
+        state = request.query_params.get("state", "")
+        conn_id = await run_in_threadpool(flow.practice_of_attempt, get_engine(), state) if state else None
+        if conn_id is None or conn_id == config.get("conn_id"):
+            return await completed_sign_in(request)
+        with practices.using(practices.for_connection(conn_id)):
+            return await completed_sign_in(request)
+
+    async def completed_sign_in(request: Request) -> Response:
         who = await visitor(request)
         who.require("admin")
         try:

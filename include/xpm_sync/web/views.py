@@ -185,6 +185,25 @@ def alert_email(engine: Engine) -> Alerts:
     return Alerts(alerts.recipients(), conn_id, smtp, sent)
 
 
+def overview(engine: Engine) -> list[dict[str, Any]]:
+    """Every practice at a glance, for the switcher: its status, XPM practice, last sync and calls left.
+    Each row is read acting for its own practice."""
+    from xpm_sync import practices
+
+    rows = []
+    for practice in practices.all_practices():
+        with practices.using(practice):
+            found = status.read(engine)
+            last = None
+            if found.tenant_id:
+                with Session(engine) as session:
+                    last = session.scalar(
+                        select(func.max(m.SyncState.last_success_at)).where(m.SyncState.tenant_id == found.tenant_id)
+                    )
+            rows.append({"practice": practice, "status": found, "last_sync": display.when(last) if last else None})
+    return rows
+
+
 def page(engine: Engine) -> Page:
     from xpm_sync import changes
 

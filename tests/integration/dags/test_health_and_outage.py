@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.conftest import REPO, load_dag_file
+from tests.conftest import dag_of
 from tests.integration.conftest import Inbox, Xpm
 from xpm_sandbox.state import USERS
 from xpm_sync import activity
@@ -24,7 +24,7 @@ def ready(xpm: Xpm, airflow_db: Any, smtp: Inbox) -> Xpm:
 
 
 def _run(name: str) -> Any:
-    return getattr(load_dag_file(REPO / "dags" / f"{name}.py", name), name)().test()
+    return dag_of(name).test()
 
 
 def _entries(xpm: Xpm) -> list[Any]:

@@ -13,7 +13,7 @@ import pytest
 import requests
 from sqlalchemy.orm import Session
 
-from tests.conftest import REPO, load_dag_file
+from tests.conftest import dag_of
 from tests.integration.conftest import Inbox, Xpm
 from xpm_sync import activity, config
 from xpm_sync.store.types import utcnow
@@ -34,7 +34,7 @@ def ready(xpm: Xpm, airflow_db: Any, smtp: Inbox, monkeypatch: pytest.MonkeyPatc
 
 
 def _run(name: str) -> Any:
-    return getattr(load_dag_file(REPO / "dags" / f"{name}.py", name), name)().test()
+    return dag_of(name).test()
 
 
 def _alerts(xpm: Xpm) -> list[Any]:

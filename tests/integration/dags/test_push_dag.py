@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.conftest import REPO, load_dag_file
+from tests.conftest import dag_of
 from tests.integration.conftest import Xpm
 from tests.integration.sync.test_pull import sync
 from tests.integration.sync.test_push import CODES
@@ -28,7 +28,7 @@ def ready(xpm: Xpm, airflow_db: Any) -> Xpm:
 
 
 def _push_dag() -> Any:
-    return load_dag_file(REPO / "dags" / "xpm_push.py", "xpm_push").xpm_push()
+    return dag_of("xpm_push")
 
 
 def test_the_push_dag_sends_a_waiting_change_and_says_so(ready: Xpm):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.conftest import REPO, load_dag_file
+from tests.conftest import dag_of
 from tests.integration.conftest import Xpm
 from tests.integration.sync.truth import differences
 from xpm_sync import activity, settings
@@ -23,7 +23,7 @@ def ready(xpm: Xpm, airflow_db: Any) -> Xpm:
 
 
 def _dag(name: str) -> Any:
-    return getattr(load_dag_file(REPO / "dags" / f"{name}.py", name), name)()
+    return dag_of(name)
 
 
 def _entries(xpm: Xpm, n: int = 30) -> list[Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import REPO, load_dag_file
+from tests.conftest import dag_of
 from tests.integration.conftest import Xpm
 from tests.integration.sync.test_pull import connected, sync  # noqa: F401 - the fixture, for these tests
 from tests.integration.sync.truth import differences
@@ -20,7 +20,8 @@ from xpm_sync.store import models as m
 
 
 def _held(xpm: Xpm, run_id: str) -> list[m.Decision]:
-    return decisions.held_in_run(xpm.engine, run_id, dag_id="xpm_manual_sync", task_id="decide_removals")
+    tenant = xpm.srv.sandbox.main.tenant_id
+    return decisions.held_in_run(xpm.engine, tenant, run_id, dag_id="xpm_manual_sync", task_id="decide_removals")
 
 
 def _half_the_clients_dropped(xpm: Xpm) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def test_no_answer_in_time_keeps_the_rows_and_says_nobody_decided(connected: Xpm
     # What Airflow's scheduler resumes the task with when the response timeout passes: the defaults.
     event = {"chosen_options": [decisions.KEEP], "params_input": {}, "responded_at": datetime.now(UTC),
              "responded_by_user": None, "timedout": True}  # fmt: skip
-    task = load_dag_file(REPO / "dags" / "xpm_manual_sync.py", "xpm_manual_sync").xpm_manual_sync().task_dict
+    task = dag_of("xpm_manual_sync").task_dict
     operator: RemovalDecision = task["decide_removals"]
 
     class Ti:

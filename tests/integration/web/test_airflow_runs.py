@@ -50,10 +50,10 @@ def runs(server: AirflowServer, dag_id: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def airflow(airflow_server: AirflowServer, airflow_dags: None) -> Iterator[AirflowServer]:
     """Airflow knows the XPM DAGs, all unpaused, as an installation leaves them."""
-    for dag_id in (airflow_runs.PUSH_DAG, "xpm_manual_sync"):
+    for dag_id in ("xpm_push", "xpm_manual_sync"):
         paused(airflow_server, dag_id, False)
     yield airflow_server
-    for dag_id in (airflow_runs.PUSH_DAG, "xpm_manual_sync"):
+    for dag_id in ("xpm_push", "xpm_manual_sync"):
         paused(airflow_server, dag_id, False)
 
 
@@ -80,18 +80,18 @@ def test_sync_now_starts_a_run_as_the_person_and_unpauses_a_paused_manual_sync(p
 
 def test_push_now_refuses_a_paused_push_and_starts_nothing(page: Page, airflow: AirflowServer):
     page.xpm.connect()
-    paused(airflow, airflow_runs.PUSH_DAG, True)
-    before = runs(airflow, airflow_runs.PUSH_DAG)
+    paused(airflow, "xpm_push", True)
+    before = runs(airflow, "xpm_push")
     reply = call(page, "POST", "/pushes", user="op")
     assert reply.status_code == 409
     assert reply.json()["detail"].startswith("xpm_push is paused in Airflow, so nothing was started")
-    assert runs(airflow, airflow_runs.PUSH_DAG) == before
-    assert paused(airflow, airflow_runs.PUSH_DAG) is True  # a person paused it; the page leaves it so
+    assert runs(airflow, "xpm_push") == before
+    assert paused(airflow, "xpm_push") is True  # a person paused it; the page leaves it so
 
-    paused(airflow, airflow_runs.PUSH_DAG, False)
+    paused(airflow, "xpm_push", False)
     reply = call(page, "POST", "/pushes", user="op")
     assert reply.status_code == 202, reply.text
-    newest = runs(airflow, airflow_runs.PUSH_DAG)[0]
+    newest = runs(airflow, "xpm_push")[0]
     assert (newest["dag_run_id"], newest["note"], newest["triggering_user_name"]) == (
         reply.json()["run_id"],
         "Push by op",
@@ -108,26 +108,26 @@ def test_a_change_tells_xpm_push_as_the_person_who_made_it(practice: Page, airfl
 
     def events() -> list[dict[str, Any]]:
         found = rest(airflow, "GET", "assets/events", params={"order_by": "-timestamp", "limit": 100})["asset_events"]
-        return [e for e in found if e["uri"] == airflow_runs.OUTBOX_ASSET]
+        return [e for e in found if e["uri"] == "xpm://practice/outbox"]
 
     # An operator may post asset events: the outbox Asset gets one, saying who.
-    before_events, before_runs = len(events()), len(runs(airflow, airflow_runs.PUSH_DAG))
+    before_events, before_runs = len(events()), len(runs(airflow, "xpm_push"))
     assert record("op", "Review") == airflow_runs.TOLD
     assert len(events()) == before_events + 1
     assert events()[0]["extra"] == {"from": "op", "from_rest_api": True}  # Airflow marks what its API posted
-    assert len(runs(airflow, airflow_runs.PUSH_DAG)) == before_runs
+    assert len(runs(airflow, "xpm_push")) == before_runs
 
     # A "user" may start runs but not post asset events (Airflow's rule): xpm_push is started instead.
     assert record("user", "In Progress") == airflow_runs.TOLD
     assert len(events()) == before_events + 1
-    newest = runs(airflow, airflow_runs.PUSH_DAG)[0]
+    newest = runs(airflow, "xpm_push")[0]
     assert (newest["note"], newest["triggering_user_name"]) == ("A change recorded by user", "user")
 
     # xpm_push paused: nothing is told or started, and the answer says why the change waits.
-    paused(airflow, airflow_runs.PUSH_DAG, True)
-    count = len(runs(airflow, airflow_runs.PUSH_DAG))
+    paused(airflow, "xpm_push", True)
+    count = len(runs(airflow, "xpm_push"))
     assert record("op", "Planned") == airflow_runs.PUSH_PAUSED
-    assert (len(events()), len(runs(airflow, airflow_runs.PUSH_DAG))) == (before_events + 1, count)
+    assert (len(events()), len(runs(airflow, "xpm_push"))) == (before_events + 1, count)
 
 
 def test_activity_links_the_runs_airflow_knows_and_shows_them_plainly_when_it_does_not_answer(
@@ -166,14 +166,14 @@ def test_the_command_line_starts_runs_through_airflows_own_command_line(airflow:
     assert (run["conf"], run["state"], run["run_type"]) == ({"entities": ["clients"], "full": True}, "queued", "manual")
     assert paused(airflow, "xpm_manual_sync") is False
 
-    before = len(runs(airflow, airflow_runs.PUSH_DAG))
+    before = len(runs(airflow, "xpm_push"))
     assert airflow_runs.notify_push(shell, "xpm-sync") == airflow_runs.TOLD
-    assert len(runs(airflow, airflow_runs.PUSH_DAG)) == before + 1
-    paused(airflow, airflow_runs.PUSH_DAG, True)
+    assert len(runs(airflow, "xpm_push")) == before + 1
+    paused(airflow, "xpm_push", True)
     assert airflow_runs.notify_push(shell, "xpm-sync") == airflow_runs.PUSH_PAUSED
     with pytest.raises(XpmConfigError, match="xpm_push is paused in Airflow"):
-        airflow_runs.start(shell, airflow_runs.PUSH_DAG, {}, note="Push now", unpause=False)
-    assert len(runs(airflow, airflow_runs.PUSH_DAG)) == before + 1
+        airflow_runs.start(shell, "xpm_push", {}, note="Push now", unpause=False)
+    assert len(runs(airflow, "xpm_push")) == before + 1
     with pytest.raises(XpmConfigError, match="Airflow has not loaded the DAG xpm_nothing"):
         airflow_runs.start(shell, "xpm_nothing", {}, note="")
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.conftest import REPO, load_dag_file
+from tests.conftest import dag_of
 from tests.integration.dags.test_push_dag import ready  # noqa: F401 - the fixture, for the conflict test
 from tests.integration.sync.test_pull import sync
 from tests.integration.web.conftest import Page
@@ -25,7 +25,7 @@ from xpm_sync.store import models as m
 
 
 def _dag(name: str) -> Any:
-    return getattr(load_dag_file(REPO / "dags" / f"{name}.py", name), name)()
+    return dag_of(name)
 
 
 class Answer:
@@ -189,7 +189,7 @@ def test_a_push_conflict_resolved_for_the_local_value_lands_in_xpm_once(page: Pa
     updates = [w for w in xpm.srv.sandbox.gateway.writes if w[1].endswith("job.api/update")]
     assert len(updates) == 1
     # Nothing is left to decide or to send, and another push sends nothing again.
-    assert decisions.conflicts_unasked(xpm.engine) == 0
+    assert decisions.conflicts_unasked(xpm.engine, xpm.srv.sandbox.main.tenant_id) == 0
     assert _dag("xpm_push").test().state == "success"
     assert len([w for w in xpm.srv.sandbox.gateway.writes if w[1].endswith("job.api/update")]) == 1
     with Session(xpm.engine) as s:
