@@ -128,6 +128,25 @@ def raise_auth_alert(
     run_id: str | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> bool:
+    """Handle an authentication failure of the practice `conn_id` names (the one the running code acts
+    for by default), acting for that practice: its Practice Activity, its alert recipients."""
+    from xpm_sync import practices
+
+    if conn_id is None or conn_id == config.get("conn_id"):
+        return _raise_auth_alert(reason, engine=engine, conn_id=conn_id, actor=actor, run_id=run_id, clock=clock)
+    with practices.using(practices.for_connection(conn_id)):
+        return _raise_auth_alert(reason, engine=engine, conn_id=conn_id, actor=actor, run_id=run_id, clock=clock)
+
+
+def _raise_auth_alert(
+    reason: str,
+    *,
+    engine: Engine | None = None,
+    conn_id: str | None = None,
+    actor: str | None = None,
+    run_id: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> bool:
     """Handle an authentication failure; True when it raised the alert or sent a reminder.
 
     The first failure of an outage marks the connection and writes the Practice Activity entry.

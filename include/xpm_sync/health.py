@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from xpm_sync import activity, alerts, config
 from xpm_sync.errors import XpmReconnectRequired
 from xpm_sync.store.engine import get_engine, writing
-from xpm_sync.store.models import ActivityStatus
+from xpm_sync.store.models import ActivityStatus, XpmGrant
 from xpm_sync.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ def check(*, hook: Any = None) -> dict[str, Any]:
     hook = hook or XpmHook(conn_id)
     with Session(engine) as session:
         row = hook.tokens.connection(session)
-        issued, who, email, practice = row.refresh_issued_at, row.connected_by, row.connected_by_email, row.tenant_name
+        grant = session.get(XpmGrant, row.grant_id)
+        issued = grant.refresh_issued_at if grant is not None else None  # one refresh serves the whole grant
+        who, email, practice = row.connected_by, row.connected_by_email, row.tenant_name
     result: dict[str, Any] = {"practice": practice, "refreshed": False}
     limit = timedelta(days=config.get_int("health_refresh_after_days"))
     if issued is None or utcnow() - issued >= limit:

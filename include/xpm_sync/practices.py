@@ -69,8 +69,9 @@ class Practice:
 
 
 def short_name(conn_id: str) -> str:
-    """The name a connection id gives its practice: `xpm_north` -> `north`."""
-    name = conn_id.lower().removeprefix("xpm_").replace("-", "_")
+    """The name a connection id gives its practice: `xpm_north` -> `north` (other characters than letters,
+    digits and underscores become underscores)."""
+    name = re.sub(r"[^a-z0-9_]", "_", conn_id.lower().removeprefix("xpm_"))[:40].strip("_")
     if not _NAME.match(name):
         raise XpmConfigError(
             f"The XPM connection id {conn_id!r} does not give a practice name: use letters, digits and "

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from xpm_sync import config, display
 from xpm_sync.api import usage
 from xpm_sync.store.locks import active_connection
-from xpm_sync.store.models import ConnectionStatus
+from xpm_sync.store.models import ConnectionStatus, XpmGrant
 
 NOT_CONNECTED = "not connected"
 GB = 1_000_000_000
@@ -91,6 +91,7 @@ def read(engine: Engine, conn_id: str | None = None) -> Status:
     conn_id = conn_id or config.get("conn_id")
     with Session(engine) as session:
         row = session.scalars(active_connection(conn_id)).first()
+        grant = session.get(XpmGrant, row.grant_id) if row is not None and row.grant_id is not None else None
     if row is None:
         return Status(conn_id, NOT_CONNECTED)
     from xpm_sync import settings as practice_settings
@@ -113,7 +114,7 @@ def read(engine: Engine, conn_id: str | None = None) -> Status:
         tenant_id=row.tenant_id,
         connected_by=row.connected_by,
         connected_at=display.when(row.connected_at),
-        last_refresh_at=display.when(row.last_refresh_at),
+        last_refresh_at=display.when(grant.last_refresh_at if grant is not None else None),
         last_error=row.last_error if row.status != ConnectionStatus.CONNECTED.value else None,
         calls_today=made,
         calls_left=usage.calls_left(made, left, limit),

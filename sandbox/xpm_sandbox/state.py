@@ -40,13 +40,15 @@ class SeededUsers:
     no_privilege: str = "noprivilege@harbourview.example"
     not_admin: str = "staff@harbourview.example"
     two_practices: str = "partner@harbourview.example"
+    third_practice: str = "owner@thirdavenue.example"  # reaches only Third Avenue Advisers
 
 
 USERS = SeededUsers()
 
 
 class Sandbox:
-    """A practice (plus a second, small one) with users who can or cannot connect it."""
+    """A practice (plus a second, small one its partner also reaches, and a third of its own owner) with
+    users who can or cannot connect them."""
 
     def __init__(
         self,
@@ -81,8 +83,20 @@ class Sandbox:
             start_year=start_year,
             now=now,
         )
-        self.practices: dict[str, Practice] = {main.tenant_id: main, second.tenant_id: second}
-        self.main, self.second = main, second
+        # A third practice, another firm's branch, reached by its own owner only (its own random
+        # stream, so the first two practices and the seeded users stay as they were).
+        third = build_practice(
+            new_uuid(random.Random(f"tenants:{seed}:third")),
+            "Third Avenue Advisers",
+            seed=seed,
+            clients=12,
+            jobs=24,
+            staff=3,
+            start_year=start_year,
+            now=now,
+        )
+        self.practices: dict[str, Practice] = {p.tenant_id: p for p in (main, second, third)}
+        self.main, self.second, self.third = main, second, third
         self.identity = Identity(self.clock.now, {p.tenant_id: p.name for p in self.practices.values()})
         self.gateway = Gateway(self.clock.now)
         self.identity.apps[SANDBOX_CLIENT_ID] = App(
@@ -103,3 +117,9 @@ class Sandbox:
         for email, name, practices, staff_uuid in seeded:
             main.staff[staff_uuid].name, main.staff[staff_uuid].email = name, email
             self.identity.users[email] = User(email, name, new_uuid(rng), dict(practices), staff_uuid)
+        owner = next(iter(third.staff))
+        third.staff[owner].name, third.staff[owner].email = "Tui Owner", USERS.third_practice
+        self.identity.users[USERS.third_practice] = User(
+            USERS.third_practice, "Tui Owner", new_uuid(random.Random(f"users:{seed}:third")),
+            {third.tenant_id: (True, True)}, owner,
+        )  # fmt: skip

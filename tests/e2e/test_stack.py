@@ -31,7 +31,7 @@ from xpm_sandbox.state import USERS
 from xpm_sync import catalog
 from xpm_sync.oauth.tokens import TokenSet, decrypt_tokens, encrypt_tokens
 from xpm_sync.store.engine import get_engine
-from xpm_sync.store.models import XpmConnection
+from xpm_sync.store.models import XpmConnection, XpmGrant
 
 OVERNIGHT = "xpm_overnight_sync"
 
@@ -122,10 +122,11 @@ def _task_instances(af: Airflow, run_id: str, dag_id: str = OVERNIGHT) -> list[d
 def _expire_access_token(store_url: str) -> None:
     with Session(get_engine(store_url)) as session, session.begin():
         row = session.scalars(select(XpmConnection).where(XpmConnection.active.is_(True))).one()
-        tokens = decrypt_tokens(row.token_ciphertext or "")
+        grant = session.get(XpmGrant, row.grant_id)
+        tokens = decrypt_tokens(grant.token_ciphertext or "")
         expired_at = tokens.expires_at.replace(year=2000)
         expired = TokenSet(tokens.access_token, tokens.refresh_token, expired_at, tokens.scope)
-        row.token_ciphertext = encrypt_tokens(expired)
+        grant.token_ciphertext = encrypt_tokens(expired)
 
 
 def test_the_overnight_sync_runs_on_both_workers_with_one_refresh(stack: tuple[Stack, Airflow]):

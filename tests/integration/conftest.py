@@ -23,7 +23,7 @@ from xpm_sync.oauth import flow
 from xpm_sync.oauth.connection_config import XpmSettings, load
 from xpm_sync.oauth.tokens import TokenSet, decrypt_tokens, encrypt_tokens
 from xpm_sync.store import migrate
-from xpm_sync.store.models import XpmConnection
+from xpm_sync.store.models import XpmConnection, XpmGrant
 
 
 @dataclass
@@ -63,8 +63,16 @@ class Xpm:
             session.expunge(row)
             return row
 
+    def grant(self) -> XpmGrant:
+        """The grant holding the active connection's tokens."""
+        with Session(self.engine) as session:
+            grant = session.get(XpmGrant, self.row().grant_id)
+            assert grant is not None
+            session.expunge(grant)
+            return grant
+
     def stored_tokens(self) -> TokenSet:
-        return decrypt_tokens(self.row().token_ciphertext or "")
+        return decrypt_tokens(self.grant().token_ciphertext or "")
 
     def expire_access_token(self) -> None:
         """Make the stored access token expired here and at the sandbox."""
@@ -73,8 +81,9 @@ class Xpm:
             tokens.access_token, tokens.refresh_token, tokens.expires_at.replace(year=2000), tokens.scope
         )
         with Session(self.engine) as session, session.begin():
-            row = session.scalars(select(XpmConnection).where(XpmConnection.active.is_(True))).one()
-            row.token_ciphertext = encrypt_tokens(expired)
+            grant = session.get(XpmGrant, self.row().grant_id)
+            assert grant is not None
+            grant.token_ciphertext = encrypt_tokens(expired)
         self.control("clock", {"advance_seconds": 1801})
 
     @property

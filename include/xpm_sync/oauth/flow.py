@@ -18,8 +18,9 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import requests
 from sqlalchemy import Engine, select
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from xpm_sync import activity
 from xpm_sync import settings as practice_settings
-from xpm_sync.errors import XpmOAuthError
+from xpm_sync.errors import XpmError, XpmOAuthError
 from xpm_sync.oauth import scopes, xero
 from xpm_sync.oauth.connection_config import XpmSettings
 from xpm_sync.oauth.tokens import (
@@ -37,8 +38,8 @@ from xpm_sync.oauth.tokens import (
     fernet,
 )
 from xpm_sync.store.engine import writing
-from xpm_sync.store.locks import active_connection
-from xpm_sync.store.models import ActivityStatus, ConnectionStatus, OAuthAttempt, XpmConnection
+from xpm_sync.store.locks import active_connection, sharing
+from xpm_sync.store.models import ActivityStatus, ConnectionStatus, OAuthAttempt, XpmConnection, XpmGrant
 from xpm_sync.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class ConnectResult:
     reconnected: bool
     switched: bool
     was_broken: bool = False
+    grant_id: int | None = None  # the grant holding the tokens (another practice of the sign-in may join it)
+    also: list[tuple[str, ConnectResult]] = field(default_factory=list)  # further practices, by conn id
+    also_refused: list[str] = field(default_factory=list)  # why a further practice was not connected
 
 
 Chooser = Callable[[list[xero.Practice]], str | None]
@@ -294,10 +298,13 @@ def choose(
     tenant_id: str,
     *,
     acting_user: str | None,
+    also: dict[str, str] | None = None,
     http: requests.Session | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> ConnectResult:
-    """Finish a held sign-in with the practice the administrator chose."""
+    """Finish a held sign-in with the practice the administrator chose; `also` ({XPM practice id:
+    connection id}) connects further practices of this deployment with the same sign-in, sharing its
+    token set (one grant, refreshed once for all)."""
     http = http or requests.Session()
     now = clock()
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
@@ -311,10 +318,65 @@ def choose(
         attempt.chosen_at, attempt.pending_ciphertext = now, None
     tokens = decrypt_tokens(held["tokens"])
     chosen = next((p for p in found if p.tenant_id == tenant_id), None)
-    if chosen is None:
+    further = _further(settings, found, tenant_id, also or {})
+    if chosen is None or further is None:
         xero.revoke_quietly(settings, http, tokens.refresh_token)
         raise XpmOAuthError("That practice was not one this sign-in reached. Nothing was changed; start again.")
-    return _store(settings, engine, attempt, chosen, tokens, held["person"], held["email"], http, now, acting_user)
+    result = _store(settings, engine, attempt, chosen, tokens, held["person"], held["email"], http, now, acting_user)
+    for conn_id, other in further:
+        _join(conn_id, other, engine, attempt, tokens, held, http, now, acting_user, result)
+    return result
+
+
+def _further(
+    settings: XpmSettings, found: list[xero.Practice], tenant_id: str, also: dict[str, str]
+) -> list[tuple[str, xero.Practice]] | None:
+    """The further practices to connect, checked: each an XPM practice the sign-in reached (not the one
+    chosen), each to a different practice of this deployment (not this one). None when one is not."""
+    from xpm_sync import practices
+
+    picked: list[tuple[str, xero.Practice]] = []
+    for tenant, conn_id in also.items():
+        other = next((p for p in found if p.tenant_id == tenant), None)
+        if other is None or tenant == tenant_id or conn_id == settings.conn_id:
+            return None
+        try:
+            practices.find(conn_id)  # a practice of this deployment
+        except XpmError:
+            return None
+        picked.append((conn_id, other))
+    if len({conn_id for conn_id, _ in picked}) != len(picked):
+        return None
+    return picked
+
+
+def _join(
+    conn_id: str,
+    other: xero.Practice,
+    engine: Engine,
+    attempt: OAuthAttempt,
+    tokens: TokenSet,
+    held: dict[str, Any],
+    http: requests.Session,
+    now: datetime,
+    acting_user: str | None,
+    result: ConnectResult,
+) -> None:
+    """Connect a further practice of this deployment to the grant `result` stored, acting for it (its
+    Practice Activity); a refusal is recorded there and in `result`, and the grant lives on."""
+    from xpm_sync import practices
+    from xpm_sync.oauth.connection_config import load
+
+    with practices.using(practices.for_connection(conn_id)):
+        try:
+            joined = _store(
+                load(conn_id), engine, attempt, other, tokens, held["person"], held["email"], http, now,
+                acting_user, grant_id=result.grant_id,
+            )  # fmt: skip
+        except XpmOAuthError as exc:
+            result.also_refused.append(f"{conn_id}: {exc}")
+            return
+    result.also.append((conn_id, joined))
 
 
 def _store(
@@ -328,9 +390,11 @@ def _store(
     http: requests.Session,
     now: datetime,
     acting_user: str | None = None,
+    grant_id: int | None = None,
 ) -> ConnectResult:
-    """Store the tokens for `chosen`. Practice Activity names who acted: the Airflow user on the XPM
-    page, else the person who signed in to Xero."""
+    """Store the tokens for `chosen`: in a new grant, or, for a further practice of the same sign-in, in
+    the grant `grant_id` the first one stored (`ConnectResult.grant_id`). Practice Activity names who
+    acted: the Airflow user on the XPM page, else the person who signed in to Xero."""
     who = acting_user or person
     held_back = (
         _pinned_elsewhere(engine, settings, chosen, person)
@@ -338,7 +402,8 @@ def _store(
         else _taken_by_another(engine, settings, chosen, person)
     )
     if held_back:
-        xero.revoke_quietly(settings, http, tokens.refresh_token)  # outside any transaction: Xero may be slow
+        if grant_id is None:  # a further practice's refusal leaves the grant others already use
+            xero.revoke_quietly(settings, http, tokens.refresh_token)  # outside any transaction: Xero may be slow
         raise refused(engine, settings, held_back, who)
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         rows = session.scalars(select(XpmConnection).where(XpmConnection.conn_id == settings.conn_id)).all()
@@ -356,9 +421,7 @@ def _store(
         switched = bool(pinned and pinned != chosen.tenant_id)
         if switched and not attempt.switch_practice:  # pinned meanwhile by another sign-in
             raise XpmOAuthError("Another sign-in connected a practice meanwhile. Nothing was changed; start again.")
-        old_refresh = None
-        if current and current.token_ciphertext and current.tenant_id == chosen.tenant_id:
-            old_refresh = decrypt_tokens(current.token_ciphertext).refresh_token
+        old_grant = current.grant_id if current else None
         reconnected = bool(current and current.tenant_id == chosen.tenant_id)
         was_broken = bool(reconnected and current and current.status == ConnectionStatus.NEEDS_RECONNECT.value)
         for r in rows:
@@ -372,10 +435,19 @@ def _store(
         row.xero_connection_id = chosen.connection_id
         row.auth_event_id = xero.claims(tokens.access_token).get("authentication_event_id")
         row.status = ConnectionStatus.CONNECTED.value
-        row.token_ciphertext = encrypt_tokens(tokens)
+        if grant_id is None:
+            grant = XpmGrant(
+                token_ciphertext=encrypt_tokens(tokens),
+                auth_event_id=row.auth_event_id,
+                access_expires_at=tokens.expires_at,
+                refresh_issued_at=now,
+            )
+            session.add(grant)
+            session.flush()
+            grant_id = grant.id
+        row.grant_id = grant_id
         row.scopes = tokens.scope
-        row.access_expires_at = tokens.expires_at
-        row.refresh_issued_at = row.connected_at = now
+        row.connected_at = now
         row.connected_by, row.connected_by_email = person, email
         row.last_error = row.last_error_at = None
         row.alert_sent_at = None
@@ -403,9 +475,27 @@ def _store(
             actor=attempt.requested_by or person,
             tenant_id=chosen.tenant_id,
         )
-    if old_refresh and old_refresh != tokens.refresh_token:
-        xero.revoke_quietly(settings, http, old_refresh)
-    return ConnectResult(chosen.tenant_id, chosen.name, person, reconnected, switched, was_broken)
+    if old_grant is not None and old_grant != grant_id:
+        _retire_if_unused(settings, engine, old_grant, http)
+    return ConnectResult(chosen.tenant_id, chosen.name, person, reconnected, switched, was_broken, grant_id)
+
+
+def _retire_if_unused(settings: XpmSettings, engine: Engine, grant_id: int, http: requests.Session) -> None:
+    """Forget a grant no practice points at any more, and revoke it at Xero (after the commit: Xero may
+    be slow). A grant another practice still uses is left alone: revoking it would cut that one off."""
+    refresh_token = None
+    with Session(writing(engine)) as session, session.begin():
+        grant = session.get(XpmGrant, grant_id, with_for_update=True)
+        if grant is None or sharing(session, grant_id) or not grant.token_ciphertext:
+            return
+        try:
+            refresh_token = decrypt_tokens(grant.token_ciphertext).refresh_token
+        except Exception:
+            log.warning("A retired grant's tokens could not be read to revoke them")
+        grant.token_ciphertext = None
+        grant.version += 1
+    if refresh_token:
+        xero.revoke_quietly(settings, http, refresh_token)
 
 
 def disconnect(
@@ -417,23 +507,19 @@ def disconnect(
     http: requests.Session | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> str | None:
-    """Forget the tokens here, then revoke the grant and drop the practice's connection at Xero.
+    """Forget the practice's tokens here, then drop its connection at Xero and revoke the grant unless
+    another practice here still uses it.
     The tokens are forgotten first, in a transaction of their own; Xero is called after it commits,
     so no database lock waits on Xero's answer (and a failure there leaves nothing usable here)."""
     http = http or requests.Session()
-    refresh_token: str | None = None
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         row = session.scalars(active_connection(settings.conn_id)).first()
         if row is None:
             return None
         xero_connection_id = row.xero_connection_id
-        if row.token_ciphertext:
-            try:
-                refresh_token = decrypt_tokens(row.token_ciphertext).refresh_token
-            except Exception:
-                log.warning("Stored XPM tokens could not be read to revoke them")
+        grant_id = row.grant_id
         row.status = ConnectionStatus.DISCONNECTED.value
-        row.token_ciphertext = None
+        row.grant_id = None
         row.version += 1
         activity.record(
             session,
@@ -453,6 +539,6 @@ def disconnect(
             )
         except requests.RequestException:
             log.warning("Could not remove the practice's connection at Xero")
-    if refresh_token:
-        xero.revoke_quietly(settings, http, refresh_token)
+    if grant_id is not None:
+        _retire_if_unused(settings, engine, grant_id, http)  # other practices on the grant keep it
     return name

@@ -1,9 +1,11 @@
-"""The token store: one encrypted token set per connection and practice, refreshed safely.
+"""The token store: one encrypted token set per grant (a consent at Xero), refreshed safely for every
+practice that consent connected.
 
 Airflow 3 task code cannot write connections, so the rotating tokens live in the practice
-database, encrypted with Airflow's Fernet key.
+database, encrypted with Airflow's Fernet key, in `xpm_grants`; each practice's connection row points
+at its grant, so two practices connected by one sign-in share one pair and one refresh.
 
-A refresh is taken as a lease on the connection row: in one short locked transaction (PostgreSQL
+A refresh is taken as a lease on the grant row: in one short locked transaction (PostgreSQL
 `SELECT ... FOR UPDATE`, SQLite `BEGIN IMMEDIATE`) the token set is re-read and, if it still needs
 refreshing and nobody holds the lease, the lease is taken. Xero is called with no transaction
 open; the new pair is committed in a second short transaction, before anyone uses it. Other
@@ -11,7 +13,7 @@ workers wait for the lease rather than for a database lock, so a slow token endp
 them fail with "database is locked". Many workers at once cause a single refresh. A refresh
 whose reply is lost is retried with the same refresh token, which Xero accepts once within 30
 minutes; a lease left by a crashed worker runs out and the next worker does the same.
-`invalid_grant` is final: the connection needs reconnecting and the alert is raised.
+`invalid_grant` is final: every practice on the grant needs reconnecting, each with its alert.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from xpm_sync import alerts
 from xpm_sync.errors import RECONNECT_HINT, XpmAuthError, XpmConfigError, XpmReconnectRequired, XpmTransientError
 from xpm_sync.oauth.connection_config import XpmSettings
-from xpm_sync.store.locks import active_connection, locked_connection
-from xpm_sync.store.models import ConnectionStatus, XpmConnection
+from xpm_sync.store.locks import active_connection, locked_grant, sharing
+from xpm_sync.store.models import ConnectionStatus, XpmConnection, XpmGrant
 from xpm_sync.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -199,8 +201,19 @@ class TokenStore:
             row = self._usable(self.connection(session))
             return row.tenant_id
 
+    def _stored(self, session: Session) -> tuple[XpmConnection, XpmGrant]:
+        """This practice's connection row, usable, and the grant holding its tokens."""
+        row = self._usable(self.connection(session))
+        grant = session.get(XpmGrant, row.grant_id)
+        return row, self._holding(grant)
+
+    def _holding(self, grant: XpmGrant | None) -> XpmGrant:
+        if grant is None or not grant.token_ciphertext:
+            raise XpmAuthError(f"XPM is not connected for {self.settings.conn_id!r}. Run `xpm-sync connect`.")
+        return grant
+
     def _usable(self, row: XpmConnection | None) -> XpmConnection:
-        if row is None or row.status == ConnectionStatus.DISCONNECTED.value or not row.token_ciphertext:
+        if row is None or row.status == ConnectionStatus.DISCONNECTED.value or row.grant_id is None:
             raise XpmAuthError(f"XPM is not connected for {self.settings.conn_id!r}. Run `xpm-sync connect`.")
         if row.status == ConnectionStatus.NEEDS_RECONNECT.value:
             raise XpmReconnectRequired(
@@ -217,10 +230,10 @@ class TokenStore:
             return self._cached[0].access_token
         if not force_refresh:
             with Session(self.engine) as session:
-                row = self._usable(self.connection(session))
-                tokens = decrypt_tokens(row.token_ciphertext or "")
+                _row, grant = self._stored(session)
+                tokens = decrypt_tokens(grant.token_ciphertext or "")
                 if tokens.fresh(now):
-                    self._cached = (tokens, row.version)
+                    self._cached = (tokens, grant.version)
                     return tokens.access_token
         stale = None
         if force_refresh:
@@ -229,29 +242,30 @@ class TokenStore:
                 stale = self._cached[0].access_token
             else:
                 with Session(self.engine) as session:
-                    row = self._usable(self.connection(session))
-                    stale = decrypt_tokens(row.token_ciphertext or "").access_token
+                    _row, grant = self._stored(session)
+                    stale = decrypt_tokens(grant.token_ciphertext or "").access_token
         return self._refresh_locked(stale)
 
     @contextmanager
-    def _locked(self) -> Iterator[tuple[Session, XpmConnection]]:
-        with self._locked_any() as (session, row):
-            yield session, self._usable(row)
+    def _locked(self) -> Iterator[tuple[Session, XpmGrant]]:
+        with self._locked_any() as (session, row, grant):
+            self._usable(row)
+            yield session, self._holding(grant)
 
     def _take_lease(self, stale_access: str | None) -> tuple[str | None, str | None]:
         """(a fresh access token someone else got, None) or (None, the refresh token to use under our lease)."""
         give_up = time.monotonic() + self.lease_time.total_seconds() + 30
         while True:
-            with self._locked() as (_session, row):
+            with self._locked() as (_session, grant):
                 now = self.clock()
-                tokens = decrypt_tokens(row.token_ciphertext or "")
-                # Someone else may have refreshed while we waited.
+                tokens = decrypt_tokens(grant.token_ciphertext or "")
+                # Someone else (for this practice or another on the grant) may have refreshed meanwhile.
                 if tokens.fresh(now) and tokens.access_token != stale_access:
-                    self._cached = (tokens, row.version)
+                    self._cached = (tokens, grant.version)
                     return tokens.access_token, None
-                lease = row.refresh_lease_until
-                if lease is None or lease <= now or row.refresh_lease_owner == self._owner:
-                    row.refresh_lease_owner, row.refresh_lease_until = self._owner, now + self.lease_time
+                lease = grant.refresh_lease_until
+                if lease is None or lease <= now or grant.refresh_lease_owner == self._owner:
+                    grant.refresh_lease_owner, grant.refresh_lease_until = self._owner, now + self.lease_time
                     return None, tokens.refresh_token
             if time.monotonic() > give_up:
                 raise XpmTransientError("Another worker has been refreshing the XPM token for too long; try again")
@@ -269,21 +283,21 @@ class TokenStore:
             self._release_lease()
             self._cached = None
             if isinstance(failure, XpmReconnectRequired):
-                self.mark_needs_reconnect(str(failure))
+                self.grant_refused(str(failure))
             raise failure from None
         except BaseException:
             self._release_lease()
             raise
         new = TokenSet.from_reply(reply, self.clock())
-        with self._locked_any() as (_session, row):
-            kept = row is not None and row.refresh_lease_owner == self._owner
-            if kept and row is not None:
-                row.token_ciphertext = encrypt_tokens(new)
-                row.access_expires_at = new.expires_at
-                row.refresh_issued_at = row.last_refresh_at = self.clock()
-                row.refresh_lease_owner = row.refresh_lease_until = None
-                row.version += 1
-                version = row.version
+        with self._locked_any() as (_session, _row, grant):
+            kept = grant is not None and grant.refresh_lease_owner == self._owner
+            if kept and grant is not None:
+                grant.token_ciphertext = encrypt_tokens(new)
+                grant.access_expires_at = new.expires_at
+                grant.refresh_issued_at = grant.last_refresh_at = self.clock()
+                grant.refresh_lease_owner = grant.refresh_lease_until = None
+                grant.version += 1
+                version = grant.version
         if not kept:
             # Our lease ran out while Xero was slow and another worker refreshed with the same token;
             # Xero retired our pair when it accepted theirs. Theirs is the one stored: use it.
@@ -295,9 +309,9 @@ class TokenStore:
         return new.access_token
 
     def _release_lease(self) -> None:
-        with self._locked_any() as (_session, row):
-            if row is not None and row.refresh_lease_owner == self._owner:
-                row.refresh_lease_owner = row.refresh_lease_until = None
+        with self._locked_any() as (_session, _row, grant):
+            if grant is not None and grant.refresh_lease_owner == self._owner:
+                grant.refresh_lease_owner = grant.refresh_lease_until = None
 
     @staticmethod
     def _refusal(error: str) -> XpmAuthError:
@@ -348,7 +362,21 @@ class TokenStore:
             clock=self.clock,
         )
 
+    def grant_refused(self, reason: str) -> bool:
+        """Xero refused the grant itself (`invalid_grant`): every practice on it needs reconnecting, each
+        with its own Practice Activity entry and email; practices on other grants go on."""
+        with Session(self.engine) as session:
+            row = self.connection(session)
+            others = [r.conn_id for r in sharing(session, row.grant_id)] if row and row.grant_id else []
+        raised = self.mark_needs_reconnect(reason)
+        for conn_id in others:
+            if conn_id != self.settings.conn_id:
+                alerts.raise_auth_alert(
+                    reason, engine=self.engine, conn_id=conn_id, actor=self.actor, run_id=self.run_id, clock=self.clock
+                )
+        return raised
+
     @contextmanager
-    def _locked_any(self) -> Iterator[tuple[Session, XpmConnection | None]]:
-        with locked_connection(self.engine, self.settings.conn_id) as locked:
+    def _locked_any(self) -> Iterator[tuple[Session, XpmConnection | None, XpmGrant | None]]:
+        with locked_grant(self.engine, self.settings.conn_id) as locked:
             yield locked

@@ -1,5 +1,5 @@
-"""The active connection row of a conn id: read as is, or locked, the one place token refreshes
-and the outage alert take turns."""
+"""The active connection row of a conn id, read as is or locked (the outage alert takes turns on it),
+and the grant holding its tokens, locked while a refresh takes its lease."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session
 
 from xpm_sync.store.engine import writing
-from xpm_sync.store.models import XpmConnection
+from xpm_sync.store.models import XpmConnection, XpmGrant
 
 
 def active_connection(conn_id: str) -> Select[XpmConnection]:
@@ -43,3 +43,21 @@ def locked_connection(engine: Engine, conn_id: str) -> Iterator[tuple[Session, X
     """The active connection row, locked for writing until the block ends (and commits)."""
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         yield session, session.scalars(active_connection(conn_id).with_for_update()).first()
+
+
+@contextmanager
+def locked_grant(engine: Engine, conn_id: str) -> Iterator[tuple[Session, XpmConnection | None, XpmGrant | None]]:
+    """The active connection row and the grant holding its tokens, the grant locked for writing until
+    the block ends (and commits): every practice on that grant takes turns on the same row."""
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
+        row = session.scalars(active_connection(conn_id)).first()
+        grant = None
+        if row is not None and row.grant_id is not None:
+            grant = session.scalars(select(XpmGrant).where(XpmGrant.id == row.grant_id).with_for_update()).first()
+        yield session, row, grant
+
+
+def sharing(session: Session, grant_id: int) -> list[XpmConnection]:
+    """The active connections on a grant: the practices one consent connected."""
+    query = select(XpmConnection).where(XpmConnection.grant_id == grant_id, XpmConnection.active.is_(True))
+    return list(session.scalars(query.order_by(XpmConnection.id)))

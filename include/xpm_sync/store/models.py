@@ -87,11 +87,34 @@ class Synced:
 # --- the connection -----------------------------------------------------------------------------
 
 
+class XpmGrant(Base):
+    """One consent at Xero: the token set it gave (Fernet-encrypted), refreshed under a lease. Every
+    practice that consent connected points here (`XpmConnection.grant_id`), so the rotating pair lives
+    in exactly one place and is refreshed once for all of them."""
+
+    __tablename__ = "xpm_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_ciphertext: Mapped[str | None] = mapped_column(Text)  # None once revoked or given up
+    auth_event_id: Mapped[str | None] = mapped_column(String(36))
+    access_expires_at: Mapped[datetime | None]
+    refresh_issued_at: Mapped[datetime | None]
+    last_refresh_at: Mapped[datetime | None]
+    # A token refresh in progress: who holds it and until when. Held without a transaction open,
+    # so the call to Xero never keeps the database locked.
+    refresh_lease_owner: Mapped[str | None] = mapped_column(String(64))
+    refresh_lease_until: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class XpmConnection(Base):
-    """One OAuth grant to one practice. The token set is Fernet-encrypted; `version` guards writes."""
+    """One practice (`conn_id`) connected to one XPM practice (tenant), through a grant; `version`
+    guards writes."""
 
     __tablename__ = "xpm_connection"
-    __table_args__ = (UniqueConstraint("conn_id", "tenant_id"),)
+    __table_args__ = (UniqueConstraint("conn_id", "tenant_id"), Index("ix_xpm_connection_grant_id", "grant_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conn_id: Mapped[str] = mapped_column(String(250))
@@ -101,23 +124,16 @@ class XpmConnection(Base):
     auth_event_id: Mapped[str | None] = mapped_column(String(36))
     active: Mapped[bool] = mapped_column(default=True)
     status: Mapped[str] = mapped_column(String(32), default=ConnectionStatus.CONNECTED.value)
-    token_ciphertext: Mapped[str | None] = mapped_column(Text)
+    grant_id: Mapped[int | None] = mapped_column(Integer)  # the grant holding its tokens; None when disconnected
     scopes: Mapped[str | None] = mapped_column(String(500))
-    access_expires_at: Mapped[datetime | None]
-    refresh_issued_at: Mapped[datetime | None]
     connected_by: Mapped[str | None] = mapped_column(String(255))
     connected_by_email: Mapped[str | None] = mapped_column(String(255))
     connected_at: Mapped[datetime | None]
-    last_refresh_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
     alert_sent_at: Mapped[datetime | None]
     # Scopes XPM (or the settings) found missing since the last connect: {scope: what needs it}.
     missing_scopes: Mapped[dict[str, Any] | None]
-    # A token refresh in progress: who holds it and until when. Held without a transaction open,
-    # so the call to Xero never keeps the database locked.
-    refresh_lease_owner: Mapped[str | None] = mapped_column(String(64))
-    refresh_lease_until: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

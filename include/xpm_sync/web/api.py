@@ -6,6 +6,10 @@ API (or the signed-in browser's session, whose writes must also carry the page's
 writing needs to start runs of `xpm_manual_sync`. A write sent with an `Idempotency-Key` header is
 carried out once: the same request sent again gets the first answer, and records nothing.
 Errors are problem documents (RFC 9457) whose `detail` says what to do.
+
+With several practices on the deployment, `/xpm/api/v1/...` is the first practice's and
+`/xpm/practices/<name>/api/v1/...` another's (the same paths below it); each answers with its own
+practice's rows only, and authorization asks for that practice's DAGs.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ always under the signed-in Airflow user.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -36,6 +37,7 @@ NOTICES = {
     "reconnected": "XPM is reconnected.",
     "connected-no-sync": "XPM is connected, but Airflow did not start the full sync: Practice Activity says why.",
     "reconnected-no-sync": "XPM is reconnected, but Airflow did not start the full sync: Practice Activity says why.",
+    "also-refused": "XPM is connected here; a further practice chosen with it was not: its Practice Activity says why.",
     "disconnected": "XPM was disconnected: xpm-sync no longer calls it.",
     "settings": "The setting was saved.",
     "sync-started": "The sync has started.",
@@ -243,8 +245,15 @@ def create_app() -> FastAPI:
         return JSONResponse({"go": url}) if _wants_json(request) else RedirectResponse(url, 303)
 
     async def connected(request: Request, who: Visitor, result: flow.ConnectResult) -> Response:
-        """After a sign-in: the full sync the connect calls for (after_connect decides, as for the CLI)."""
+        """After a sign-in: the full sync the connect calls for (after_connect decides, as for the CLI),
+        for this practice and each further one the sign-in connected."""
         notice = "reconnected" if result.reconnected else "connected"
+        for conn_id, joined in result.also:
+            # Connected either way; that practice's Practice Activity says why when no sync started.
+            with practices.using(practices.for_connection(conn_id)), contextlib.suppress(XpmError):
+                await run_in_threadpool(after_connect.start_sync, joined, who.airflow(), user=who.name)
+        if result.also_refused:
+            return back_in_airflow(request, "also-refused")
         try:
             run_id = await run_in_threadpool(lambda: after_connect.start_sync(result, who.airflow(), user=who.name))
         except XpmError:  # connected all the same; Practice Activity says why no sync started
@@ -272,9 +281,10 @@ def create_app() -> FastAPI:
             )
         except flow.ChoiceNeeded as choice:
             pinned = (await run_in_threadpool(read_status, get_engine())).tenant_id
+            others = [p for p in await run_in_threadpool(practices.all_practices) if p.conn_id != config.get("conn_id")]
             return _render(
                 "chooser.html", request, who, state=choice.state, practices=choice.practices,
-                warning=flow.WRONG_PRACTICE_WARNING, pinned=pinned,
+                warning=flow.WRONG_PRACTICE_WARNING, pinned=pinned, others=others, practice=practices.current(),
             )  # fmt: skip
         except XpmError as exc:
             return await home_page(request, who, error=str(exc), status=400)
@@ -291,6 +301,7 @@ def create_app() -> FastAPI:
                     form.get("state", ""),
                     form.get("tenant_id", ""),
                     acting_user=who.name,
+                    also={key[5:]: value for key, value in form.items() if key.startswith("also:") and value},
                 )
             )
         except XpmError as exc:

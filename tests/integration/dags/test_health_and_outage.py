@@ -12,7 +12,7 @@ from tests.conftest import dag_of
 from tests.integration.conftest import Inbox, Xpm
 from xpm_sandbox.state import USERS
 from xpm_sync import activity
-from xpm_sync.store.models import ConnectionStatus, XpmConnection
+from xpm_sync.store.models import ConnectionStatus, XpmConnection, XpmGrant
 from xpm_sync.store.types import utcnow
 
 
@@ -35,7 +35,8 @@ def _entries(xpm: Xpm) -> list[Any]:
 def _age_token(xpm: Xpm, days: int) -> None:
     with Session(xpm.engine) as s, s.begin():
         row = s.query(XpmConnection).filter(XpmConnection.active.is_(True)).one()
-        row.refresh_issued_at = utcnow() - timedelta(days=days)
+        grant = s.get(XpmGrant, row.grant_id)
+        grant.refresh_issued_at = utcnow() - timedelta(days=days)
 
 
 def test_health_refreshes_an_ageing_token_and_reports_healthy(ready: Xpm):

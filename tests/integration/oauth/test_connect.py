@@ -14,7 +14,7 @@ from xpm_sync import activity
 from xpm_sync.errors import XpmOAuthError
 from xpm_sync.oauth import flow
 from xpm_sync.oauth.connection_config import load
-from xpm_sync.store.models import ConnectionStatus, OAuthAttempt
+from xpm_sync.store.models import ConnectionStatus, OAuthAttempt, XpmGrant
 
 
 def test_connecting_pins_the_practice_and_stores_encrypted_tokens(xpm: Xpm):
@@ -25,8 +25,10 @@ def test_connecting_pins_the_practice_and_stores_encrypted_tokens(xpm: Xpm):
     assert row.status == ConnectionStatus.CONNECTED.value
     assert (row.connected_by, row.connected_by_email) == ("Ada Admin", USERS.admin)
     tokens = xpm.stored_tokens()
-    assert tokens.access_token not in (row.token_ciphertext or "")
-    assert tokens.refresh_token not in (row.token_ciphertext or "")
+    stored = xpm.grant().token_ciphertext or ""
+    assert stored
+    assert tokens.access_token not in stored
+    assert tokens.refresh_token not in stored
     with Session(xpm.engine) as s:
         (entry,) = activity.recent(s, 1)
     assert entry.message == "XPM connected to Harbour View Accountants by Ada Admin"
@@ -179,6 +181,8 @@ def test_disconnect_revokes_and_forgets(xpm: Xpm):
     name = flow.disconnect(xpm.settings, xpm.engine, access_token=hook.tokens.access_token(), requested_by="tester")
     assert name == "Harbour View Accountants"
     row = xpm.row()
-    assert (row.status, row.token_ciphertext) == (ConnectionStatus.DISCONNECTED.value, None)
+    assert (row.status, row.grant_id) == (ConnectionStatus.DISCONNECTED.value, None)
+    with Session(xpm.engine) as s:
+        assert [g.token_ciphertext for g in s.scalars(select(XpmGrant))] == [None]  # forgotten here too
     grants = xpm.srv.sandbox.identity.grants.values()
     assert all(g.revoked for g in grants)

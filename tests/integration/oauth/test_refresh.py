@@ -28,9 +28,9 @@ def test_an_expired_token_is_refreshed_and_the_new_pair_stored_first(xpm: Xpm):
     after = xpm.stored_tokens()
     assert after.refresh_token != before.refresh_token
     assert xpm.refreshes == 1
-    row = xpm.row()
-    assert row.last_refresh_at is not None
-    assert row.version == 2
+    grant = xpm.grant()
+    assert grant.last_refresh_at is not None
+    assert grant.version == 2
 
 
 def test_sixteen_threads_with_an_expired_token_cause_one_refresh(xpm: Xpm):

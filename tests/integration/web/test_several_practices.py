@@ -6,6 +6,7 @@ practice's page, JSON API or command line shows comes from the other."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -243,3 +244,47 @@ def test_an_outage_in_one_practice_leaves_the_other_running(two: Two) -> None:
         assert any(e.status == "Action Required" for e in activity.recent(session, 10))
     with session_scope(two.xpm.engine) as session:
         assert [e for e in activity.recent(session, 50) if e.status == "Action Required"] == []
+
+
+def test_a_new_practice_is_connected_from_its_own_page_and_a_wrong_pick_is_refused(
+    xpm: Xpm, page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """North's page: Connect XPM, the partner's sign-in reaches two XPM practices, the chooser (on north's
+    address) takes Second Street for north. The default entry then picking Second Street is refused."""
+    from xpm_sandbox.server import free_port
+
+    monkeypatch.setenv("AIRFLOW_CONN_XPM_NORTH", conn_env(xpm.srv, **NORTH))
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__PRACTICES", "xpm_default, xpm_north")
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__AIRFLOW_API_URL", f"http://127.0.0.1:{free_port()}")  # no run here
+    xpm.srv.sandbox.identity.apps[xpm.srv.client_id].redirect_uris.append("http://testserver/xpm/oauth/callback")
+    second = xpm.srv.sandbox.second
+
+    def signed_in(practice_path: str) -> Any:
+        to_xero = page.post(f"{practice_path}/connect")
+        assert to_xero.status_code == 303, to_xero.text[-500:]
+        assert "redirect_uri=http%3A%2F%2Ftestserver%2Fxpm%2Foauth%2Fcallback" in to_xero.headers["location"]
+        callback = sign_in(to_xero.headers["location"], USERS.two_practices)
+        return page.get(callback.replace("http://testserver", ""), follow_redirects=False)
+
+    chooser = signed_in("/xpm/practices/north")
+    assert chooser.status_code == 200, chooser.text[-500:]
+    assert 'action="http://testserver/xpm/practices/north/oauth/choose"' in chooser.text
+    assert "Second Street Partners" in chooser.text
+    assert "Harbour View Accountants" in chooser.text
+    state = re.search(r'name="state" value="([^"]+)"', chooser.text).group(1)  # type: ignore[union-attr]
+    chosen = page.post("/xpm/practices/north/oauth/choose", {"state": state, "tenant_id": second.tenant_id})
+    assert chosen.status_code == 303, chosen.text[-500:]
+    assert chosen.headers["location"].startswith("/plugin/xpm/xpm/practices/north/?notice=connected-no-sync")
+    with Session(xpm.engine) as session:
+        rows = session.scalars(select(m.XpmConnection).where(m.XpmConnection.active.is_(True))).all()
+    assert [(r.conn_id, r.tenant_id) for r in rows] == [("xpm_north", second.tenant_id)]
+    assert "North branch: Second Street Partners" in page.get("/xpm/practices/north/").text
+
+    # The default entry: the same partner picks Second Street again, which north holds.
+    chooser = signed_in("/xpm")
+    state = re.search(r'name="state" value="([^"]+)"', chooser.text).group(1)  # type: ignore[union-attr]
+    refused = page.post("/xpm/oauth/choose", {"state": state, "tenant_id": second.tenant_id})
+    assert refused.status_code == 400
+    assert "already connected here as the practice of the connection &#39;xpm_north&#39;" in refused.text
+    with Session(xpm.engine) as session:
+        assert session.scalars(select(m.XpmConnection).where(m.XpmConnection.conn_id == "xpm_default")).all() == []
