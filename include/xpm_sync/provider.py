@@ -172,6 +172,12 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         kind="integer",
     ),
     "daily_call_limit": _option("XPM's calls a day per practice.", "5000", kind="integer"),
+    "app_calls_per_minute": _option(
+        "XPM's calls a minute per app, over every practice of the deployment: every worker counts its calls "
+        "in the practice database and waits for the next minute when the app's are nearly spent.",
+        "10000",
+        kind="integer",
+    ),
     "monthly_egress_gb": _option(
         "The app's monthly data-egress allowance on Xero's pricing tier, in GB (Core 10, Plus 50, Advanced 250; "
         "the XPM API is on Advanced). An Alert is recorded at 80% and at 100% of it in a calendar month.",

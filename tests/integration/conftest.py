@@ -41,7 +41,9 @@ class Xpm:
         return flow.complete(self.settings, self.engine, redirect, **kwargs)
 
     def hook(self, **kwargs: Any) -> XpmHook:
-        return XpmHook(store_url=self.store_url, backoff=wait_none(), sleep=self.sleep, clock=self.now, **kwargs)
+        return XpmHook(
+            store_url=self.store_url, backoff=wait_none(), sleep=self.sleep, clock=self.now, wall=self.now, **kwargs
+        )
 
     def now(self) -> float:
         """The sandbox's clock, in seconds: the hook paces by the same time XPM counts by."""

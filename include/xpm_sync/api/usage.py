@@ -12,14 +12,15 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from xpm_sync.store.engine import writing
-from xpm_sync.store.models import ApiUsage, table_of
+from xpm_sync.store.models import ApiUsage, AppMinute, table_of
 from xpm_sync.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,16 @@ MINUTE = 60.0
 # Counts are written to the database every this many calls or seconds (see `Usage`).
 FLUSH_CALLS = 25
 FLUSH_SECONDS = 5.0
+# The app's calls over every practice: read from the database at most this often, and waited on when
+# within a twentieth of `[xpm_sync] app_calls_per_minute`, or when XPM reports fewer than this left.
+APP_READ_SECONDS = 5.0
+APP_PACE_BELOW = 100
+APP_KEPT = timedelta(hours=1)  # minutes older than this are deleted when counts are written
+
+
+def _minute(wall: float) -> datetime:
+    return datetime.fromtimestamp(wall - wall % MINUTE, UTC)
+
 
 _live: weakref.WeakSet[Usage] = weakref.WeakSet()
 
@@ -74,11 +85,18 @@ class Usage:
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        app_limit: int | None = None,
     ) -> None:
         self.engine = engine
         self.tenant_id = tenant_id
         self.sleep = sleep
         self.clock = clock
+        self.wall = wall  # the time every worker of the app counts minutes by
+        self.app_limit = app_limit
+        self.app_min_remaining: int | None = None
+        self._app_pending: dict[datetime, int] = {}
+        self._app_seen: tuple[float, dict[datetime, int]] | None = None
         self._window: deque[float] = deque()
         self.calls = 0
         self.bytes = 0
@@ -100,10 +118,15 @@ class Usage:
             self.min_remaining = _header_int(headers, "X-MinLimit-Remaining")
         day = _header_int(headers, "X-DayLimit-Remaining")
         self.day_remaining = day if day is not None else self.day_remaining
+        app = _header_int(headers, "X-AppMinLimit-Remaining")
+        self.app_min_remaining = app if app is not None else self.app_min_remaining
         if self.engine is None:
             return
         now = utcnow()
         with self._lock:
+            if status != 429:  # XPM counts a call it answered against the app's minute too
+                minute = _minute(self.wall())
+                self._app_pending[minute] = self._app_pending.get(minute, 0) + 1
             tally = self._pending.setdefault(now.date(), _Tally())
             tally.calls += 1
             tally.errors += 1 if status == 0 or (status >= 400 and status != 429) else 0
@@ -111,7 +134,6 @@ class Usage:
             # An answer without the limit headers (a gateway refusal, a timeout) keeps XPM's last report.
             tally.min_remaining = self.min_remaining if self.min_remaining is not None else tally.min_remaining
             tally.day_remaining = day if day is not None else tally.day_remaining
-            app = _header_int(headers, "X-AppMinLimit-Remaining")
             tally.app_min_remaining = app if app is not None else tally.app_min_remaining
             tally.updated_at = now
             due = tally.calls >= FLUSH_CALLS or self.clock() - self._flushed_at >= FLUSH_SECONDS
@@ -142,13 +164,15 @@ class Usage:
             return
         with self._lock:
             pending, self._pending = self._pending, {}
+            minutes, self._app_pending = self._app_pending, {}
             self._flushed_at = self.clock()
-        if not pending:
+        if not pending and not minutes:
             return
         table = table_of(ApiUsage)
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         try:
             with Session(writing(self.engine)) as session, session.begin():
+                _count_minutes(session, insert, minutes)
                 for day, tally in pending.items():
                     stmt = insert(table).values(tenant_id=self.tenant_id, day=day, **vars(tally))
                     stmt = stmt.on_conflict_do_update(
@@ -172,6 +196,8 @@ class Usage:
                 "Could not record %s XPM calls yet; kept for the next try", sum(t.calls for t in pending.values())
             )
             with self._lock:
+                for minute, calls in minutes.items():
+                    self._app_pending[minute] = self._app_pending.get(minute, 0) + calls
                 for day, tally in pending.items():
                     kept = self._pending.setdefault(day, _Tally())
                     for name in ("calls", "bytes", "errors", "rate_limited"):
@@ -182,7 +208,12 @@ class Usage:
             raise
 
     def pace(self) -> None:
-        """Before a call: when the minute's calls are nearly spent, wait for room to free up.
+        """Before a call: wait while the practice's minute, or the app's over every practice, is nearly spent."""
+        self.pace_practice()
+        self.pace_app()
+
+    def pace_practice(self) -> None:
+        """When the practice's minute's calls are nearly spent, wait for room to free up.
 
         XPM counts calls over a moving minute. Our own oldest call in it leaves the minute at a
         known time, so that is what we wait for; if the calls were made elsewhere (other workers),
@@ -198,6 +229,59 @@ class Usage:
             log.info("XPM reports %s calls left this minute; waiting %.0f s", self.min_remaining, wait)
             self.sleep(wait)
             self.min_remaining = None
+
+    def pace_app(self) -> None:
+        """Before a call: when the app's calls this minute, over every practice (counted in the practice
+        database), or XPM's own report of them, are nearly spent, wait for the next minute."""
+        if self.engine is None:
+            return
+        limit = self.app_limit if self.app_limit is not None else _app_limit()
+        for _ in range(3):  # each wait moves to a new minute; three cover a moving minute's tail
+            used = self.app_used()
+            low = self.app_min_remaining is not None and self.app_min_remaining < APP_PACE_BELOW
+            if used < limit - limit // 20 and not low:
+                return
+            wait = MINUTE - self.wall() % MINUTE + 1
+            log.info("The app's XPM calls this minute are nearly spent (%.0f of %s); waiting %.0f s", used, limit, wait)
+            self.sleep(wait)
+            self._app_seen, self.app_min_remaining = None, None
+
+    def app_used(self) -> float:
+        """The app's calls in the moving minute, over every practice: this minute's and the part of
+        the last minute's still inside it, as the database last said plus this process's unwritten."""
+        now = self.wall()
+        if self._app_seen is None or now - self._app_seen[0] >= APP_READ_SECONDS:
+            since = _minute(now) - timedelta(seconds=MINUTE)
+            with Session(self.engine) as session:
+                rows = session.execute(select(AppMinute.minute, AppMinute.calls).where(AppMinute.minute >= since))
+                self._app_seen = (now, {minute: calls for minute, calls in rows})
+        counts = dict(self._app_seen[1])
+        with self._lock:
+            for minute, calls in self._app_pending.items():
+                counts[minute] = counts.get(minute, 0) + calls
+        current = _minute(now)
+        previous = current - timedelta(seconds=MINUTE)
+        inside = 1 - (now % MINUTE) / MINUTE
+        return counts.get(current, 0) + counts.get(previous, 0) * inside
+
+
+def _app_limit() -> int:
+    from xpm_sync import config
+
+    return config.get_int("app_calls_per_minute")
+
+
+def _count_minutes(session: Session, insert: Any, minutes: dict[datetime, int]) -> None:
+    """Add this process's calls to the app's minutes, and forget minutes nobody paces by any more."""
+    if not minutes:
+        return
+    table = table_of(AppMinute)
+    for minute, calls in minutes.items():
+        stmt = insert(table).values(minute=minute, calls=calls)
+        session.execute(
+            stmt.on_conflict_do_update(index_elements=["minute"], set_={"calls": table.c.calls + stmt.excluded.calls})
+        )
+    session.execute(delete(AppMinute).where(AppMinute.minute < max(minutes) - APP_KEPT))
 
 
 def flush_all(tenant_id: str | None = None) -> None:

@@ -67,6 +67,7 @@ class XpmHook(HttpHook):
         backoff: Any = None,
         sleep: Any = time.sleep,
         clock: Any = time.monotonic,
+        wall: Any = time.time,
         actor: str | None = None,
         run_id: str | None = None,
         **kwargs: Any,
@@ -79,6 +80,7 @@ class XpmHook(HttpHook):
         self._backoff = backoff
         self._sleep = sleep
         self._clock = clock
+        self._wall = wall  # the time the app's minutes are counted by, the same in every worker
         self._max_rows = config.get_int("max_answer_rows")
         self._actor, self._run_id = actor, run_id
 
@@ -122,7 +124,7 @@ class XpmHook(HttpHook):
 
     @cached_property
     def api(self) -> XpmApi:
-        usage = Usage(self.engine, self.tenant_id, sleep=self._sleep, clock=self._clock)
+        usage = Usage(self.engine, self.tenant_id, sleep=self._sleep, clock=self._clock, wall=self._wall)
         return XpmApi(
             self.get_conn(),
             self.settings.api_url,

@@ -816,6 +816,16 @@ class AnswerFingerprint(Base):
     loaded_at: Mapped[datetime]
 
 
+class AppMinute(Base):
+    """Calls the app made to XPM in one minute, over every practice of the deployment: XPM allows
+    10,000 a minute per app, and every worker of every practice counts here and paces by it."""
+
+    __tablename__ = "api_app_minutes"
+
+    minute: Mapped[datetime] = mapped_column(primary_key=True)  # UTC, truncated to the minute
+    calls: Mapped[int] = mapped_column(default=0)
+
+
 class ApiUsage(Base):
     """Calls made to XPM per practice and day, with the limits XPM last reported."""
 

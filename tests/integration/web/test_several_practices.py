@@ -288,3 +288,26 @@ def test_a_new_practice_is_connected_from_its_own_page_and_a_wrong_pick_is_refus
     assert "already connected here as the practice of the connection &#39;xpm_north&#39;" in refused.text
     with Session(xpm.engine) as session:
         assert session.scalars(select(m.XpmConnection).where(m.XpmConnection.conn_id == "xpm_default")).all() == []
+
+
+def test_the_apps_calls_a_minute_are_counted_over_every_practice(two: Two, monkeypatch: pytest.MonkeyPatch) -> None:
+    """XPM's limit per app (10,000 calls a minute; 10 here): the default practice's calls, written to the
+    practice database, make the north practice's worker wait for the next minute once ten are made."""
+    monkeypatch.setenv("AIRFLOW__XPM_SYNC__APP_CALLS_PER_MINUTE", "10")
+    xpm = two.xpm
+    xpm.control("clock", {"advance_seconds": 60 - xpm.now() % 60 + 1})  # a fresh minute, just begun
+    default = xpm.hook()
+    for _ in range(6):
+        assert list(default.staff())
+    default.flush_usage()
+    north = xpm.hook(xpm_conn_id="xpm_north")
+    xpm.slept.clear()
+    for _ in range(4):
+        assert list(north.staff())
+    assert xpm.slept == []  # ten calls in the minute over both practices, none waited
+    assert list(north.staff())
+    assert len(xpm.slept) == 1  # the eleventh waited for the next minute
+    assert 1 < xpm.slept[0] <= 61
+    north.flush_usage()
+    with Session(xpm.engine) as session:
+        assert sum(session.scalars(select(m.AppMinute.calls))) == 11
