@@ -86,8 +86,9 @@ USERS = {"admin": ("admin", PASSWORD), "viewer": ("viewer", "e2e-viewer"), "oper
 
 
 @contextmanager
-def launch(tmp_path: Path, **extra_env: str) -> Iterator[Airflow]:
-    """api-server, scheduler and dag-processor as processes on throwaway PostgreSQL databases."""
+def launch(tmp_path: Path, practices: dict[str, dict[str, str]] | None = None, **extra_env: str) -> Iterator[Airflow]:
+    """api-server, scheduler and dag-processor as processes on throwaway PostgreSQL databases; with
+    `practices` ({conn id: its extra's own options}), those practices beside `xpm_default`."""
     if _PG_PROBLEM:
         if REQUIRE_PG:
             pytest.fail(_PG_PROBLEM)
@@ -137,6 +138,10 @@ def launch(tmp_path: Path, **extra_env: str) -> Iterator[Airflow]:
         "AIRFLOW__XPM_SYNC__OVERNIGHT_DEADLINE": "",
         **extra_env,
     }
+    for conn_id, own in (practices or {}).items():
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({**xpm_conn, "extra": {**xpm_conn["extra"], **own}})
+    if practices:
+        env["AIRFLOW__XPM_SYNC__PRACTICES"] = ", ".join(["xpm_default", *practices])
     env.pop("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", None)
     airflow_cmd = [sys.executable, "-m", "airflow"]
     migrated = subprocess.run([*airflow_cmd, "db", "migrate"], env=env, capture_output=True, text=True)
