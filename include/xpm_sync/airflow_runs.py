@@ -139,8 +139,10 @@ class RestApi:
             return None
         return str(_field(self._ok(reply, f"read the run {run_id}"), "state"))
 
-    def dags_of(self, run_ids: set[str]) -> dict[str, str]:
-        """Which XPM DAG each of these runs belongs to (runs Airflow does not know are left out)."""
+    def dags_of(self, run_ids: set[str], dag_ids: set[str] | None = None) -> dict[str, str]:
+        """Which XPM DAG each of these runs belongs to, among `dag_ids` when given (runs Airflow does not
+        know are left out). Scheduled runs of several practices share their ids: a practice asks about
+        its own DAGs only."""
         found: dict[str, str] = {}
         ordered = sorted(run_ids)
         for start in range(0, len(ordered), 20):
@@ -149,7 +151,10 @@ class RestApi:
             reply = self._call("GET", "dags/~/dagRuns", params=params)
             for run in self._ok(reply, "list the XPM runs").get("dag_runs", []):
                 # The pattern is a substring match: keep the exact ids of XPM DAGs only.
-                if run.get("dag_run_id") in chunk and str(run.get("dag_id", "")).startswith("xpm_"):
+                dag_id = str(run.get("dag_id", ""))
+                if dag_ids is not None and dag_id not in dag_ids:
+                    continue
+                if run.get("dag_run_id") in chunk and dag_id.startswith("xpm_"):
                     found[run["dag_run_id"]] = run["dag_id"]
         return found
 

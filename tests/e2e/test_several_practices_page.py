@@ -65,8 +65,13 @@ def test_practices_are_connected_switched_and_kept_apart_in_the_browser(stack: A
     practices.get_by_role("link", name="North branch").click()
     expect(xpm.locator(".titles")).to_contain_text(f"North branch: {second.name}", timeout=30_000)
     expect(xpm.locator("#status")).to_contain_text(second.tenant_id)
-    expect(xpm.locator("#activity")).to_contain_text(f"XPM connected to {second.name}")
-    expect(xpm.locator("#activity")).not_to_contain_text(f"XPM connected to {main.name}")
+    # North's activity: its own runs only (the scheduled runs of all three share their ids), nothing of
+    # Harbour View's.
+    activity = xpm.locator("#activity")
+    expect(activity.locator("a[href*='/dags/xpm_north_manual_sync/runs/']").first).to_be_visible(timeout=RUN_TIMEOUT)
+    expect(activity.locator("a[href*='/dags/xpm_manual_sync/runs/']")).to_have_count(0)
+    expect(activity.locator("a[href*='/dags/xpm_south_overnight_sync/runs/']")).to_have_count(0)
+    expect(activity).not_to_contain_text(main.name)
     # North's full sync, started by the same sign-in, fills north's rows only.
     expect(xpm.locator("#synced")).to_contain_text(
         re.compile(rf"Clients\D*{len(second.clients):,}"), timeout=RUN_TIMEOUT

@@ -289,13 +289,13 @@ def activity_entries(
 
 
 def _link_runs(entries: list[dict[str, Any]], airflow: RestApi) -> None:
-    """Give each entry written by a DAG run the run's DAG, so the page can link to it. Without an
-    answer from Airflow the entries are shown unlinked."""
+    """Give each entry written by a DAG run the run's DAG (one of the practice's own), so the page can
+    link to it. Without an answer from Airflow the entries are shown unlinked."""
     run_ids = {e["run_id"] for e in entries if e["run_id"]}
     found: dict[str, str] = {}
     if run_ids:
         try:
-            found = airflow.dags_of(run_ids)
+            found = airflow.dags_of(run_ids, {catalog.dag_id(kind) for kind in catalog.DAG_KINDS})
         except XpmError as exc:
             log.warning("Practice Activity is shown without links to its runs: %s", exc)
     for entry in entries:
