@@ -1,0 +1,252 @@
+"""Benchmark: one deployment keeping several practices in step. The first overnight sync of N
+practices at once on the Celery stack (CeleryExecutor with two workers, PostgreSQL, Redis: what
+`make stack` and docker-compose.yaml run), against the same stack with one practice.
+
+Each practice is an XPM practice of the same size in one sandbox (unthrottled per minute, as in
+`stack_vs_standalone.py`, so the figure is the platform's and the sync's; XPM's 5 calls in flight per
+practice and 5,000 a day stay), connected to its own `xpm` connection by its own owner through the
+OAuth flow (`xpm-dev connect --conn-id`). Once the scheduler has made (and skipped) the runs it owes,
+the other DAGs are paused and every practice's overnight sync is started from the REST API at once.
+Reported: wall time (the first run's start to the last run's end), each run's own time, XPM calls per
+practice, the most calls in flight per practice (the sandbox's count), answers other than 200, and
+each Celery worker's peak memory (its process tree's summed RSS, sampled every half second).
+
+Run: .venv/bin/python bench/several_practices.py [--practices 10] [--clients 2000] [--jobs 10000]
+Needs PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stack_vs_standalone import PG_ADMIN, REPO, Api, connection_json, sandbox
+
+KINDS_PAUSED = ("manual_sync", "push", "connection_health", "morning_check", "push_decisions")
+
+
+def add_practices(srv: Any, count: int, clients: int, jobs: int) -> list[tuple[str, str, str]]:
+    """The sandbox's own practice plus `count - 1` more of the same size, each with an owner who may
+    connect it: (conn id, owner's email, tenant id) for each."""
+    from xpm_sandbox.generate import build_practice, new_uuid
+    from xpm_sandbox.identity import User
+    from xpm_sandbox.state import USERS
+
+    box = srv.sandbox
+    found = [("xpm_default", USERS.admin, box.main.tenant_id)]
+    for k in range(1, count):
+        rng = random.Random(f"bench-practice:{k}")
+        practice = build_practice(
+            new_uuid(rng), f"Branch {k}", seed=k + 1, clients=clients, jobs=jobs, staff=12, start_year=2022,
+            now=box.clock.now(),
+        )  # fmt: skip
+        owner, email = next(iter(practice.staff)), f"owner{k}@branch{k}.example"
+        practice.staff[owner].name, practice.staff[owner].email = f"Owner {k}", email
+        box.practices[practice.tenant_id] = practice
+        box.identity.tenant_names[practice.tenant_id] = practice.name
+        box.identity.users[email] = User(email, f"Owner {k}", new_uuid(rng), {practice.tenant_id: (True, True)}, owner)
+        found.append((f"xpm_b{k}", email, practice.tenant_id))
+    return found
+
+
+def dag_id(conn_id: str, kind: str) -> str:
+    return f"xpm_{kind}" if conn_id == "xpm_default" else f"xpm_{conn_id.removeprefix('xpm_')}_{kind}"
+
+
+def settle(api: Api, conn_ids: list[str]) -> None:
+    """Pause what is not timed; wait until the scheduler's own overnight runs (XPM not connected yet) end."""
+    deadline = time.monotonic() + 300
+    for conn_id in conn_ids:
+        while True:
+            try:
+                api("GET", f"/dags/{dag_id(conn_id, 'overnight_sync')}")
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{dag_id(conn_id, 'overnight_sync')} was not loaded within 300 s") from None
+                time.sleep(2)
+        for kind in KINDS_PAUSED:
+            api("PATCH", f"/dags/{dag_id(conn_id, kind)}", json={"is_paused": True})
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        runs = [r for c in conn_ids for r in api("GET", f"/dags/{dag_id(c, 'overnight_sync')}/dagRuns")["dag_runs"]]
+        if len(runs) >= len(conn_ids) and all(r["state"] in ("success", "failed") for r in runs):
+            return
+        time.sleep(2)
+    raise SystemExit("the scheduler's own overnight runs did not end within 300 s")
+
+
+def connect(env: dict[str, str], conn_id: str, owner: str) -> None:
+    cmd = [sys.executable, "-m", "xpm_devtools.cli", "connect", "--as", owner, "--conn-id", conn_id, "--by", "bench",
+           "--no-sync"]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"connect {conn_id} failed: {done.stdout[-1500:]}{done.stderr[-1500:]}")
+
+
+class WorkerMemory:
+    """Each Celery worker's process tree, its summed RSS sampled every half second; the peak per worker."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if name.startswith("worker-")}
+        self.peak: dict[str, int] = dict.fromkeys(self.pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WorkerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            children = _children()
+            for name, pid in self.pids.items():
+                self.peak[name] = max(self.peak[name], sum(_rss(p) for p in _tree(pid, children)))
+
+
+def _children() -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found.setdefault(int(fields[1]), []).append(int(entry.name))
+    return found
+
+
+def _tree(pid: int, children: dict[int, list[int]]) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def overnight_at_once(
+    api: Api, srv: Any, practices: list[tuple[str, str, str]], pids: dict[str, int]
+) -> dict[str, Any]:
+    gate = srv.sandbox.gateway
+    gate.reset_counts()
+    started: dict[str, str] = {}
+    with WorkerMemory(pids) as memory:
+        for conn_id, _owner, _tenant in practices:
+            dag = dag_id(conn_id, "overnight_sync")
+            run = api("POST", f"/dags/{dag}/dagRuns", json={"logical_date": None, "conf": {}})
+            started[conn_id] = run["dag_run_id"]
+        states: dict[str, Any] = {}
+        while len(states) < len(practices):
+            for conn_id, run in started.items():
+                if conn_id not in states:
+                    state = api("GET", f"/dags/{dag_id(conn_id, 'overnight_sync')}/dagRuns/{run}")
+                    if state["state"] in ("success", "failed"):
+                        states[conn_id] = state
+            time.sleep(1)
+    begun = min(datetime.fromisoformat(s["start_date"]) for s in states.values())
+    ended = max(datetime.fromisoformat(s["end_date"]) for s in states.values())
+    calls = Counter(c.tenant_id for c in gate.calls)
+    statuses = Counter(str(c.status) for c in gate.calls)
+    own = [
+        (datetime.fromisoformat(s["end_date"]) - datetime.fromisoformat(s["start_date"])).total_seconds()
+        for s in states.values()
+    ]
+    return {
+        "practices": len(practices),
+        "states": dict(Counter(s["state"] for s in states.values())),
+        "wall_seconds": round((ended - begun).total_seconds(), 1),
+        "each_run_seconds": {"min": round(min(own), 1), "max": round(max(own), 1)},
+        "calls_per_practice": sorted({calls[t] for _c, _o, t in practices}),
+        "peak_in_flight_per_practice": max(gate.peak_in_flight[t] for _c, _o, t in practices),
+        "answers": dict(statuses),
+        "worker_peak_rss_mb": {name: round(peak / 2**20) for name, peak in memory.peak.items()},
+    }
+
+
+def run(count: int, clients: int, jobs: int, home: Path) -> dict[str, Any]:
+    import redis
+    from cryptography.fernet import Fernet
+
+    from xpm_devtools.stack import Stack, drop_databases, local_variables, throwaway_database
+    from xpm_sandbox.server import free_port
+
+    srv = sandbox(clients, jobs)
+    practices = add_practices(srv, count, clients, jobs)
+    databases = [throwaway_database(PG_ADMIN, f"xpm_bench_many_{kind}") for kind in ("airflow", "practice")]
+    port, password, redis_db = free_port(), uuid.uuid4().hex[:12], 8
+    variables = local_variables(
+        REPO, None, AIRFLOW_API_PORT=str(port), AIRFLOW_BASE_URL=f"http://127.0.0.1:{port}",
+        AIRFLOW_FERNET_KEY=Fernet.generate_key().decode(), AIRFLOW_JWT_SECRET=uuid.uuid4().hex,
+        AIRFLOW_API_SECRET_KEY=uuid.uuid4().hex,
+        AIRFLOW_ADMIN_PASSWORD=password, POSTGRES_USER="postgres", POSTGRES_PASSWORD="",
+        AIRFLOW_DB=databases[0], PRACTICE_DB=databases[1], REDIS_DB=str(redis_db),
+        SMTP_PORT=str(free_port()), XPM_CONNECTION=connection_json(srv),
+    )  # fmt: skip
+    extra = {"AIRFLOW__XPM_SYNC__JOB_START_YEAR": "2022",
+             "AIRFLOW__XPM_SYNC__PRACTICES": ", ".join(c for c, _o, _t in practices)}  # fmt: skip
+    for conn_id, _owner, _tenant in practices[1:]:
+        extra[f"AIRFLOW_CONN_{conn_id.upper()}"] = connection_json(srv)
+    stack = Stack(REPO, home / f"stack-{count}", variables, workers=2, extra_env=extra)
+    try:
+        stack.start()
+        api = Api(stack.url, variables["AIRFLOW_ADMIN_USER"], password)
+        settle(api, [c for c, _o, _t in practices])
+        for conn_id, owner, _tenant in practices:
+            connect(stack.env, conn_id, owner)
+        return overnight_at_once(api, srv, practices, stack.pids())
+    finally:
+        stack.stop()
+        srv.stop()
+        drop_databases(PG_ADMIN, databases)
+        redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--practices", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=2_000)
+    parser.add_argument("--jobs", type=int, default=10_000)
+    args = parser.parse_args()
+    os.chdir(REPO)
+    home = Path(tempfile.mkdtemp(prefix="xpm-bench-practices-"))
+    one = run(1, args.clients, args.jobs, home)
+    many = run(args.practices, args.clients, args.jobs, home)
+    report = {
+        "clients": args.clients,
+        "jobs": args.jobs,
+        "one practice": one,
+        f"{args.practices} practices": many,
+        "wall time ratio": round(many["wall_seconds"] / one["wall_seconds"], 2),
+    }
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
