@@ -264,8 +264,7 @@ def test_an_auth_failure_raises_the_same_alert_and_one_email_whoever_meets_it(
         assert _cli("sync", "--entities", "staff").returncode == (1 if first == "command line" else 2)
 
     def dag_task() -> None:
-        dag = dag_of("xpm_overnight_sync")
-        dag().test()
+        dag_of("xpm_overnight_sync").test()
 
     meet = {"command line": command_line, "dag task": dag_task}
     meet[first]()

@@ -74,7 +74,7 @@ def test_no_answer_in_time_keeps_the_rows_and_says_nobody_decided(connected: Xpm
     operator: RemovalDecision = task["decide_removals"]
 
     class Ti:
-        run_id, task_id = "manual-1", "decide_removals"
+        dag_id, run_id, task_id = "xpm_manual_sync", "manual-1", "decide_removals"
 
     context: Any = {"ti": Ti(), "task_instance": Ti()}
     result = operator.execute_complete(context, event)
