@@ -12,6 +12,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,18 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) -> Iterator[tuple[Stack, Airflow]]:
+    with celery_stack(tmp_path_factory.mktemp("stack"), inbox[1], clients=40, jobs=160) as (st, af):
+        connected = af.connect(USERS.admin, "--by", "ada", "--no-sync")
+        assert connected.returncode == 0, connected.stderr
+        yield st, af
+
+
+@contextmanager
+def celery_stack(
+    home: Path, smtp_port: int, *, clients: int, jobs: int, practices: dict[str, dict[str, str]] | None = None
+) -> Iterator[tuple[Stack, Airflow]]:
+    """The stack as processes on throwaway databases, with the sandbox unthrottled per minute; with
+    `practices` ({conn id: its extra's own options}), those practices beside `xpm_default`."""
     if _PG_PROBLEM:
         if REQUIRE_PG:
             pytest.fail(_PG_PROBLEM)
@@ -59,9 +72,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) ->
             pytest.fail(problem)
         pytest.skip(problem)
 
-    home = tmp_path_factory.mktemp("stack")
     databases = [throwaway_database(PG_ADMIN_URL, f"xpm_e2e_stack_{kind}") for kind in ("airflow", "practice")]
-    srv = SandboxServer(clients=40, jobs=160, staff=6).start()
+    srv = SandboxServer(clients=clients, jobs=jobs, staff=6).start()
     srv.sandbox.gateway.limits.per_minute = 100_000  # the point here is the workers, not XPM's pacing
     port = free_port()
     # The XPM page's redirect URI, registered on the sandbox's app as on a Xero app.
@@ -87,7 +99,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) ->
         AIRFLOW_DB=databases[0],
         PRACTICE_DB=databases[1],
         REDIS_DB=str(redis_db),
-        SMTP_PORT=str(inbox[1]),
+        SMTP_PORT=str(smtp_port),
         XPM_CONNECTION=json.dumps(connection),
         XPM_ALERT_RECIPIENTS="admin@practice.example",
         # A worker killed mid-task is noticed in 20 s and its task retried 3 s later.
@@ -95,14 +107,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, inbox: tuple[Inbox, int]) ->
         XPM_TASK_RETRY_DELAY_SECONDS="3",
     )
     extra = {"AIRFLOW__XPM_SYNC__JOB_START_YEAR": "2022", "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1"}
+    for conn_id, own in (practices or {}).items():
+        extra[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps({**connection, "extra": {**connection["extra"], **own}})
+    if practices:
+        extra["AIRFLOW__XPM_SYNC__PRACTICES"] = ", ".join(["xpm_default", *practices])
     st = Stack(REPO, home / "airflow", variables, workers=2, extra_env=extra)
     practice_url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{databases[1]}"
     try:
         st.start()
-        af = Airflow(st.url, st.env, srv, practice_url, st.home)
-        connected = af.connect(USERS.admin, "--by", "ada", "--no-sync")
-        assert connected.returncode == 0, connected.stderr
-        yield st, af
+        yield st, Airflow(st.url, st.env, srv, practice_url, st.home)
     finally:
         st.stop()
         srv.stop()
