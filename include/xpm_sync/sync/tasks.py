@@ -174,6 +174,11 @@ def summarise(opened: dict[str, Any] | None, results: dict[str, Any], context: d
             log.warning("Failed nights in a row could not be counted", exc_info=True)
     if summary["failed"] or summary["not_run"] or summary["refused"]:
         raise XpmSyncIncomplete(summary["message"])
+    # XPM needing to reconnect now (met by another practice on the same grant, whose tasks failed on it
+    # while this run's skipped): the run is red, as every run of an outage is.
+    problem = policy.connection_problem(get_engine(), config.get("conn_id"))
+    if problem and not problem.startswith(policy.NOT_CONNECTED):
+        raise XpmSyncIncomplete(f"{summary['message']}. {problem}")
     return summary
 
 
