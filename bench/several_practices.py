@@ -69,16 +69,17 @@ def settle(api: Api, conn_ids: list[str]) -> None:
     """Pause what is not timed; wait until the scheduler's own overnight runs (XPM not connected yet) end."""
     deadline = time.monotonic() + 300
     for conn_id in conn_ids:
-        while True:
-            try:
-                api("GET", f"/dags/{dag_id(conn_id, 'overnight_sync')}")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{dag_id(conn_id, 'overnight_sync')} was not loaded within 300 s") from None
-                time.sleep(2)
-        for kind in KINDS_PAUSED:
-            api("PATCH", f"/dags/{dag_id(conn_id, kind)}", json={"is_paused": True})
+        for kind in ("overnight_sync", *KINDS_PAUSED):
+            while True:
+                try:
+                    api("GET", f"/dags/{dag_id(conn_id, kind)}")
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"{dag_id(conn_id, kind)} was not loaded within 300 s") from None
+                    time.sleep(2)
+            if kind != "overnight_sync":
+                api("PATCH", f"/dags/{dag_id(conn_id, kind)}", json={"is_paused": True})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         runs = [r for c in conn_ids for r in api("GET", f"/dags/{dag_id(c, 'overnight_sync')}/dagRuns")["dag_runs"]]
@@ -169,7 +170,13 @@ def overnight_at_once(
                     state = api("GET", f"/dags/{dag_id(conn_id, 'overnight_sync')}/dagRuns/{run}")
                     if state["state"] in ("success", "failed"):
                         states[conn_id] = state
+                        say(f"{conn_id}: {state['state']} ({len(states)}/{len(practices)})")
             time.sleep(1)
+    tasks = [
+        ti
+        for conn_id, run in started.items()
+        for ti in api("GET", f"/dags/{dag_id(conn_id, 'overnight_sync')}/dagRuns/{run}/taskInstances")["task_instances"]
+    ]
     begun = min(datetime.fromisoformat(s["start_date"]) for s in states.values())
     ended = max(datetime.fromisoformat(s["end_date"]) for s in states.values())
     calls = Counter(c.tenant_id for c in gate.calls)
@@ -187,7 +194,38 @@ def overnight_at_once(
         "peak_in_flight_per_practice": max(gate.peak_in_flight[t] for _c, _o, t in practices),
         "answers": dict(statuses),
         "worker_peak_rss_mb": {name: round(peak / 2**20) for name, peak in memory.peak.items()},
+        "tasks": task_times(tasks),
     }
+
+
+def task_times(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where a run's time goes: how long its tasks waited queued for a worker's slot, how long they ran,
+    and the tasks that ran longest (summed over the practices)."""
+
+    def seconds(start: str | None, end: str | None) -> float | None:
+        if not start or not end:
+            return None
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+    waited = sorted(w for t in tasks if (w := seconds(t.get("queued_when"), t.get("start_date"))) is not None)
+    ran = sorted(r for t in tasks if (r := seconds(t.get("start_date"), t.get("end_date"))) is not None)
+    per_task: Counter[str] = Counter()
+    for t in tasks:
+        per_task[t["task_id"]] += seconds(t.get("start_date"), t.get("end_date")) or 0.0
+
+    def middle(values: list[float]) -> float:
+        return round(values[len(values) // 2], 1) if values else 0.0
+
+    return {
+        "count": len(tasks),
+        "queued_seconds": {"median": middle(waited), "max": round(max(waited, default=0.0), 1)},
+        "running_seconds": {"median": middle(ran), "max": round(max(ran, default=0.0), 1), "sum": round(sum(ran))},
+        "longest_summed": {task: round(total) for task, total in per_task.most_common(5)},
+    }
+
+
+def say(line: str) -> None:
+    print(f"{datetime.now():%H:%M:%S} {line}", file=sys.stderr, flush=True)
 
 
 def run(count: int, clients: int, jobs: int, home: Path) -> dict[str, Any]:
@@ -215,12 +253,16 @@ def run(count: int, clients: int, jobs: int, home: Path) -> dict[str, Any]:
         extra[f"AIRFLOW_CONN_{conn_id.upper()}"] = connection_json(srv)
     stack = Stack(REPO, home / f"stack-{count}", variables, workers=2, extra_env=extra)
     try:
+        say(f"{count} practice(s): starting the stack")
         stack.start()
         api = Api(stack.url, variables["AIRFLOW_ADMIN_USER"], password)
         settle(api, [c for c, _o, _t in practices])
         for conn_id, owner, _tenant in practices:
             connect(stack.env, conn_id, owner)
-        return overnight_at_once(api, srv, practices, stack.pids())
+        say(f"{count} practice(s): connected; overnight syncs at once")
+        found = overnight_at_once(api, srv, practices, stack.pids())
+        say(json.dumps(found))
+        return found
     finally:
         stack.stop()
         srv.stop()
