@@ -19,7 +19,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from xpm_sync import config, wiring
@@ -28,31 +27,25 @@ from xpm_sync.practices import Practice
 
 def build(practice: Practice) -> Any:
     timezone = config.schedule_timezone()
-    conn_id = practice.conn_id
 
     @dag(
-        dag_id=practice.dag_id("connection_health"),
-        schedule=CronTriggerTimetable(config.get("health_cron"), timezone=timezone),
-        start_date=pendulum.datetime(2026, 1, 1, tz=timezone),
-        catchup=False,
-        # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
-        is_paused_upon_creation=False,
-        max_active_runs=1,
-        default_args={
-            "owner": "xpm-sync",
-            "retries": 2,
-            "retry_delay": timedelta(minutes=10),
-            "on_failure_callback": wiring.on_failure,
-        },
-        tags=wiring.tags(practice, "health"),
-        doc_md=__doc__,
+        **wiring.dag_options(
+            practice,
+            "connection_health",
+            schedule=CronTriggerTimetable(config.get("health_cron"), timezone=timezone),
+            timezone=timezone,
+            labels=("health",),
+            doc=__doc__,
+            retries=2,
+            retry_delay=timedelta(minutes=10),
+        )
     )
     def xpm_connection_health() -> None:
         @task(pool=config.get("api_pool"))
         def check_connection() -> dict[str, Any]:
             from xpm_sync import health
 
-            with wiring.acting_for(conn_id):
+            with wiring.acting_for(practice):
                 return health.check()
 
         check_connection()

@@ -21,15 +21,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
 from xpm_sync import catalog, ids, wiring
 from xpm_sync.practices import Practice
 
-DEFAULT_ARGS = {
-    "owner": "xpm-sync",
-    "on_failure_callback": wiring.on_failure,
+RETRIES = {
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
@@ -74,27 +71,17 @@ PARAMS = {
 
 
 def build(practice: Practice) -> Any:
-    conn_id = practice.conn_id
 
     @dag(
-        dag_id=practice.dag_id("manual_sync"),
-        schedule=None,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-        catchup=False,
-        # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
-        is_paused_upon_creation=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        **wiring.dag_options(practice, "manual_sync", schedule=None, labels=("sync", "manual"), doc=__doc__, **RETRIES),
         params=PARAMS,
-        tags=wiring.tags(practice, "sync", "manual"),
-        doc_md=__doc__,
     )
     def xpm_manual_sync() -> None:
         @task
         def start(**context: Any) -> dict[str, Any]:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(conn_id):
+            with wiring.acting_for(practice):
                 return tasks.start(context, manual=True)
 
         # Every entity task runs its own check: one not asked for skips saying so (never "upstream
@@ -103,14 +90,14 @@ def build(practice: Practice) -> Any:
         def pull(entity: str, **context: Any) -> dict[str, Any]:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(conn_id):
+            with wiring.acting_for(practice):
                 return tasks.pull(entity, context, manual=True)
 
         @task(trigger_rule="all_done")
         def summary(opened: dict[str, Any], results: dict[str, Any], **context: Any) -> Any:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(conn_id):
+            with wiring.acting_for(practice):
                 return tasks.summarise(opened, results, context, manual=True)
 
         opened = start()

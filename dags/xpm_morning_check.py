@@ -16,7 +16,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from xpm_sync import config, wiring
@@ -26,24 +25,19 @@ from xpm_sync.practices import Practice
 def build(practice: Practice) -> Any:
     timezone = config.schedule_timezone()
     cron = config.deadline_cron()
-    conn_id = practice.conn_id
     overnight = practice.dag_id("overnight_sync")
 
     @dag(
-        dag_id=practice.dag_id("morning_check"),
-        schedule=CronTriggerTimetable(cron, timezone=timezone) if cron else None,
-        start_date=pendulum.datetime(2026, 1, 1, tz=timezone),
-        catchup=False,
-        is_paused_upon_creation=False,
-        max_active_runs=1,
-        default_args={
-            "owner": "xpm-sync",
-            "retries": 2,
-            "retry_delay": timedelta(minutes=5),
-            "on_failure_callback": wiring.on_failure,
-        },
-        tags=wiring.tags(practice, "health"),
-        doc_md=__doc__,
+        **wiring.dag_options(
+            practice,
+            "morning_check",
+            schedule=CronTriggerTimetable(cron, timezone=timezone) if cron else None,
+            timezone=timezone,
+            labels=("health",),
+            doc=__doc__,
+            retries=2,
+            retry_delay=timedelta(minutes=5),
+        )
     )
     def xpm_morning_check() -> None:
         @task
@@ -52,7 +46,7 @@ def build(practice: Practice) -> Any:
 
             from xpm_sync import morning
 
-            with wiring.acting_for(conn_id):
+            with wiring.acting_for(practice):
                 if (problem := morning.not_connected()) is not None:
                     raise AirflowSkipException(problem)  # no practice yet: no night to check
                 ti = context.get("ti")

@@ -33,7 +33,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from xpm_sync import config, wiring
@@ -42,47 +41,41 @@ from xpm_sync.practices import Practice
 
 def build(practice: Practice) -> Any:
     timezone = config.schedule_timezone()
-    conn_id = practice.conn_id
 
     @dag(
-        dag_id=practice.dag_id("overnight_sync"),
-        schedule=CronTriggerTimetable(config.get("overnight_cron"), timezone=timezone),
-        start_date=pendulum.datetime(2026, 1, 1, tz=timezone),
-        catchup=False,
-        # Runs once XPM is connected, with no unpausing step; before that it skips, saying why.
-        is_paused_upon_creation=False,
-        max_active_runs=1,
-        default_args={
-            "owner": "xpm-sync",
-            "on_failure_callback": wiring.on_failure,
-            "retries": 3,
-            "retry_delay": timedelta(seconds=config.get_int("task_retry_delay_seconds")),
-            "retry_exponential_backoff": True,
-            "max_retry_delay": timedelta(minutes=30),
-        },
-        tags=wiring.tags(practice, "sync"),
-        doc_md=__doc__,
+        **wiring.dag_options(
+            practice,
+            "overnight_sync",
+            schedule=CronTriggerTimetable(config.get("overnight_cron"), timezone=timezone),
+            timezone=timezone,
+            labels=("sync",),
+            doc=__doc__,
+            retries=3,
+            retry_delay=timedelta(seconds=config.get_int("task_retry_delay_seconds")),
+            retry_exponential_backoff=True,
+            max_retry_delay=timedelta(minutes=30),
+        )
     )
     def xpm_overnight_sync() -> None:
         @task
         def start(**context: Any) -> dict[str, Any]:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(conn_id):
+            with wiring.acting_for(practice):
                 return tasks.start(context, manual=False)
 
         @task(trigger_rule="all_done")
         def pull(entity: str, **context: Any) -> dict[str, Any]:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(conn_id):
+            with wiring.acting_for(practice):
                 return tasks.pull(entity, context, manual=False)
 
         @task(trigger_rule="all_done")
         def summary(opened: dict[str, Any], results: dict[str, Any], **context: Any) -> Any:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(conn_id):
+            with wiring.acting_for(practice):
                 return tasks.summarise(opened, results, context, manual=False)
 
         opened = start()

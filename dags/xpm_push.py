@@ -22,7 +22,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from xpm_sync import catalog, config, wiring
@@ -31,34 +30,29 @@ from xpm_sync.practices import Practice
 
 def build(practice: Practice) -> Any:
     timezone = config.schedule_timezone()
-    conn_id = practice.conn_id
 
     @dag(
-        dag_id=practice.dag_id("push"),
-        schedule=AssetOrTimeSchedule(
-            timetable=CronTriggerTimetable(config.get("push_cron"), timezone=timezone),
-            assets=[Asset(catalog.asset_uri("outbox"))],
-        ),
-        start_date=pendulum.datetime(2026, 1, 1, tz=timezone),
-        catchup=False,
-        is_paused_upon_creation=False,
-        max_active_runs=1,
-        default_args={
-            "owner": "xpm-sync",
-            "retries": 3,
-            "retry_delay": timedelta(minutes=2),
-            "retry_exponential_backoff": True,
-            "on_failure_callback": wiring.on_failure,
-        },
-        tags=wiring.tags(practice, "push"),
-        doc_md=__doc__,
+        **wiring.dag_options(
+            practice,
+            "push",
+            schedule=AssetOrTimeSchedule(
+                timetable=CronTriggerTimetable(config.get("push_cron"), timezone=timezone),
+                assets=[Asset(catalog.asset_uri("outbox"))],
+            ),
+            timezone=timezone,
+            labels=("push",),
+            doc=__doc__,
+            retries=3,
+            retry_delay=timedelta(minutes=2),
+            retry_exponential_backoff=True,
+        )
     )
     def xpm_push() -> None:
         @task(pool=config.get("api_pool"))
         def push(**context: Any) -> dict[str, Any]:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(conn_id):
+            with wiring.acting_for(practice):
                 return tasks.push(context)
 
         # A teardown: it runs however the push ended, and the run's colour stays the push's own.
@@ -70,7 +64,7 @@ def build(practice: Practice) -> Any:
             from xpm_sync.status import read
             from xpm_sync.store.engine import get_engine
 
-            with wiring.acting_for(conn_id):
+            with wiring.acting_for(practice):
                 tenant = read(get_engine()).tenant_id
                 waiting = decisions.conflicts_unasked(get_engine(), tenant) if tenant else 0
             if not waiting:

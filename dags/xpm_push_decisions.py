@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import Asset, dag, task
 
 from xpm_sync import catalog, wiring
@@ -30,15 +29,14 @@ from xpm_sync.practices import Practice
 
 def build(practice: Practice) -> Any:
     @dag(
-        dag_id=practice.dag_id("push_decisions"),
-        schedule=[Asset(catalog.asset_uri("push_conflicts"))],
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-        catchup=False,
-        is_paused_upon_creation=False,
-        max_active_runs=1,
-        default_args={"owner": "xpm-sync", "retries": 2, "on_failure_callback": wiring.on_failure},
-        tags=wiring.tags(practice, "push"),
-        doc_md=__doc__,
+        **wiring.dag_options(
+            practice,
+            "push_decisions",
+            schedule=[Asset(catalog.asset_uri("push_conflicts"))],
+            labels=("push",),
+            doc=__doc__,
+            retries=2,
+        )
     )
     def xpm_push_decisions() -> None:
         decide = ConflictDecision(conn_id=practice.conn_id, task_id="decide", doc_md=ConflictDecision.__doc__)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -129,70 +130,57 @@ def raise_auth_alert(
     clock: Callable[[], datetime] = utcnow,
 ) -> bool:
     """Handle an authentication failure of the practice `conn_id` names (the one the running code acts
-    for by default), acting for that practice: its Practice Activity, its alert recipients."""
-    from xpm_sync import practices
-
-    if conn_id is None or conn_id == config.get("conn_id"):
-        return _raise_auth_alert(reason, engine=engine, conn_id=conn_id, actor=actor, run_id=run_id, clock=clock)
-    with practices.using(practices.for_connection(conn_id)):
-        return _raise_auth_alert(reason, engine=engine, conn_id=conn_id, actor=actor, run_id=run_id, clock=clock)
-
-
-def _raise_auth_alert(
-    reason: str,
-    *,
-    engine: Engine | None = None,
-    conn_id: str | None = None,
-    actor: str | None = None,
-    run_id: str | None = None,
-    clock: Callable[[], datetime] = utcnow,
-) -> bool:
-    """Handle an authentication failure; True when it raised the alert or sent a reminder.
+    for by default), acting for that practice (its Practice Activity, its alert recipients); True when
+    it raised the alert or sent a reminder.
 
     The first failure of an outage marks the connection and writes the Practice Activity entry.
     The email is claimed in the same transaction (so many failing workers send one) and sent after
     it commits, never with the database locked; a send that fails gives the claim back, so the
     next failure or the morning health check tries again.
     """
-    engine = engine or get_engine()
-    conn_id = conn_id or config.get("conn_id")
-    with locked_connection(engine, conn_id) as (session, row):
-        if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
-            return False
-        now = clock()
-        newly = row.status != ConnectionStatus.NEEDS_RECONNECT.value
-        if newly:
-            row.status = ConnectionStatus.NEEDS_RECONNECT.value
-            row.last_error, row.last_error_at = reason, now
-            row.version += 1
-            met = f" It was met by {actor or 'xpm-sync'}" + (f" in run {run_id}." if run_id else ".")
-            activity.record(
-                session,
-                ActivityStatus.ACTION_REQUIRED,  # the one entry that needs a person
-                "Connection",
-                f"{AUTH_FAILED}. {WHAT_TO_DO}{met}",
-                details={"reason": reason, "run_id": run_id, "practice": row.tenant_name},
-                actor=actor or "xpm-sync",
-                tenant_id=row.tenant_id,
-            )
-        hours = config.get_int("alert_reminder_hours")
-        remind = row.alert_sent_at is not None and hours > 0 and now - row.alert_sent_at >= timedelta(hours=hours)
-        if row.alert_sent_at is not None and not remind:
+    from xpm_sync import practices
+
+    own = config.get("conn_id")
+    with nullcontext() if conn_id in (None, own) else practices.using(practices.for_connection(conn_id or own)):
+        engine = engine or get_engine()
+        conn_id = conn_id or own
+        with locked_connection(engine, conn_id) as (session, row):
+            if row is None or row.status == ConnectionStatus.DISCONNECTED.value:
+                return False
+            now = clock()
+            newly = row.status != ConnectionStatus.NEEDS_RECONNECT.value
+            if newly:
+                row.status = ConnectionStatus.NEEDS_RECONNECT.value
+                row.last_error, row.last_error_at = reason, now
+                row.version += 1
+                met = f" It was met by {actor or 'xpm-sync'}" + (f" in run {run_id}." if run_id else ".")
+                activity.record(
+                    session,
+                    ActivityStatus.ACTION_REQUIRED,  # the one entry that needs a person
+                    "Connection",
+                    f"{AUTH_FAILED}. {WHAT_TO_DO}{met}",
+                    details={"reason": reason, "run_id": run_id, "practice": row.tenant_name},
+                    actor=actor or "xpm-sync",
+                    tenant_id=row.tenant_id,
+                )
+            hours = config.get_int("alert_reminder_hours")
+            remind = row.alert_sent_at is not None and hours > 0 and now - row.alert_sent_at >= timedelta(hours=hours)
+            if row.alert_sent_at is not None and not remind:
+                return newly
+            why = row.last_error or reason
+            subject = f"{NEEDS_RECONNECT}: {row.tenant_name}" + (" (reminder)" if remind else "")
+            body = _email_body(row, why)
+            previous, row.alert_sent_at = row.alert_sent_at, now
+        try:
+            sent = send_email(subject, body)
+        except Exception as exc:
+            log.warning("The XPM alert email could not be sent (%s); it will be tried again", type(exc).__name__)
+            with locked_connection(engine, conn_id) as (_session, row):
+                if row is not None and row.alert_sent_at == now:
+                    row.alert_sent_at = previous
             return newly
-        why = row.last_error or reason
-        subject = f"{NEEDS_RECONNECT}: {row.tenant_name}" + (" (reminder)" if remind else "")
-        body = _email_body(row, why)
-        previous, row.alert_sent_at = row.alert_sent_at, now
-    try:
-        sent = send_email(subject, body)
-    except Exception as exc:
-        log.warning("The XPM alert email could not be sent (%s); it will be tried again", type(exc).__name__)
-        with locked_connection(engine, conn_id) as (_session, row):
-            if row is not None and row.alert_sent_at == now:
-                row.alert_sent_at = previous
-        return newly
-    log.warning("%s (%s); alert %s", NEEDS_RECONNECT, why, "emailed" if sent else "logged only")
-    return True
+        log.warning("%s (%s); alert %s", NEEDS_RECONNECT, why, "emailed" if sent else "logged only")
+        return True
 
 
 def on_failure(context: dict[str, Any]) -> None:

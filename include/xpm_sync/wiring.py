@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+import pendulum
 from airflow.sdk import Asset
 
 from xpm_sync import catalog, config, practices
@@ -23,9 +24,35 @@ def each_practice(build: Callable[[Practice], Any]) -> dict[str, Any]:
     return built
 
 
-def acting_for(conn_id: str) -> AbstractContextManager[Practice]:
-    """What a task body runs inside: its DAG's practice."""
-    return practices.using(conn_id)
+def acting_for(practice: Practice) -> AbstractContextManager[Practice]:
+    """What a task body runs inside: its DAG's practice, as its DAG file read it just before."""
+    return practices.using(practice)
+
+
+def dag_options(
+    practice: Practice,
+    kind: str,
+    *,
+    schedule: Any,
+    labels: tuple[str, ...],
+    doc: str | None,
+    timezone: str = "UTC",
+    **default_args: Any,
+) -> dict[str, Any]:
+    """What every practice's DAG of a kind is built with: its id, schedule and tags; a start in the past
+    with no catching up; unpaused when created (before XPM is connected its tasks skip, saying why);
+    one run at a time; `default_args` (retries and their delays) with the owner and the failure callback."""
+    return {
+        "dag_id": practice.dag_id(kind),
+        "schedule": schedule,
+        "start_date": pendulum.datetime(2026, 1, 1, tz=timezone),
+        "catchup": False,
+        "is_paused_upon_creation": False,
+        "max_active_runs": 1,
+        "default_args": {"owner": "xpm-sync", "on_failure_callback": on_failure, **default_args},
+        "tags": tags(practice, *labels),
+        "doc_md": doc,
+    }
 
 
 def tags(practice: Practice, *kinds: str) -> list[str]:

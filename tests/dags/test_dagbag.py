@@ -36,3 +36,36 @@ def test_the_example_is_paused_until_someone_turns_it_on(dagbag):
     examples = {dag_id for dag_id, dag in dagbag.dags.items() if "example" in dag.tags}
     assert examples == {"xpm_example_changed_records"}
     assert all(dagbag.dags[dag_id].is_paused_upon_creation for dag_id in examples)
+
+
+def test_every_practice_dag_runs_once_at_a_time_unpaused_and_calls_the_failure_callback(dagbag):
+    from xpm_sync import wiring
+
+    practice_dags = {dag_id: dag for dag_id, dag in dagbag.dags.items() if "example" not in dag.tags}
+    kinds = ("overnight_sync", "manual_sync", "push", "push_decisions", "connection_health", "morning_check")
+    assert set(practice_dags) == {f"xpm_{kind}" for kind in kinds}
+    for dag_id, dag in practice_dags.items():
+        assert dag.max_active_runs == 1, dag_id
+        assert dag.is_paused_upon_creation is False, dag_id
+        assert dag.start_date.year == 2026, dag_id
+        for task in dag.tasks:
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert task.owner == "xpm-sync", f"{dag_id}.{task.task_id}"
+            assert wiring.on_failure in callbacks, f"{dag_id}.{task.task_id}"
+
+
+def test_each_dag_keeps_its_own_retry_policy(dagbag):
+    from datetime import timedelta
+
+    def policy(dag_id, task_id):
+        task = dagbag.dags[dag_id].get_task(task_id)
+        return task.retries, task.retry_delay, bool(task.retry_exponential_backoff), task.max_retry_delay
+
+    overnight = policy("xpm_overnight_sync", "clients")
+    assert (overnight[0], overnight[2], overnight[3]) == (3, True, timedelta(minutes=30))
+    assert policy("xpm_manual_sync", "clients") == (2, timedelta(minutes=1), True, timedelta(minutes=15))
+    assert policy("xpm_push", "push")[:3] == (3, timedelta(minutes=2), True)
+    assert policy("xpm_connection_health", "check_connection")[:3] == (2, timedelta(minutes=10), False)
+    assert policy("xpm_morning_check", "overnight_finished")[:3] == (2, timedelta(minutes=5), False)
+    assert policy("xpm_push_decisions", "send")[0] == 2
