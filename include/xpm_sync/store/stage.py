@@ -18,6 +18,7 @@ Every statement returns what it changed, so the counts reported are rows actuall
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from typing import Any
 from psycopg import errors as psycopg_errors
 from sqlalchemy import Column, MetaData, String, Table, and_, exists, literal, null, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from xpm_sync.store.engine import analyze_statement
@@ -37,6 +38,10 @@ from xpm_sync.store.types import UtcDateTime, utcnow
 from xpm_sync.store.upsert import content_columns
 
 _INFO_KEY = "xpm_sync.stage"
+# How long a load waits for a table's analyse lock before leaving the table to whoever holds it.
+ANALYZE_WAIT = "200ms"
+
+log = logging.getLogger(__name__)
 
 
 class Stage:
@@ -332,7 +337,22 @@ class Stage:
             self._analyze(table.name)
 
     def _analyze(self, name: str) -> None:
-        self.session.execute(text(analyze_statement(name)))
+        """Analyse the table inside this transaction, unless another transaction holds its analyse
+        lock: then it is tried again at the next batch. ANALYZE in a transaction keeps that lock
+        until it commits, so with several practices loading the same tables at once, waiting for it
+        would hold each load until another's whole load had committed (measured in
+        bench/several_practices.py)."""
+        previous = self.session.scalar(text("SELECT current_setting('lock_timeout')"))
+        try:
+            with self.session.begin_nested():
+                self.session.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": ANALYZE_WAIT})
+                self.session.execute(text(analyze_statement(name)))
+                self.session.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": previous})
+        except OperationalError as exc:
+            if not isinstance(exc.orig, psycopg_errors.LockNotAvailable):
+                raise
+            log.info("%s is being analysed by another transaction; this load tries again at its next batch", name)
+            return
         self._known[name] = float(
             self.session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = CAST(:n AS regclass)"), {"n": name})
             or 0

@@ -33,14 +33,14 @@ def _answer(path: Path) -> Path:
     return path
 
 
-def _load(store_url: str, answer: Path) -> dict[str, Any]:
+def _load(store_url: str, answer: Path, timeout: float = 600) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO)])}
     done = subprocess.run(
         [sys.executable, "-m", "tests.integration.store.plan_probe", store_url, str(answer), TENANT],
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -136,3 +136,26 @@ def test_a_new_process_on_tables_never_analysed_marks_gone_with_no_nested_scan_o
     with engine.connect() as conn:
         staff = conn.execute(text("SELECT count(*), count(removed_upstream_at) FROM job_assignments")).one()
     assert tuple(staff) == (2 * JOBS, 0)
+
+
+@pytest.mark.postgres
+def test_a_load_goes_on_while_another_transaction_analyses_its_tables(pg_database: str, tmp_path: Path):
+    """Several practices load the same tables: one's ANALYZE inside its load holds the table's analyse
+    lock until that load commits. Another practice's load does not wait for it (it would, for that
+    whole load): it leaves the statistics to the holder and analyses the tables once the lock is free."""
+    engine = _migrated(pg_database)
+    answer = _answer(tmp_path / "jobs.xml")
+    with engine.connect() as other:
+        other.execute(text("LOCK TABLE jobs, job_assignments IN SHARE UPDATE EXCLUSIVE MODE"))  # ANALYZE's lock
+        # Waiting for the lock would hold this load until the timeout (the lock is kept past its end).
+        first = _load(pg_database, answer, timeout=180)
+        assert first["fetched"] == JOBS
+        assert _statistics(engine, "job_assignments") == (-1, False)
+        other.rollback()
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM job_assignments WHERE removed_upstream_at IS NULL")) == 2 * JOBS
+
+    again = _load(pg_database, answer)
+    assert again["fetched"] == JOBS
+    assert _statistics(engine, "jobs") == (JOBS, True)
+    assert _statistics(engine, "job_assignments") == (2 * JOBS, True)
