@@ -26,13 +26,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from stack_vs_standalone import PG_ADMIN, REPO, Api, connection_json, sandbox
+from stack_vs_standalone import REPO, Api, connection_json, sandbox, stack_of
 
 KINDS_PAUSED = ("manual_sync", "push", "connection_health", "morning_check", "push_decisions")
 
@@ -121,6 +120,39 @@ class WorkerMemory:
                 self.peak[name] = max(self.peak[name], sum(_rss(p) for p in _tree(pid, children)))
 
 
+def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds each process tree has used so far (its live processes' own and their reaped
+    children's), and the machine's busy seconds over all cores."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = _children()
+    used: dict[str, float] = {}
+    for name, root in roots.items():
+        total = 0
+        for pid in _tree(root, children):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        used[name] = total / tick
+    busy = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    used["machine (all cores)"] = (sum(busy) - busy[3] - busy[4]) / tick  # less idle and iowait
+    return used
+
+
+def _postmaster() -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().split(b"\0")[0].endswith(b"/postgres"):
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == 1:
+                        return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
 def _children() -> dict[int, list[int]]:
     found: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -158,6 +190,10 @@ def overnight_at_once(
     gate = srv.sandbox.gateway
     gate.reset_counts()
     started: dict[str, str] = {}
+    roots = {**pids, "sandbox and this benchmark": os.getpid()}
+    if (postmaster := _postmaster()) is not None:
+        roots["postgresql"] = postmaster
+    cpu_before = cpu_seconds(roots)
     with WorkerMemory(pids) as memory:
         for conn_id, _owner, _tenant in practices:
             dag = dag_id(conn_id, "overnight_sync")
@@ -172,6 +208,7 @@ def overnight_at_once(
                         states[conn_id] = state
                         say(f"{conn_id}: {state['state']} ({len(states)}/{len(practices)})")
             time.sleep(1)
+    cpu_after = cpu_seconds(roots)
     tasks = [
         ti
         for conn_id, run in started.items()
@@ -195,6 +232,7 @@ def overnight_at_once(
         "answers": dict(statuses),
         "worker_peak_rss_mb": {name: round(peak / 2**20) for name, peak in memory.peak.items()},
         "tasks": task_times(tasks),
+        "cpu_seconds": {name: round(cpu_after[name] - cpu_before[name]) for name in cpu_before},
     }
 
 
@@ -209,9 +247,10 @@ def task_times(tasks: list[dict[str, Any]]) -> dict[str, Any]:
 
     waited = sorted(w for t in tasks if (w := seconds(t.get("queued_when"), t.get("start_date"))) is not None)
     ran = sorted(r for t in tasks if (r := seconds(t.get("start_date"), t.get("end_date"))) is not None)
-    per_task: Counter[str] = Counter()
+    per_task: dict[str, float] = {}
     for t in tasks:
-        per_task[t["task_id"]] += seconds(t.get("start_date"), t.get("end_date")) or 0.0
+        took = seconds(t.get("start_date"), t.get("end_date")) or 0.0
+        per_task[t["task_id"]] = per_task.get(t["task_id"], 0.0) + took
 
     def middle(values: list[float]) -> float:
         return round(values[len(values) // 2], 1) if values else 0.0
@@ -220,7 +259,7 @@ def task_times(tasks: list[dict[str, Any]]) -> dict[str, Any]:
         "count": len(tasks),
         "queued_seconds": {"median": middle(waited), "max": round(max(waited, default=0.0), 1)},
         "running_seconds": {"median": middle(ran), "max": round(max(ran, default=0.0), 1), "sum": round(sum(ran))},
-        "longest_summed": {task: round(total) for task, total in per_task.most_common(5)},
+        "longest_summed": {task: round(total) for task, total in sorted(per_task.items(), key=lambda kv: -kv[1])[:5]},
     }
 
 
@@ -229,33 +268,13 @@ def say(line: str) -> None:
 
 
 def run(count: int, clients: int, jobs: int, home: Path) -> dict[str, Any]:
-    import redis
-    from cryptography.fernet import Fernet
-
-    from xpm_devtools.stack import Stack, drop_databases, local_variables, throwaway_database
-    from xpm_sandbox.server import free_port
-
     srv = sandbox(clients, jobs)
     practices = add_practices(srv, count, clients, jobs)
-    databases = [throwaway_database(PG_ADMIN, f"xpm_bench_many_{kind}") for kind in ("airflow", "practice")]
-    port, password, redis_db = free_port(), uuid.uuid4().hex[:12], 8
-    variables = local_variables(
-        REPO, None, AIRFLOW_API_PORT=str(port), AIRFLOW_BASE_URL=f"http://127.0.0.1:{port}",
-        AIRFLOW_FERNET_KEY=Fernet.generate_key().decode(), AIRFLOW_JWT_SECRET=uuid.uuid4().hex,
-        AIRFLOW_API_SECRET_KEY=uuid.uuid4().hex,
-        AIRFLOW_ADMIN_PASSWORD=password, POSTGRES_USER="postgres", POSTGRES_PASSWORD="",
-        AIRFLOW_DB=databases[0], PRACTICE_DB=databases[1], REDIS_DB=str(redis_db),
-        SMTP_PORT=str(free_port()), XPM_CONNECTION=connection_json(srv),
-    )  # fmt: skip
-    extra = {"AIRFLOW__XPM_SYNC__JOB_START_YEAR": "2022",
-             "AIRFLOW__XPM_SYNC__PRACTICES": ", ".join(c for c, _o, _t in practices)}  # fmt: skip
+    extra = {"AIRFLOW__XPM_SYNC__PRACTICES": ", ".join(c for c, _o, _t in practices)}
     for conn_id, _owner, _tenant in practices[1:]:
         extra[f"AIRFLOW_CONN_{conn_id.upper()}"] = connection_json(srv)
-    stack = Stack(REPO, home / f"stack-{count}", variables, workers=2, extra_env=extra)
-    try:
-        say(f"{count} practice(s): starting the stack")
-        stack.start()
-        api = Api(stack.url, variables["AIRFLOW_ADMIN_USER"], password)
+    say(f"{count} practice(s): starting the stack")
+    with stack_of(srv, home / f"stack-{count}", "many", 8, extra) as (stack, api):
         settle(api, [c for c, _o, _t in practices])
         for conn_id, owner, _tenant in practices:
             connect(stack.env, conn_id, owner)
@@ -263,11 +282,43 @@ def run(count: int, clients: int, jobs: int, home: Path) -> dict[str, Any]:
         found = overnight_at_once(api, srv, practices, stack.pids())
         say(json.dumps(found))
         return found
-    finally:
-        stack.stop()
-        srv.stop()
-        drop_databases(PG_ADMIN, databases)
-        redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
+
+
+TASK_START = """
+import sys, time
+began = time.process_time()
+import airflow.sdk
+sdk = time.process_time()
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+parsed = time.process_time()
+import xpm_sync.sync.tasks
+done = time.process_time()
+assert not bag.import_errors, bag.import_errors
+print(len(bag.dags), round(sdk - began, 2), round(parsed - sdk, 2), round(done - parsed, 2))
+"""
+
+
+def task_start(count: int) -> dict[str, Any]:
+    """What a task's process spends before its work, with `count` practices configured (CPU seconds, a
+    fresh process each, best of three): Airflow's Task SDK (a Celery worker's task process inherits
+    it), parsing its DAG file (every task does: it builds the DAG once per practice), and the sync's
+    own modules (imported inside the task)."""
+    conn_ids = ["xpm_default", *(f"xpm_b{k}" for k in range(1, count))]
+    env = {**os.environ, "AIRFLOW__XPM_SYNC__PRACTICES": ",".join(conn_ids)}
+    env.update({f"AIRFLOW_CONN_{c.upper()}": json.dumps({"conn_type": "xpm", "extra": {}}) for c in conn_ids})
+    env["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="xpm-bench-start-")
+    dag_file = str(REPO / "dags" / "xpm_overnight_sync.py")
+    best: list[float] = []
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", TASK_START, dag_file], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"the task-start measurement failed: {done.stderr[-1500:]}")
+        dags, *figures = done.stdout.strip().splitlines()[-1].split()
+        seconds = [float(f) for f in figures]
+        best = seconds if not best or sum(seconds) < sum(best) else best
+    assert int(dags) == count
+    return dict(zip(("task_sdk_import", "dag_file_parse", "sync_modules_import"), best, strict=True))
 
 
 def main() -> None:
@@ -278,11 +329,14 @@ def main() -> None:
     args = parser.parse_args()
     os.chdir(REPO)
     home = Path(tempfile.mkdtemp(prefix="xpm-bench-practices-"))
+    starts = {"1 practice": task_start(1), f"{args.practices} practices": task_start(args.practices)}
+    say(f"a task's start, CPU seconds: {json.dumps(starts)}")
     one = run(1, args.clients, args.jobs, home)
     many = run(args.practices, args.clients, args.jobs, home)
     report = {
         "clients": args.clients,
         "jobs": args.jobs,
+        "a task's start, CPU seconds": starts,
         "one practice": one,
         f"{args.practices} practices": many,
         "wall time ratio": round(many["wall_seconds"] / one["wall_seconds"], 2),

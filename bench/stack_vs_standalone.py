@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -171,18 +173,18 @@ def standalone(clients: int, jobs: int, home: Path) -> dict[str, Any]:
         srv.stop()
 
 
-def celery_stack(clients: int, jobs: int, home: Path) -> dict[str, Any]:
+@contextmanager
+def stack_of(srv: Any, home: Path, label: str, redis_db: int, extra_env: dict[str, str]) -> Iterator[tuple[Any, Api]]:
+    """The Celery stack (two workers) on throwaway PostgreSQL databases and a Redis database of its own,
+    its XPM connection to this sandbox; torn down (and the sandbox stopped) on leaving."""
     import redis
+    from cryptography.fernet import Fernet
 
     from xpm_devtools.stack import Stack, drop_databases, local_variables, throwaway_database
     from xpm_sandbox.server import free_port
 
-    srv = sandbox(clients, jobs)
-    databases = [throwaway_database(PG_ADMIN, f"xpm_bench_stack_{kind}") for kind in ("airflow", "practice")]
+    databases = [throwaway_database(PG_ADMIN, f"xpm_bench_{label}_{kind}") for kind in ("airflow", "practice")]
     port, password = free_port(), uuid.uuid4().hex[:12]
-    redis_db = 7
-    from cryptography.fernet import Fernet
-
     variables = local_variables(
         REPO, None, AIRFLOW_API_PORT=str(port), AIRFLOW_BASE_URL=f"http://127.0.0.1:{port}",
         AIRFLOW_FERNET_KEY=Fernet.generate_key().decode(), AIRFLOW_JWT_SECRET=uuid.uuid4().hex,
@@ -191,18 +193,24 @@ def celery_stack(clients: int, jobs: int, home: Path) -> dict[str, Any]:
         AIRFLOW_DB=databases[0], PRACTICE_DB=databases[1], REDIS_DB=str(redis_db),
         SMTP_PORT=str(free_port()), XPM_CONNECTION=connection_json(srv),
     )  # fmt: skip
-    stack = Stack(REPO, home / "stack", variables, workers=2, extra_env={"AIRFLOW__XPM_SYNC__JOB_START_YEAR": "2022"})
+    extra_env = {"AIRFLOW__XPM_SYNC__JOB_START_YEAR": "2022", **extra_env}
+    stack = Stack(REPO, home, variables, workers=2, extra_env=extra_env)
     try:
         stack.start()
-        api = Api(stack.url, variables["AIRFLOW_ADMIN_USER"], password)
-        settle(api)
-        connect(stack.env)
-        return overnight(api, srv.url)
+        yield stack, Api(stack.url, variables["AIRFLOW_ADMIN_USER"], password)
     finally:
         stack.stop()
         srv.stop()
         drop_databases(PG_ADMIN, databases)
         redis.Redis(host="127.0.0.1", port=6379, db=redis_db).flushdb()
+
+
+def celery_stack(clients: int, jobs: int, home: Path) -> dict[str, Any]:
+    srv = sandbox(clients, jobs)
+    with stack_of(srv, home / "stack", "stack", 7, {}) as (stack, api):
+        settle(api)
+        connect(stack.env)
+        return overnight(api, srv.url)
 
 
 def main() -> None:
