@@ -128,12 +128,14 @@ def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
     used: dict[str, float] = {}
     for name, root in roots.items():
         total = 0
-        for pid in _tree(root, children):
+        # This process started the stack: its own figure is itself (the sandbox's threads), not its tree.
+        for pid in [root] if root == os.getpid() else _tree(root, children):
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+            own = pid == os.getpid()
+            total += sum(int(f) for f in fields[11 : 13 if own else 15])  # utime, stime (cutime, cstime)
         used[name] = total / tick
     busy = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     used["machine (all cores)"] = (sum(busy) - busy[3] - busy[4]) / tick  # less idle and iowait

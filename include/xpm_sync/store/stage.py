@@ -340,7 +340,7 @@ class Stage:
         """Analyse the table inside this transaction, unless another transaction holds its analyse
         lock: then it is tried again at the next batch. ANALYZE in a transaction keeps that lock
         until it commits, so with several practices loading the same tables at once, waiting for it
-        would hold each load until another's whole load had committed (measured in
+        would hold each load until another's whole load had committed (seen in
         bench/several_practices.py)."""
         previous = self.session.scalar(text("SELECT current_setting('lock_timeout')"))
         try:
