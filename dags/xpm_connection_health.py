@@ -21,7 +21,7 @@ from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from xpm_sync import config, wiring
+from xpm_sync import config, practices, wiring
 from xpm_sync.practices import Practice
 
 
@@ -45,7 +45,7 @@ def build(practice: Practice) -> Any:
         def check_connection() -> dict[str, Any]:
             from xpm_sync import health
 
-            with wiring.acting_for(practice):
+            with practices.using(practice):
                 return health.check()
 
         check_connection()

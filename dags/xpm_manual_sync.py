@@ -23,7 +23,7 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 
-from xpm_sync import catalog, ids, wiring
+from xpm_sync import catalog, ids, practices, wiring
 from xpm_sync.practices import Practice
 
 RETRIES = {
@@ -81,7 +81,7 @@ def build(practice: Practice) -> Any:
         def start(**context: Any) -> dict[str, Any]:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(practice):
+            with practices.using(practice):
                 return tasks.start(context, manual=True)
 
         # Every entity task runs its own check: one not asked for skips saying so (never "upstream
@@ -90,14 +90,14 @@ def build(practice: Practice) -> Any:
         def pull(entity: str, **context: Any) -> dict[str, Any]:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(practice):
+            with practices.using(practice):
                 return tasks.pull(entity, context, manual=True)
 
         @task(trigger_rule="all_done")
         def summary(opened: dict[str, Any], results: dict[str, Any], **context: Any) -> Any:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(practice):
+            with practices.using(practice):
                 return tasks.summarise(opened, results, context, manual=True)
 
         opened = start()

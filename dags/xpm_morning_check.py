@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from xpm_sync import config, wiring
+from xpm_sync import config, practices, wiring
 from xpm_sync.practices import Practice
 
 
@@ -46,7 +46,7 @@ def build(practice: Practice) -> Any:
 
             from xpm_sync import morning
 
-            with wiring.acting_for(practice):
+            with practices.using(practice):
                 if (problem := morning.not_connected()) is not None:
                     raise AirflowSkipException(problem)  # no practice yet: no night to check
                 ti = context.get("ti")

@@ -35,7 +35,7 @@ from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from xpm_sync import config, wiring
+from xpm_sync import config, practices, wiring
 from xpm_sync.practices import Practice
 
 
@@ -61,21 +61,21 @@ def build(practice: Practice) -> Any:
         def start(**context: Any) -> dict[str, Any]:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(practice):
+            with practices.using(practice):
                 return tasks.start(context, manual=False)
 
         @task(trigger_rule="all_done")
         def pull(entity: str, **context: Any) -> dict[str, Any]:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(practice):
+            with practices.using(practice):
                 return tasks.pull(entity, context, manual=False)
 
         @task(trigger_rule="all_done")
         def summary(opened: dict[str, Any], results: dict[str, Any], **context: Any) -> Any:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(practice):
+            with practices.using(practice):
                 return tasks.summarise(opened, results, context, manual=False)
 
         opened = start()

@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from xpm_sync import catalog, config, wiring
+from xpm_sync import catalog, config, practices, wiring
 from xpm_sync.practices import Practice
 
 
@@ -52,7 +52,7 @@ def build(practice: Practice) -> Any:
         def push(**context: Any) -> dict[str, Any]:
             from xpm_sync.sync import tasks
 
-            with wiring.acting_for(practice):
+            with practices.using(practice):
                 return tasks.push(context)
 
         # A teardown: it runs however the push ended, and the run's colour stays the push's own.
@@ -64,7 +64,7 @@ def build(practice: Practice) -> Any:
             from xpm_sync.status import read
             from xpm_sync.store.engine import get_engine
 
-            with wiring.acting_for(practice):
+            with practices.using(practice):
                 tenant = read(get_engine()).tenant_id
                 waiting = decisions.conflicts_unasked(get_engine(), tenant) if tenant else 0
             if not waiting:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 import pendulum
@@ -22,11 +21,6 @@ def each_practice(build: Callable[[Practice], Any]) -> dict[str, Any]:
             dag = build(practice)
             built[dag.dag_id] = dag
     return built
-
-
-def acting_for(practice: Practice) -> AbstractContextManager[Practice]:
-    """What a task body runs inside: its DAG's practice, as its DAG file read it just before."""
-    return practices.using(practice)
 
 
 def dag_options(
